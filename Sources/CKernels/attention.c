@@ -1,0 +1,444 @@
+// Fused scaled dot-product attention (forward and backward), tiled over query rows.
+//
+// For each (batch*head) and each tile of up to BQ query rows, the score tile S = scale * Q_t K^T
+// ([BQ, nk], nk = the keys any row of the tile may see) is made with ak_sgemm and stays in L2; the mask terms,
+// the row softmax (lse = max + log sum kept per row) and the dropout are applied in place, then O_t = P V.
+// The backward recomputes S and P from Q, K and lse tile by tile (P is never stored for the whole sequence):
+//   dPd = dO_t V^T, D_i = dO_i . O_i, dS = P * (M * dPd - D)   (M = keep / (1 - p), or 1 without dropout)
+//   dV += (P * M)^T dO_t, dQ_t = scale * dS K, dK += scale * dS^T Q_t.
+// With dropout, O = (P * M) V, so D_i = sum_j P_ij M_ij dPd_ij = dO_i . O_i still holds.
+// Causal: key j is visible to query i iff j <= i + (Tk - Tq); key columns past the last visible key of a tile
+// are not computed at all (about half the work for Tq == Tk).
+#include "ckernels.h"
+#include "vecmath.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef AK_ATTN_BQ
+#define AK_ATTN_BQ 64
+#endif
+
+static long attn_bq = AK_ATTN_BQ;
+
+/// For benchmarks: sets the query tile height (0 restores the default). Returns the previous value.
+long ak_attention_set_tile(long bq) {
+    long old = attn_bq;
+    attn_bq = bq > 0 ? bq : AK_ATTN_BQ;
+    return old;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dropout mask: a counter-based hash of (seed, bh, i, j). A 64-bit key per (seed, bh, i) row, then a 32-bit
+// mix per column j (vectorisable with 32-bit multiplies). Keep iff (h >> 8) >= threshold (24-bit).
+// ---------------------------------------------------------------------------------------------------------
+static inline uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t dropout_row_key(uint64_t seed, long bh, long i) {
+    return mix64(seed ^ mix64(((uint64_t)bh << 32) ^ (uint64_t)(uint32_t)i ^ ((uint64_t)i >> 32) * 0xD6E8FEB86659FD93ull));
+}
+
+static inline uint32_t dropout_hash(uint64_t rowkey, long j) {
+    uint32_t h = ((uint32_t)rowkey + (uint32_t)j * 0x9E3779B9u) ^ (uint32_t)(rowkey >> 32);
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+static inline uint32_t dropout_threshold(float p) {
+    if (!(p > 0.0f)) return 0;
+    if (p >= 1.0f) return 1u << 24;
+    double t = (double)p * 16777216.0;
+    return (uint32_t)(t + 0.5);
+}
+
+int ak_attention_dropout_keep(uint64_t seed, long bh, long i, long j, float dropout_p) {
+    uint32_t thr = dropout_threshold(dropout_p);
+    if (thr == 0) return 1;
+    return (dropout_hash(dropout_row_key(seed, bh, i), j) >> 8) >= thr;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared call state and scratch slots
+// ---------------------------------------------------------------------------------------------------------
+typedef struct {
+    const float *q, *k, *v, *o, *lse_in, *dout, *key_mask;
+    float *o_out, *lse_out, *dq, *dk, *dv;
+    long nH, Tq, Tk, hd, bq, ntiles;
+    int causal, avx, has_dropout;
+    float scale, dscale;  // dscale = 1 / (1 - p)
+    uint32_t thr;
+    uint64_t seed;
+    float *scratch;
+    size_t slot_floats;
+    int nslots;
+    atomic_int *busy;
+} attn_ctx;
+
+static float *acquire_slot(attn_ctx *c, int *slot) {
+    for (int s = 0; s < c->nslots; s++)
+        if (!atomic_exchange_explicit(&c->busy[s], 1, memory_order_acquire)) {
+            *slot = s;
+            return c->scratch + (size_t)s * c->slot_floats;
+        }
+    // More concurrent tasks than slots (should not happen): a private buffer, once per task.
+    *slot = -1;
+    return (float *)malloc(c->slot_floats * sizeof(float));
+}
+
+static void release_slot(attn_ctx *c, int slot, float *buf) {
+    if (slot >= 0) atomic_store_explicit(&c->busy[slot], 0, memory_order_release);
+    else free(buf);
+}
+
+// Additive key terms for batch b: (1 - mask) * -10000, or NULL without a mask.
+static const float *make_madd(const attn_ctx *c, long b, float *buf) {
+    if (!c->key_mask) return NULL;
+    const float *m = c->key_mask + b * c->Tk;
+    for (long j = 0; j < c->Tk; j++) buf[j] = (1.0f - m[j]) * -10000.0f;
+    return buf;
+}
+
+// Number of keys visible to query row i (all of [0, result)).
+static inline long visible_keys(const attn_ctx *c, long i) {
+    if (!c->causal) return c->Tk;
+    long lim = i + (c->Tk - c->Tq) + 1;
+    return lim < 0 ? 0 : (lim > c->Tk ? c->Tk : lim);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Row kernels. Forward: s (len nk, lim visible) -> dropped probabilities in place; returns lse.
+// Backward: from s (scores) and dpd (dO . v_j) -> p (dropped probabilities) and ds in place.
+// ---------------------------------------------------------------------------------------------------------
+static float fwd_row_scalar(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey) {
+    if (madd)
+        for (long j = 0; j < lim; j++) s[j] += madd[j];
+    float mx = ak_rowmax_scalar(s, lim);
+    float sum = 0;
+    for (long j = 0; j < lim; j++) {
+        float e = expf(s[j] - mx);
+        s[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    if (c->has_dropout) {
+        float ki = inv * c->dscale;
+        for (long j = 0; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? ki : 0.0f;
+    } else {
+        for (long j = 0; j < lim; j++) s[j] *= inv;
+    }
+    for (long j = lim; j < nk; j++) s[j] = 0.0f;
+    return mx + logf(sum);
+}
+
+static void bwd_row_scalar(const attn_ctx *c, float *s, float *dp, const float *madd, long lim, long nk, float lse,
+                           const float *dorow, const float *orow, uint64_t rowkey) {
+    float D = ak_dot_scalar(dorow, orow, c->hd);
+    for (long j = 0; j < lim; j++) {
+        float x = madd ? s[j] + madd[j] : s[j];
+        float p = expf(x - lse);
+        float g = dp[j];
+        if (c->has_dropout) {
+            float mk = (dropout_hash(rowkey, j) >> 8) >= c->thr ? c->dscale : 0.0f;
+            s[j] = p * mk;
+            dp[j] = p * (g * mk - D);
+        } else {
+            s[j] = p;
+            dp[j] = p * (g - D);
+        }
+    }
+    for (long j = lim; j < nk; j++) s[j] = dp[j] = 0.0f;
+}
+
+#if defined(__x86_64__)
+// Keep mask (all-ones lanes where kept) for columns j0 .. j0+7 of a row.
+AK_AVX2_INLINE __m256 dropout_keep256(__m256i lo, __m256i hi, __m256i thr, long j0) {
+    __m256i j = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)j0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i h = _mm256_xor_si256(_mm256_add_epi32(lo, _mm256_mullo_epi32(j, _mm256_set1_epi32((int)0x9E3779B9u))), hi);
+    h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+    h = _mm256_mullo_epi32(h, _mm256_set1_epi32((int)0x85EBCA6Bu));
+    h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
+    h = _mm256_mullo_epi32(h, _mm256_set1_epi32((int)0xC2B2AE35u));
+    h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_srli_epi32(h, 8), thr));  // (h>>8) > thr-1
+}
+
+AK_AVX2 static float fwd_row_avx2(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey) {
+    long j;
+    __m256 mx8 = _mm256_set1_ps(-INFINITY);
+    long lim8 = lim & ~7L;
+    if (madd) {
+        for (j = 0; j < lim8; j += 8) {
+            __m256 x = _mm256_add_ps(_mm256_loadu_ps(s + j), _mm256_loadu_ps(madd + j));
+            _mm256_storeu_ps(s + j, x);
+            mx8 = _mm256_max_ps(mx8, x);
+        }
+        for (; j < lim; j++) s[j] += madd[j];
+    } else {
+        for (j = 0; j < lim8; j += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(s + j));
+    }
+    float mx = ak_hmax256(mx8);
+    for (j = lim8; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
+    float sum = ak_expsub_sum256(s, s, lim, mx);
+    float inv = 1.0f / sum;
+    if (c->has_dropout) {
+        __m256 kv = _mm256_set1_ps(inv * c->dscale);
+        __m256i lo = _mm256_set1_epi32((int)(uint32_t)rowkey), hi = _mm256_set1_epi32((int)(uint32_t)(rowkey >> 32));
+        __m256i thr = _mm256_set1_epi32((int)c->thr - 1);
+        for (j = 0; j < lim8; j += 8) {
+            __m256 keep = dropout_keep256(lo, hi, thr, j);
+            _mm256_storeu_ps(s + j, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), kv), keep));
+        }
+        float ki = inv * c->dscale;
+        for (; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? ki : 0.0f;
+    } else {
+        ak_scale256(s, s, lim, inv);
+    }
+    for (j = lim; j < nk; j++) s[j] = 0.0f;
+    return mx + logf(sum);
+}
+
+AK_AVX2 static void bwd_row_avx2(const attn_ctx *c, float *s, float *dp, const float *madd, long lim, long nk,
+                                 float lse, const float *dorow, const float *orow, uint64_t rowkey) {
+    float D = ak_dot256(dorow, orow, c->hd);
+    __m256 l8 = _mm256_set1_ps(lse), d8 = _mm256_set1_ps(D);
+    long j = 0;
+    if (c->has_dropout) {
+        __m256 ds = _mm256_set1_ps(c->dscale);
+        __m256i lo = _mm256_set1_epi32((int)(uint32_t)rowkey), hi = _mm256_set1_epi32((int)(uint32_t)(rowkey >> 32));
+        __m256i thr = _mm256_set1_epi32((int)c->thr - 1);
+        for (; j + 8 <= lim; j += 8) {
+            __m256 x = _mm256_loadu_ps(s + j);
+            if (madd) x = _mm256_add_ps(x, _mm256_loadu_ps(madd + j));
+            __m256 p = ak_exp256(_mm256_sub_ps(x, l8));
+            __m256 mk = _mm256_and_ps(ds, dropout_keep256(lo, hi, thr, j));
+            _mm256_storeu_ps(s + j, _mm256_mul_ps(p, mk));
+            _mm256_storeu_ps(dp + j, _mm256_mul_ps(p, _mm256_fmsub_ps(_mm256_loadu_ps(dp + j), mk, d8)));
+        }
+    } else {
+        for (; j + 8 <= lim; j += 8) {
+            __m256 x = _mm256_loadu_ps(s + j);
+            if (madd) x = _mm256_add_ps(x, _mm256_loadu_ps(madd + j));
+            __m256 p = ak_exp256(_mm256_sub_ps(x, l8));
+            _mm256_storeu_ps(s + j, p);
+            _mm256_storeu_ps(dp + j, _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dp + j), d8)));
+        }
+    }
+    if (j < lim) {
+        __m256i m = ak_tailmask256(lim - j);
+        __m256 x = _mm256_maskload_ps(s + j, m);
+        if (madd) x = _mm256_add_ps(x, _mm256_maskload_ps(madd + j, m));
+        __m256 p = ak_exp256(_mm256_sub_ps(x, l8));
+        __m256 g = _mm256_maskload_ps(dp + j, m);
+        if (c->has_dropout) {
+            __m256i lo = _mm256_set1_epi32((int)(uint32_t)rowkey), hi = _mm256_set1_epi32((int)(uint32_t)(rowkey >> 32));
+            __m256 mk = _mm256_and_ps(_mm256_set1_ps(c->dscale),
+                                      dropout_keep256(lo, hi, _mm256_set1_epi32((int)c->thr - 1), j));
+            _mm256_maskstore_ps(s + j, m, _mm256_mul_ps(p, mk));
+            _mm256_maskstore_ps(dp + j, m, _mm256_mul_ps(p, _mm256_fmsub_ps(g, mk, d8)));
+        } else {
+            _mm256_maskstore_ps(s + j, m, p);
+            _mm256_maskstore_ps(dp + j, m, _mm256_mul_ps(p, _mm256_sub_ps(g, d8)));
+        }
+    }
+    for (j = lim; j < nk; j++) s[j] = dp[j] = 0.0f;
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Forward: one task per (bh, query tile).
+// ---------------------------------------------------------------------------------------------------------
+static void fwd_task(void *vctx, long task) {
+    attn_ctx *c = (attn_ctx *)vctx;
+    long bh = task / c->ntiles, tile = task % c->ntiles;
+    long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
+    long i0 = tile * c->bq, m = Tq - i0 < c->bq ? Tq - i0 : c->bq;
+    const float *q = c->q + (bh * Tq + i0) * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    float *o = c->o_out + (bh * Tq + i0) * hd, *lse = c->lse_out + bh * Tq + i0;
+    long nk = visible_keys(c, i0 + m - 1);
+    if (nk <= 0) {  // every row of the tile is fully masked
+        memset(o, 0, (size_t)(m * hd) * sizeof(float));
+        for (long r = 0; r < m; r++) lse[r] = -INFINITY;
+        return;
+    }
+    int slot;
+    float *buf = acquire_slot(c, &slot);
+    if (!buf) return;
+    float *S = buf, *maddb = buf + (size_t)c->bq * Tk;
+    const float *madd = make_madd(c, bh / c->nH, maddb);
+    ak_sgemm(0, 1, m, nk, hd, c->scale, q, hd, k, hd, 0.0f, S, nk);
+    for (long r = 0; r < m; r++) {
+        long i = i0 + r, lim = visible_keys(c, i);
+        float *s = S + r * nk;
+        if (lim <= 0) {
+            memset(s, 0, (size_t)nk * sizeof(float));
+            lse[r] = -INFINITY;
+            continue;
+        }
+        uint64_t rk = c->has_dropout ? dropout_row_key(c->seed, bh, i) : 0;
+#if defined(__x86_64__)
+        if (c->avx) lse[r] = fwd_row_avx2(c, s, madd, lim, nk, rk);
+        else
+#endif
+            lse[r] = fwd_row_scalar(c, s, madd, lim, nk, rk);
+    }
+    ak_sgemm(0, 0, m, hd, nk, 1.0f, S, nk, v, hd, 0.0f, o, hd);
+    release_slot(c, slot, buf);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backward: one task per bh (dK and dV accumulate over the query tiles of that bh).
+// ---------------------------------------------------------------------------------------------------------
+static void bwd_task(void *vctx, long bh) {
+    attn_ctx *c = (attn_ctx *)vctx;
+    long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
+    const float *q = c->q + bh * Tq * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    const float *o = c->o + bh * Tq * hd, *dout = c->dout + bh * Tq * hd, *lse = c->lse_in + bh * Tq;
+    float *dq = c->dq + bh * Tq * hd, *dk = c->dk + bh * Tk * hd, *dv = c->dv + bh * Tk * hd;
+    memset(dk, 0, (size_t)(Tk * hd) * sizeof(float));
+    memset(dv, 0, (size_t)(Tk * hd) * sizeof(float));
+    int slot;
+    float *buf = acquire_slot(c, &slot);
+    if (!buf) return;
+    float *S = buf, *dP = buf + (size_t)c->bq * Tk, *maddb = dP + (size_t)c->bq * Tk;
+    const float *madd = make_madd(c, bh / c->nH, maddb);
+    for (long i0 = 0; i0 < Tq; i0 += c->bq) {
+        long m = Tq - i0 < c->bq ? Tq - i0 : c->bq;
+        long nk = visible_keys(c, i0 + m - 1);
+        if (nk <= 0) {
+            memset(dq + i0 * hd, 0, (size_t)(m * hd) * sizeof(float));
+            continue;
+        }
+        const float *qt = q + i0 * hd, *dot = dout + i0 * hd;
+        ak_sgemm(0, 1, m, nk, hd, c->scale, qt, hd, k, hd, 0.0f, S, nk);
+        ak_sgemm(0, 1, m, nk, hd, 1.0f, dot, hd, v, hd, 0.0f, dP, nk);
+        for (long r = 0; r < m; r++) {
+            long i = i0 + r, lim = visible_keys(c, i);
+            float *s = S + r * nk, *dp = dP + r * nk;
+            float l = lse[i0 + r];
+            if (lim <= 0 || l == -INFINITY) {
+                memset(s, 0, (size_t)nk * sizeof(float));
+                memset(dp, 0, (size_t)nk * sizeof(float));
+                continue;
+            }
+            uint64_t rk = c->has_dropout ? dropout_row_key(c->seed, bh, i) : 0;
+#if defined(__x86_64__)
+            if (c->avx) bwd_row_avx2(c, s, dp, madd, lim, nk, l, dot + r * hd, o + (i0 + r) * hd, rk);
+            else
+#endif
+                bwd_row_scalar(c, s, dp, madd, lim, nk, l, dot + r * hd, o + (i0 + r) * hd, rk);
+        }
+        ak_sgemm(1, 0, nk, hd, m, 1.0f, S, nk, dot, hd, 1.0f, dv, hd);
+        ak_sgemm(0, 0, m, hd, nk, c->scale, dP, nk, k, hd, 0.0f, dq + i0 * hd, hd);
+        ak_sgemm(1, 0, nk, hd, m, c->scale, dP, nk, qt, hd, 1.0f, dk, hd);
+    }
+    release_slot(c, slot, buf);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------------------
+static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
+                 float scale, float dropout_p, uint64_t seed, int backward, long ntasks_hint) {
+    c->nH = nH;
+    c->Tq = Tq;
+    c->Tk = Tk;
+    c->hd = hd;
+    c->key_mask = key_mask;
+    c->causal = causal;
+    c->scale = scale;
+    c->seed = seed;
+    c->thr = dropout_threshold(dropout_p);
+    c->has_dropout = c->thr > 0;
+    c->dscale = dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 0.0f;
+#if defined(__x86_64__)
+    c->avx = ak_cpu_has_avx2_fma();
+#else
+    c->avx = 0;
+#endif
+    long bq = attn_bq;
+    if (bq > Tq) bq = Tq;
+    c->bq = bq;
+    c->ntiles = (Tq + bq - 1) / bq;
+    (void)B;
+    c->slot_floats = (size_t)bq * Tk * (backward ? 2 : 1) + (size_t)Tk + 16;
+    long nt = ak_get_num_threads();
+    long ns = nt < ntasks_hint ? nt : ntasks_hint;
+    if (ns < 1) ns = 1;
+    c->nslots = (int)ns;
+    c->scratch = (float *)malloc(c->slot_floats * (size_t)ns * sizeof(float));
+    c->busy = (atomic_int *)malloc((size_t)ns * sizeof(atomic_int));
+    if (!c->scratch || !c->busy) {
+        free(c->scratch);
+        free(c->busy);
+        return 0;
+    }
+    for (long s = 0; s < ns; s++) atomic_init(&c->busy[s], 0);
+    return 1;
+}
+
+void ak_attention_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+                          long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
+                          float scale, float dropout_p, uint64_t seed) {
+    long BH = B * nH;
+    if (BH <= 0 || Tq <= 0 || hd <= 0) return;
+    if (Tk <= 0) {
+        memset(o, 0, (size_t)(BH * Tq * hd) * sizeof(float));
+        for (long i = 0; i < BH * Tq; i++) lse[i] = -INFINITY;
+        return;
+    }
+    attn_ctx c;
+    memset(&c, 0, sizeof c);
+    long bq = attn_bq < Tq ? attn_bq : Tq;
+    long ntasks = BH * ((Tq + bq - 1) / bq);
+    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks)) return;
+    c.q = q;
+    c.k = k;
+    c.v = v;
+    c.o_out = o;
+    c.lse_out = lse;
+    ak_parallel_for(ntasks, fwd_task, &c);
+    free(c.scratch);
+    free(c.busy);
+}
+
+void ak_attention_backward(const float *q, const float *k, const float *v, const float *o, const float *lse,
+                           const float *dout, float *dq, float *dk, float *dv,
+                           long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
+                           float scale, float dropout_p, uint64_t seed) {
+    long BH = B * nH;
+    if (BH <= 0 || hd <= 0) return;
+    if (Tq <= 0 || Tk <= 0) {
+        if (Tq > 0) memset(dq, 0, (size_t)(BH * Tq * hd) * sizeof(float));
+        if (Tk > 0) {
+            memset(dk, 0, (size_t)(BH * Tk * hd) * sizeof(float));
+            memset(dv, 0, (size_t)(BH * Tk * hd) * sizeof(float));
+        }
+        return;
+    }
+    attn_ctx c;
+    memset(&c, 0, sizeof c);
+    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 1, BH)) return;
+    c.q = q;
+    c.k = k;
+    c.v = v;
+    c.o = o;
+    c.lse_in = lse;
+    c.dout = dout;
+    c.dq = dq;
+    c.dk = dk;
+    c.dv = dv;
+    ak_parallel_for(BH, bwd_task, &c);
+    free(c.scratch);
+    free(c.busy);
+}
