@@ -1,1 +1,201 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A 64-byte aligned block of Float32 values, shared by a tensor and its reshaped views.
+public final class Storage {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    init(count: Int) {
+        self.count = count
+        var raw: UnsafeMutableRawPointer? = nil
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("Tensor: could not allocate \(bytes) bytes")
+        }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { free(pointer) }
+}
+
+/// A row-major, contiguous Float32 tensor of any rank that can record the operations applied to it, so
+/// that `backward()` computes gradients (reverse-mode automatic differentiation).
+public final class Tensor {
+    /// The size of each dimension; `[]` for a scalar.
+    public let shape: [Int]
+    /// The number of elements (the product of `shape`).
+    public let count: Int
+    public let storage: Storage
+    /// Whether gradients flow to this tensor. Set it on leaves (parameters); results of operations on such
+    /// tensors require grad too while gradient recording is on.
+    public var requiresGrad: Bool
+    /// The accumulated gradient of a leaf after `backward()`; `nil` until then or after `zeroGrad()`.
+    public var grad: Tensor?
+    /// How this tensor was computed (nil for leaves and for results computed without recording).
+    var node: Node?
+    /// Whether this tensor was produced by a recorded operation (so it is not a leaf, even once its
+    /// graph has been released by `backward()`).
+    var recorded = false
+
+    /// A new tensor over fresh, uninitialised storage.
+    init(uninitializedShape shape: [Int]) {
+        self.shape = shape
+        self.count = Tensor.elementCount(shape)
+        self.storage = Storage(count: count)
+        self.requiresGrad = false
+    }
+
+    /// A view with another shape over the same storage.
+    init(shape: [Int], storage: Storage) {
+        self.shape = shape
+        self.count = Tensor.elementCount(shape)
+        self.storage = storage
+        self.requiresGrad = false
+    }
+
+    static func elementCount(_ shape: [Int]) -> Int {
+        var n = 1
+        for d in shape {
+            precondition(d >= 0, "Tensor: negative dimension in shape \(shape)")
+            n *= d
+        }
+        return n
+    }
+
+    // MARK: Creation
+
+    /// A tensor holding `values` with the given shape.
+    public convenience init(_ values: [Float], shape: [Int], requiresGrad: Bool = false) {
+        let n = Tensor.elementCount(shape)
+        precondition(values.count == n, "Tensor: \(values.count) values do not fill shape \(shape) (\(n) elements)")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { src in
+            if n > 0 { pointer.update(from: src.baseAddress!, count: n) }
+        }
+        self.requiresGrad = requiresGrad
+    }
+
+    /// A 1-D tensor holding `values`.
+    public convenience init(_ values: [Float], requiresGrad: Bool = false) {
+        self.init(values, shape: [values.count], requiresGrad: requiresGrad)
+    }
+
+    /// A scalar (rank-0) tensor.
+    public convenience init(scalar: Float, requiresGrad: Bool = false) {
+        self.init([scalar], shape: [], requiresGrad: requiresGrad)
+    }
+
+    public static func full(_ shape: [Int], _ value: Float, requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.pointer.update(repeating: value, count: t.count)
+        t.requiresGrad = requiresGrad
+        return t
+    }
+
+    public static func zeros(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
+        full(shape, 0, requiresGrad: requiresGrad)
+    }
+
+    public static func ones(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
+        full(shape, 1, requiresGrad: requiresGrad)
+    }
+
+    public static func zeros(like other: Tensor) -> Tensor { zeros(other.shape) }
+
+    /// `start, start + step, ...` below `end`, as a 1-D tensor.
+    public static func arange(_ start: Float = 0, _ end: Float, step: Float = 1) -> Tensor {
+        precondition(step != 0, "arange: step must not be 0")
+        let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
+        let t = Tensor(uninitializedShape: [n])
+        for i in 0..<n { t.pointer[i] = start + Float(i) * step }
+        return t
+    }
+
+    /// Uniform numbers in [low, high) from `generator`.
+    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: inout SeededGenerator,
+                               requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        for i in 0..<t.count { t.pointer[i] = low + (high - low) * generator.nextUniform() }
+        t.requiresGrad = requiresGrad
+        return t
+    }
+
+    /// Normal numbers with the given mean and standard deviation from `generator`.
+    public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: inout SeededGenerator,
+                              requiresGrad: Bool = false) -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        for i in 0..<t.count { t.pointer[i] = mean + std * generator.nextNormal() }
+        t.requiresGrad = requiresGrad
+        return t
+    }
+
+    // MARK: Access
+
+    /// The first element's address. Writing through it bypasses autograd: use it for leaves (optimizers,
+    /// loading weights) or freshly made tensors only.
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+
+    public var rank: Int { shape.count }
+
+    /// All elements, row-major.
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// The value of a one-element tensor.
+    public var item: Float {
+        precondition(count == 1, "item: tensor of shape \(shape) has \(count) elements, not 1")
+        return pointer[0]
+    }
+
+    /// The element at a multi-index.
+    public subscript(_ index: Int...) -> Float {
+        precondition(index.count == rank, "subscript: \(index.count) indices for a tensor of shape \(shape)")
+        var offset = 0
+        for (i, d) in zip(index, shape) {
+            precondition(i >= 0 && i < d, "subscript: index \(index) out of range for shape \(shape)")
+            offset = offset * d + i
+        }
+        return pointer[offset]
+    }
+
+    /// Row-major strides of `shape`.
+    public static func strides(_ shape: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            s[i] = acc
+            acc *= shape[i]
+        }
+        return s
+    }
+
+    /// A copy that shares nothing and records nothing.
+    public func copy() -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        if count > 0 { t.pointer.update(from: pointer, count: count) }
+        return t
+    }
+
+    /// The same values, cut off from the graph (no gradient flows through it). Shares storage.
+    public func detach() -> Tensor { Tensor(shape: shape, storage: storage) }
+
+    /// Clears the gradient.
+    public func zeroGrad() { grad = nil }
+
+    /// Overwrites the values with those of `other` (same element count), outside of autograd.
+    public func assign(_ other: Tensor) {
+        precondition(other.count == count, "assign: shape \(other.shape) into shape \(shape)")
+        if count > 0 { pointer.update(from: other.pointer, count: count) }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let shown = scalars.prefix(16).map { String($0) }.joined(separator: ", ")
+        return "Tensor(shape: \(shape), [\(shown)\(count > 16 ? ", ..." : "")]\(requiresGrad ? ", requiresGrad" : ""))"
+    }
+}

@@ -1,0 +1,134 @@
+import CKernels
+
+extension Tensor {
+    private func rows(_ op: String) -> (rows: Int, n: Int) {
+        precondition(rank >= 1, "\(op): needs at least one dimension, got a scalar")
+        let n = shape[rank - 1]
+        return (n == 0 ? 0 : count / n, n)
+    }
+
+    /// Softmax over the last axis.
+    public func softmax() -> Tensor {
+        let (rows, n) = rows("softmax")
+        let y = Tensor(uninitializedShape: shape)
+        ak_softmax_rows(pointer, y.pointer, rows, n)
+        let yd = y.detach()
+        return y.record("softmax", [self]) { g in
+            let dx = Tensor(uninitializedShape: yd.shape)
+            ak_softmax_backward_rows(yd.pointer, g.pointer, dx.pointer, rows, n)
+            return [dx]
+        }
+    }
+
+    /// Log-softmax over the last axis.
+    public func logSoftmax() -> Tensor {
+        let (rows, n) = rows("logSoftmax")
+        let y = Tensor(uninitializedShape: shape)
+        ak_log_softmax_rows(pointer, y.pointer, rows, n)
+        let yd = y.detach()
+        return y.record("log_softmax", [self]) { g in
+            let dx = Tensor(uninitializedShape: yd.shape)
+            ak_log_softmax_backward_rows(yd.pointer, g.pointer, dx.pointer, rows, n)
+            return [dx]
+        }
+    }
+
+    /// RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight.
+    public func rmsNorm(weight: Tensor, eps: Float) -> Tensor {
+        let (rows, n) = rows("rmsNorm")
+        precondition(weight.shape == [n], "rmsNorm: weight of shape \(weight.shape) for a last dimension of \(n)")
+        let y = Tensor(uninitializedShape: shape)
+        let rstd = Tensor(uninitializedShape: [rows])
+        ak_rmsnorm_forward(pointer, weight.pointer, y.pointer, rstd.pointer, rows, n, eps)
+        let (xd, wd) = (detach(), weight.detach())
+        return y.record("rms_norm", [self, weight]) { g in
+            let dx = Tensor(uninitializedShape: xd.shape)
+            let dw = weight.requiresGrad ? Tensor.zeros([n]) : nil
+            ak_rmsnorm_backward(xd.pointer, wd.pointer, rstd.pointer, g.pointer, dx.pointer, dw?.pointer, rows, n)
+            return [dx, dw]
+        }
+    }
+
+    /// Inverted dropout: each element is zeroed with probability `p` and the rest scaled by 1/(1-p), when
+    /// `training`; otherwise the tensor itself.
+    public func dropout(_ p: Float, training: Bool, generator: inout SeededGenerator) -> Tensor {
+        precondition(p >= 0 && p < 1, "dropout: probability \(p) must be in [0, 1)")
+        guard training && p > 0 else { return self }
+        let mask = Tensor(uninitializedShape: shape)
+        let scale = 1 / (1 - p)
+        for i in 0..<count { mask.pointer[i] = generator.nextUniform() < p ? 0 : scale }
+        return Tensor.zipMap(self, mask, *).record("dropout", [self]) { g in [g * mask] }
+    }
+}
+
+/// Mean cross-entropy of `logits` [N, C] against `targets` [N], leaving out targets equal to `ignoreIndex`
+/// (the mean is over the targets kept; 0 when none is kept, like a loss that has nothing to learn from).
+public func crossEntropy(_ logits: Tensor, _ targets: IntTensor, ignoreIndex: Int32 = -100) -> Tensor {
+    precondition(logits.rank == 2, "crossEntropy: logits must be [N, C], got \(logits.shape)")
+    let (rows, n) = (logits.shape[0], logits.shape[1])
+    precondition(targets.shape == [rows], "crossEntropy: targets of shape \(targets.shape) for logits \(logits.shape)")
+    let lse = Tensor(uninitializedShape: [rows])
+    var kept = 0
+    let total = targets.scalars.withUnsafeBufferPointer { t in
+        ak_cross_entropy_forward(logits.pointer, t.baseAddress, rows, n, ignoreIndex, lse.pointer, &kept)
+    }
+    precondition(kept >= 0, "crossEntropy: target \(kept < 0 ? targets.scalars[-1 - kept] : 0) at row \(-1 - kept) is out of range [0, \(n))")
+    let loss = Tensor(scalar: kept > 0 ? Float(total / Double(kept)) : 0)
+    let ld = logits.detach()
+    return loss.record("cross_entropy", [logits]) { g in
+        let dx = Tensor(uninitializedShape: ld.shape)
+        let scale = kept > 0 ? g.item / Float(kept) : 0
+        targets.scalars.withUnsafeBufferPointer { t in
+            ak_cross_entropy_backward(ld.pointer, t.baseAddress, lse.pointer, rows, n, ignoreIndex, scale, dx.pointer)
+        }
+        return [dx]
+    }
+}
+
+/// Rotary position embedding of x [B, T, nH, hd]: the pair (x[2i], x[2i+1]) of the token at position
+/// `positionOffset + t` is rotated by the angle position * base^(-2i/hd).
+public func rope(_ x: Tensor, base: Float, positionOffset: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && x.shape[3] % 2 == 0, "rope: input must be [B, T, heads, headDim] with an even headDim, got \(x.shape)")
+    let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let y = Tensor(uninitializedShape: x.shape)
+    ak_rope(x.pointer, y.pointer, b, t, h, d, base, positionOffset, 0)
+    return y.record("rope", [x]) { g in
+        let dx = Tensor(uninitializedShape: g.shape)
+        ak_rope(g.pointer, dx.pointer, b, t, h, d, base, positionOffset, 1)
+        return [dx]
+    }
+}
+
+/// Fused scaled dot-product attention. q [B, nH, Tq, hd], k and v [B, nH, Tk, hd] -> [B, nH, Tq, hd].
+/// scores = scale * q k^T (scale defaults to 1/sqrt(hd)); padding keys (keyMask [B, Tk] == 0) get -10000
+/// added; with `causal`, query i sees keys j <= i + (Tk - Tq); softmax; dropout on the probabilities with
+/// probability `dropout` (a mask derived from `seed`); times v. The probabilities are recomputed in the
+/// backward rather than kept.
+public func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: Tensor? = nil,
+                                      causal: Bool = false, scale: Float? = nil,
+                                      dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
+    precondition(q.rank == 4 && k.rank == 4 && v.rank == 4, "attention: q, k, v must be [B, heads, T, headDim], got \(q.shape), \(k.shape), \(v.shape)")
+    let (b, h, tq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+    let tk = k.shape[2]
+    precondition(k.shape == [b, h, tk, d] && v.shape == k.shape,
+                 "attention: q \(q.shape), k \(k.shape), v \(v.shape) do not agree")
+    if let keyMask {
+        precondition(keyMask.shape == [b, tk], "attention: keyMask of shape \(keyMask.shape), expected [\(b), \(tk)]")
+    }
+    precondition(dropout >= 0 && dropout < 1, "attention: dropout \(dropout) must be in [0, 1)")
+    let s = scale ?? 1 / Float(d).squareRoot()
+    let out = Tensor(uninitializedShape: q.shape)
+    let lse = Tensor(uninitializedShape: [b * h, tq])
+    let maskD = keyMask?.detach()
+    ak_attention_forward(q.pointer, k.pointer, v.pointer, out.pointer, lse.pointer, b, h, tq, tk, d,
+                         maskD?.pointer, causal ? 1 : 0, s, dropout, seed)
+    let (qd, kd, vd, od) = (q.detach(), k.detach(), v.detach(), out.detach())
+    return out.record("attention", [q, k, v]) { g in
+        let (dq, dk, dv) = (Tensor(uninitializedShape: qd.shape), Tensor(uninitializedShape: kd.shape),
+                            Tensor(uninitializedShape: vd.shape))
+        ak_attention_backward(qd.pointer, kd.pointer, vd.pointer, od.pointer, lse.pointer, g.pointer,
+                              dq.pointer, dk.pointer, dv.pointer, b, h, tq, tk, d, maskD?.pointer,
+                              causal ? 1 : 0, s, dropout, seed)
+        return [dq, dk, dv]
+    }
+}

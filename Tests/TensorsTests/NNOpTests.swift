@@ -1,0 +1,98 @@
+import XCTest
+@testable import Tensors
+
+final class NNOpTests: XCTestCase {
+    /// The unfused composition of attention from basic ops, as SPEC.md states it.
+    func unfusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: Tensor?, causal: Bool) -> Tensor {
+        let (b, tq, tk, d) = (q.shape[0], q.shape[2], k.shape[2], q.shape[3])
+        var s = matmul(q, k, transposeB: true) / Float(d).squareRoot()       // [B, nH, Tq, Tk]
+        if let mask { s = s + ((1 - mask) * -10000).reshaped([b, 1, 1, tk]) }
+        if causal {
+            var future = [Float](repeating: 0, count: tq * tk)
+            for i in 0..<tq { for j in 0..<tk where j > i + (tk - tq) { future[i * tk + j] = 1 } }
+            s = s.maskedFill(Tensor(future, shape: [tq, tk]), -.infinity)
+        }
+        return matmul(s.softmax(), v)
+    }
+
+    func testFusedAttentionMatchesComposition() {
+        for (t, tq, d, causal, masked) in [(13, 13, 8, false, false), (13, 13, 8, true, true), (70, 70, 16, true, false),
+                                           (70, 3, 16, true, true), (130, 130, 64, false, true), (9, 1, 8, true, false)] {
+            let (b, h) = (2, 3)
+            let q = randn([b, h, tq, d], seed: 1), k = randn([b, h, t, d], seed: 2), v = randn([b, h, t, d], seed: 3)
+            var m = [Float](repeating: 1, count: b * t)
+            for j in (t - t / 3)..<t { m[t + j] = 0 }       // the second sequence is right-padded
+            let mask = masked ? Tensor(m, shape: [b, t]) : nil
+            let r = randn([b, h, tq, d], seed: 4)
+            for x in [q, k, v] { x.requiresGrad = true }
+            let fused = scaledDotProductAttention(q, k, v, keyMask: mask, causal: causal)
+            (fused * r).sum().backward()
+            let grads = [q, k, v].map { $0.grad! }
+            for x in [q, k, v] { x.grad = nil }
+            let plain = unfusedAttention(q, k, v, mask: mask, causal: causal)
+            (plain * r).sum().backward()
+            let label = "T \(t) Tq \(tq) hd \(d) causal \(causal) mask \(masked)"
+            XCTAssertLessThan(maxAbsDiff(fused, plain), 2e-5, label)
+            for (name, x, g) in zip3(["dq", "dk", "dv"], [q, k, v], grads) {
+                XCTAssertLessThan(maxAbsDiff(g, x.grad!), 5e-5, "\(label) \(name)")
+            }
+        }
+    }
+
+    func testSoftmaxAndCrossEntropyStableAtLargeLogits() {
+        let x = Tensor([1e4, -1e4, 0, 1e4 - 1, 2e4, 2e4], shape: [2, 3])
+        let p = x.softmax()
+        XCTAssertEqual(p.scalars[0], 1, accuracy: 1e-6)
+        XCTAssertEqual(p.scalars[3], 0, accuracy: 1e-6)
+        XCTAssertEqual(p.scalars[4], 0.5, accuracy: 1e-6)
+        XCTAssertTrue(p.scalars.allSatisfy { $0.isFinite })
+        let lp = x.logSoftmax()
+        XCTAssertEqual(lp.scalars[1], -2e4, accuracy: 1)
+        XCTAssertTrue(lp.scalars.allSatisfy { $0.isFinite })
+        let logits = Tensor([1e4, -1e4, 0, 0, 1e4, 1e4], shape: [2, 3], requiresGrad: true)
+        let loss = crossEntropy(logits, IntTensor([Int32(1), 2]))
+        // Row 0: -log softmax = 2e4; row 1: log 2. Mean over both.
+        XCTAssertEqual(loss.item, (2e4 + log(2)) / 2, accuracy: 1)
+        loss.backward()
+        XCTAssertTrue(logits.grad!.scalars.allSatisfy { $0.isFinite })
+        XCTAssertEqual(logits.grad!.scalars[1], -0.5, accuracy: 1e-6)
+    }
+
+    func testCrossEntropyIgnoresAndAverages() {
+        let logits = randn([4, 6], seed: 9)
+        let targets = IntTensor([Int32(2), -100, 5, -100])
+        let loss = crossEntropy(logits, targets)
+        let lp = logits.logSoftmax()
+        let expected = -(lp[0, 2] + lp[2, 5]) / 2
+        XCTAssertEqual(loss.item, expected, accuracy: 1e-5)
+        XCTAssertEqual(crossEntropy(logits, IntTensor([Int32](repeating: -100, count: 4))).item, 0)
+    }
+
+    func testRMSNormValues() {
+        let x = Tensor([3, 4], shape: [1, 2])
+        let y = x.rmsNorm(weight: Tensor([1, 2]), eps: 0)
+        let rms = Float(12.5).squareRoot()
+        XCTAssertEqual(y.scalars[0], 3 / rms, accuracy: 1e-6)
+        XCTAssertEqual(y.scalars[1], 8 / rms, accuracy: 1e-6)
+    }
+
+    func testRoPERotatesByPosition() {
+        // One head, hd = 2: the pair at position t rotates by angle t.
+        let x = Tensor([1, 0, 1, 0, 1, 0], shape: [1, 3, 1, 2])
+        let y = rope(x, base: 10000)
+        for t in 0..<3 {
+            XCTAssertEqual(y.scalars[2 * t], cos(Float(t)), accuracy: 1e-6)
+            XCTAssertEqual(y.scalars[2 * t + 1], sin(Float(t)), accuracy: 1e-6)
+        }
+        // Attention scores depend only on relative positions.
+        let q = randn([1, 4, 1, 8], seed: 3)
+        let rq = rope(q, base: 10000), shifted = rope(q, base: 10000, positionOffset: 7)
+        let s1 = matmul(rq.reshaped([4, 8]), rq.reshaped([4, 8]), transposeB: true)
+        let s2 = matmul(shifted.reshaped([4, 8]), shifted.reshaped([4, 8]), transposeB: true)
+        XCTAssertLessThan(maxAbsDiff(s1, s2), 1e-4)
+    }
+}
+
+func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
+    (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
+}
