@@ -73,6 +73,23 @@ final class OpGradientTests: XCTestCase {
         XCTAssertEqual(matmul(a, a, transposeA: true).scalars, [17, 22, 27, 22, 29, 36, 27, 36, 45])
     }
 
+    func testGroupedMatmul() {
+        let x = randn([7, 3], seed: 30)
+        let ws = (0..<3).map { randn([4, 3], seed: UInt64(31 + $0)) }
+        // Groups of 2, 0 and 5 rows: the empty group's weight gets no gradient.
+        let offsets = [0, 2, 2, 7]
+        for w in ws { w.requiresGrad = true }
+        let y = groupedMatmul(x, ws, groupOffsets: offsets)
+        let expected = concat([matmul(x.slice(axis: 0, 0..<2), ws[0], transposeB: true),
+                               matmul(x.slice(axis: 0, 2..<7), ws[2], transposeB: true)], axis: 0)
+        XCTAssertLessThan(maxAbsDiff(y, expected), 1e-5)
+        y.sum().backward()
+        XCTAssertNil(ws[1].grad)
+        checkGradients([x, ws[0], ws[2]], "grouped matmul") { t in
+            groupedMatmul(t[0], [t[1], ws[1], t[2]], groupOffsets: offsets)
+        }
+    }
+
     func testReductions() {
         let x = randn([2, 3, 4], seed: 11)
         for axes: [Int]? in [nil, [0], [1], [2], [-1], [0, 2], [1, 2]] {

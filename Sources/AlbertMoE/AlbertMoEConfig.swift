@@ -1,0 +1,216 @@
+import Foundation
+
+/// The model's hyper-parameters, with the reference package's names (snake_case in config.json) and
+/// defaults.
+public struct AlbertMoEConfig: Codable, Equatable {
+    public var vocabSize = 30000
+    public var embeddingSize = 128
+    public var hiddenSize = 768
+    public var numHiddenLayers = 12
+    public var numAttentionHeads = 12
+    public var intermediateSize = 3072
+    public var hiddenDropoutProb: Float = 0.1
+    public var attentionProbsDropoutProb: Float = 0.1
+    public var maxPositionEmbeddings = 512
+    public var typeVocabSize = 2
+    public var layerNormEps: Float = 1e-12
+    public var padTokenID = 0
+    /// "rope" or "absolute".
+    public var positionEmbeddingType = "rope"
+    public var numExperts = 8
+    public var topKExperts = 2
+    public var auxLossCoefficient: Float = 0.01
+    public var ropeBase: Float = 10000
+    public var initializerRange: Float = 0.02
+    /// Tokens per expert when routing is not dropless (kept from the reference config, which never used it).
+    public var expertCapacity = 64
+    /// Route every token to its k experts (the reference behaviour). When false, each expert takes at most
+    /// its capacity and the overflow passes through the residual only.
+    public var dropless = true
+    /// When set (and not dropless), the capacity is ceil(factor * tokens * k / experts) instead of
+    /// `expertCapacity`.
+    public var capacityFactor: Float? = nil
+    /// Weight of the router z-loss (mean squared log-sum-exp of the gate logits); 0 leaves it out.
+    public var routerZLossCoefficient: Float = 0
+
+    public init(vocabSize: Int = 30000, embeddingSize: Int = 128, hiddenSize: Int = 768, numHiddenLayers: Int = 12,
+                numAttentionHeads: Int = 12, intermediateSize: Int = 3072, hiddenDropoutProb: Float = 0.1,
+                attentionProbsDropoutProb: Float = 0.1, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
+                layerNormEps: Float = 1e-12, padTokenID: Int = 0, positionEmbeddingType: String = "rope",
+                numExperts: Int = 8, topKExperts: Int = 2, auxLossCoefficient: Float = 0.01, ropeBase: Float = 10000,
+                initializerRange: Float = 0.02, expertCapacity: Int = 64, dropless: Bool = true,
+                capacityFactor: Float? = nil, routerZLossCoefficient: Float = 0) {
+        self.vocabSize = vocabSize
+        self.embeddingSize = embeddingSize
+        self.hiddenSize = hiddenSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.intermediateSize = intermediateSize
+        self.hiddenDropoutProb = hiddenDropoutProb
+        self.attentionProbsDropoutProb = attentionProbsDropoutProb
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.typeVocabSize = typeVocabSize
+        self.layerNormEps = layerNormEps
+        self.padTokenID = padTokenID
+        self.positionEmbeddingType = positionEmbeddingType
+        self.numExperts = numExperts
+        self.topKExperts = topKExperts
+        self.auxLossCoefficient = auxLossCoefficient
+        self.ropeBase = ropeBase
+        self.initializerRange = initializerRange
+        self.expertCapacity = expertCapacity
+        self.dropless = dropless
+        self.capacityFactor = capacityFactor
+        self.routerZLossCoefficient = routerZLossCoefficient
+    }
+
+    /// Size of one attention head.
+    public var headDim: Int { hiddenSize / max(numAttentionHeads, 1) }
+
+    /// Throws a `ConfigError` naming the first field whose value is invalid, alone or with another.
+    public func validate() throws {
+        func positive(_ value: Int, _ field: String) throws {
+            guard value > 0 else { throw ConfigError(field: field, "must be positive, got \(value)") }
+        }
+        try positive(vocabSize, "vocab_size")
+        try positive(embeddingSize, "embedding_size")
+        try positive(hiddenSize, "hidden_size")
+        try positive(numHiddenLayers, "num_hidden_layers")
+        try positive(numAttentionHeads, "num_attention_heads")
+        try positive(intermediateSize, "intermediate_size")
+        try positive(maxPositionEmbeddings, "max_position_embeddings")
+        try positive(typeVocabSize, "type_vocab_size")
+        try positive(numExperts, "num_experts")
+        try positive(expertCapacity, "expert_capacity")
+        guard hiddenSize % numAttentionHeads == 0 else {
+            throw ConfigError(field: "num_attention_heads", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+        }
+        guard positionEmbeddingType == "rope" || positionEmbeddingType == "absolute" else {
+            throw ConfigError(field: "position_embedding_type", "must be \"rope\" or \"absolute\", got \"\(positionEmbeddingType)\"")
+        }
+        if positionEmbeddingType == "rope" && headDim % 2 != 0 {
+            throw ConfigError(field: "num_attention_heads", "rope needs an even head size, but hidden_size / num_attention_heads = \(headDim)")
+        }
+        guard topKExperts >= 1 && topKExperts <= numExperts else {
+            throw ConfigError(field: "top_k_experts", "must be between 1 and num_experts (\(numExperts)), got \(topKExperts)")
+        }
+        guard padTokenID >= 0 && padTokenID < vocabSize else {
+            throw ConfigError(field: "pad_token_id", "must be in [0, vocab_size), got \(padTokenID)")
+        }
+        for (value, field) in [(hiddenDropoutProb, "hidden_dropout_prob"), (attentionProbsDropoutProb, "attention_probs_dropout_prob")] {
+            guard value >= 0 && value < 1 else { throw ConfigError(field: field, "must be in [0, 1), got \(value)") }
+        }
+        guard layerNormEps >= 0 && layerNormEps.isFinite else {
+            throw ConfigError(field: "layer_norm_eps", "must be a non-negative number, got \(layerNormEps)")
+        }
+        guard ropeBase > 1 && ropeBase.isFinite else { throw ConfigError(field: "rope_base", "must be greater than 1, got \(ropeBase)") }
+        guard auxLossCoefficient >= 0 && auxLossCoefficient.isFinite else {
+            throw ConfigError(field: "aux_loss_coefficient", "must be a non-negative number, got \(auxLossCoefficient)")
+        }
+        guard routerZLossCoefficient >= 0 && routerZLossCoefficient.isFinite else {
+            throw ConfigError(field: "router_z_loss_coefficient", "must be a non-negative number, got \(routerZLossCoefficient)")
+        }
+        if let f = capacityFactor, !(f > 0 && f.isFinite) {
+            throw ConfigError(field: "capacity_factor", "must be positive, got \(f)")
+        }
+    }
+
+    // MARK: config.json
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", embeddingSize = "embedding_size", hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
+        case intermediateSize = "intermediate_size", hiddenDropoutProb = "hidden_dropout_prob"
+        case attentionProbsDropoutProb = "attention_probs_dropout_prob"
+        case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
+        case layerNormEps = "layer_norm_eps", padTokenID = "pad_token_id"
+        case positionEmbeddingType = "position_embedding_type", numExperts = "num_experts"
+        case topKExperts = "top_k_experts", auxLossCoefficient = "aux_loss_coefficient", ropeBase = "rope_base"
+        case initializerRange = "initializer_range", expertCapacity = "expert_capacity", dropless
+        case capacityFactor = "capacity_factor", routerZLossCoefficient = "router_z_loss_coefficient"
+    }
+
+    /// Missing keys take their defaults; unknown keys (e.g. "architectures") are ignored.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AlbertMoEConfig()
+        func get<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        vocabSize = try get(.vocabSize, d.vocabSize)
+        embeddingSize = try get(.embeddingSize, d.embeddingSize)
+        hiddenSize = try get(.hiddenSize, d.hiddenSize)
+        numHiddenLayers = try get(.numHiddenLayers, d.numHiddenLayers)
+        numAttentionHeads = try get(.numAttentionHeads, d.numAttentionHeads)
+        intermediateSize = try get(.intermediateSize, d.intermediateSize)
+        hiddenDropoutProb = try get(.hiddenDropoutProb, d.hiddenDropoutProb)
+        attentionProbsDropoutProb = try get(.attentionProbsDropoutProb, d.attentionProbsDropoutProb)
+        maxPositionEmbeddings = try get(.maxPositionEmbeddings, d.maxPositionEmbeddings)
+        typeVocabSize = try get(.typeVocabSize, d.typeVocabSize)
+        layerNormEps = try get(.layerNormEps, d.layerNormEps)
+        padTokenID = try get(.padTokenID, d.padTokenID)
+        positionEmbeddingType = try get(.positionEmbeddingType, d.positionEmbeddingType)
+        numExperts = try get(.numExperts, d.numExperts)
+        topKExperts = try get(.topKExperts, d.topKExperts)
+        auxLossCoefficient = try get(.auxLossCoefficient, d.auxLossCoefficient)
+        ropeBase = try get(.ropeBase, d.ropeBase)
+        initializerRange = try get(.initializerRange, d.initializerRange)
+        expertCapacity = try get(.expertCapacity, d.expertCapacity)
+        dropless = try get(.dropless, d.dropless)
+        capacityFactor = try c.decodeIfPresent(Float.self, forKey: .capacityFactor)
+        routerZLossCoefficient = try get(.routerZLossCoefficient, d.routerZLossCoefficient)
+    }
+
+    /// Reads and validates a config.json; errors name the file and the field.
+    public static func load(from url: URL) throws -> AlbertMoEConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ConfigError(field: nil, "cannot read \(url.path): \(error.localizedDescription)")
+        }
+        return try decode(data, source: url.path)
+    }
+
+    /// Decodes and validates config JSON.
+    public static func decode(_ data: Data, source: String = "config.json") throws -> AlbertMoEConfig {
+        let config: AlbertMoEConfig
+        do {
+            config = try JSONDecoder().decode(AlbertMoEConfig.self, from: data)
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw ConfigError(field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                              "\(source): expected a value of type \(type)")
+        } catch let DecodingError.valueNotFound(type, context) {
+            throw ConfigError(field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                              "\(source): expected a value of type \(type), found null")
+        } catch {
+            throw ConfigError(field: nil, "\(source) is not valid JSON: \(error.localizedDescription)")
+        }
+        do { try config.validate() } catch let e as ConfigError {
+            throw ConfigError(field: e.field, "\(source): \(e.reason)")
+        }
+        return config
+    }
+
+    /// The config as config.json: the config keys plus "architectures" and "model_type".
+    public func jsonData(architecture: String) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let base = try encoder.encode(self)
+        guard var object = try JSONSerialization.jsonObject(with: base) as? [String: Any] else {
+            throw ConfigError(field: nil, "could not encode the config")
+        }
+        object["architectures"] = [architecture]
+        object["model_type"] = "albert_moe"
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+}
+
+/// An invalid configuration; `field` is the config.json key at fault.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let field: String?
+    public let reason: String
+    public init(field: String?, _ reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+    public var description: String { field.map { "invalid config field \"\($0)\": \(reason)" } ?? reason }
+}

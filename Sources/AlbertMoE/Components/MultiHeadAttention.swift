@@ -1,0 +1,40 @@
+import Layers
+
+/// Multi-head self-attention with one fused q|k|v projection (per head: q, then k, then v rows), RoPE or
+/// nothing on q and k, an additive -10000 padding mask, optional causal masking, and an output projection.
+public final class MultiHeadAttention: Module {
+    public let config: AlbertMoEConfig
+    public let causal: Bool
+    public let qkvLayer: Linear
+    public let outputProj: Linear
+    public let rotary: RotaryEmbedding?
+    private var dropoutSeeds: SeededGenerator
+
+    public init(_ config: AlbertMoEConfig, causal: Bool, generator: inout SeededGenerator) {
+        self.config = config
+        self.causal = causal
+        qkvLayer = Linear(config.hiddenSize, 3 * config.hiddenSize, bias: false, generator: &generator)
+        outputProj = Linear(config.hiddenSize, config.hiddenSize, bias: false, generator: &generator)
+        rotary = config.positionEmbeddingType == "rope" ? RotaryEmbedding(headDim: config.headDim, base: config.ropeBase) : nil
+        dropoutSeeds = SeededGenerator(seed: generator.next())
+    }
+
+    public override var children: [(String, Module)] { [("qkv_layer", qkvLayer), ("output_proj", outputProj)] }
+
+    /// x [B, T, H]; keyMask [B, T] (1 = token, 0 = padding) -> [B, T, H].
+    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil) -> Tensor {
+        let (b, t, h) = (x.shape[0], x.shape[1], x.shape[2])
+        let (nH, hd) = (config.numAttentionHeads, config.headDim)
+        let qkv = qkvLayer(x).reshaped([b, t, nH, 3 * hd])                // [B, T, nH, 3hd]
+        var parts = qkv.split([hd, hd, hd], axis: -1)                     // q, k, v: [B, T, nH, hd]
+        if let rotary {
+            parts[0] = rotary(parts[0])
+            parts[1] = rotary(parts[1])
+        }
+        let (q, k, v) = (parts[0].permuted([0, 2, 1, 3]), parts[1].permuted([0, 2, 1, 3]), parts[2].permuted([0, 2, 1, 3]))  // [B, nH, T, hd]
+        let p = isTraining ? config.attentionProbsDropoutProb : 0
+        let context = scaledDotProductAttention(q, k, v, keyMask: keyMask, causal: causal, dropout: p,
+                                                seed: p > 0 ? dropoutSeeds.next() : 0)   // [B, nH, T, hd]
+        return outputProj(context.permuted([0, 2, 1, 3]).reshaped([b, t, h]))           // [B, T, H]
+    }
+}

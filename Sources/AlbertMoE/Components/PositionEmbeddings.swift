@@ -1,0 +1,33 @@
+import Layers
+
+/// Rotary position embedding: rotates interleaved pairs of each head's query and key by the token position.
+public final class RotaryEmbedding: Module {
+    public let headDim: Int
+    public let base: Float
+
+    public init(headDim: Int, base: Float = 10000) {
+        self.headDim = headDim
+        self.base = base
+    }
+
+    /// x [B, T, nH, hd] for tokens at positions offset ..< offset + T.
+    public func callAsFunction(_ x: Tensor, positionOffset: Int = 0) -> Tensor {
+        rope(x, base: base, positionOffset: positionOffset)
+    }
+}
+
+/// Learned absolute position embeddings [max_position_embeddings, H], added to the hidden states.
+public final class AbsolutePositionalEmbedding: Module {
+    public let table: Embedding
+
+    public init(maxPositions: Int, hiddenSize: Int, generator: inout SeededGenerator) {
+        table = Embedding(maxPositions, hiddenSize, generator: &generator)
+    }
+
+    public override var ownParameters: [(String, Tensor)] { [("weight", table.weight)] }
+
+    /// The embeddings of positions offset ..< offset + length: [length, H].
+    public func callAsFunction(length: Int, positionOffset: Int = 0) -> Tensor {
+        table(IntTensor((positionOffset..<(positionOffset + length)).map { Int32($0) }, shape: [length]))
+    }
+}

@@ -1,0 +1,125 @@
+import Layers
+
+/// What a language model produced.
+public struct LMOutput {
+    /// The training loss, ce + aux_loss_coefficient * aux (+ router z-loss coefficient * z); nil without labels.
+    public let loss: Tensor!
+    /// The cross-entropy part of the loss; nil without labels. (`clmLoss` / `mlmLoss` name it per model.)
+    public let ceLoss: Tensor!
+    /// [B, T, V].
+    public let logits: Tensor
+    /// [B, T, H].
+    public let hiddenStates: Tensor
+    public let auxLoss: Tensor
+    public let routerZLoss: Tensor?
+    public let expertLoad: [Float]
+    public let droppedSlots: Int
+
+    public var clmLoss: Tensor! { ceLoss }
+    public var mlmLoss: Tensor! { ceLoss }
+}
+
+/// The encoder with a language-model head: Linear H -> E (no bias), GELU, RMSNorm(E), Linear E -> V (no bias).
+/// The head is not tied to the word embeddings.
+public class AlbertLMModel: Module {
+    public let config: AlbertMoEConfig
+    public let albert: ALBERT
+    public let headTransform: Linear
+    public let norm: RMSNorm
+    public let headDecoder: Linear
+    /// "lm" (causal) or "mlm" (masked): the head's state-dict prefix.
+    let headPrefix: String
+
+    init(_ config: AlbertMoEConfig, causal: Bool, headPrefix: String, seed: UInt64) {
+        self.config = config
+        self.headPrefix = headPrefix
+        albert = ALBERT(config, causal: causal, seed: seed)
+        var generator = SeededGenerator(seed: seed ^ 0x5EED_0F_4EAD)
+        headTransform = Linear(config.hiddenSize, config.embeddingSize, bias: false, generator: &generator)
+        norm = RMSNorm(config.embeddingSize)
+        headDecoder = Linear(config.embeddingSize, config.vocabSize, bias: false, generator: &generator)
+    }
+
+    public override var children: [(String, Module)] {
+        [("albert", albert), ("\(headPrefix)_head_transform", headTransform), ("norm", norm),
+         ("\(headPrefix)_head_decoder", headDecoder)]
+    }
+
+    /// Hidden states [..., H] -> logits [..., V].
+    public func logits(_ hidden: Tensor) -> Tensor { headDecoder(norm(headTransform(hidden).gelu())) }
+
+    /// The cross-entropy targets for each position, flattened [B*T]; -100 where nothing is predicted.
+    func targets(_ labels: IntTensor) -> IntTensor { labels.reshaped([-1]) }
+
+    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
+                               labels: IntTensor? = nil) -> LMOutput {
+        if let labels {
+            precondition(labels.shape == ids.shape, "labels of shape \(labels.shape) for input ids of shape \(ids.shape)")
+        }
+        let enc = albert(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs)
+        let logits = self.logits(enc.hiddenStates)                        // [B, T, V]
+        var loss: Tensor? = nil, ce: Tensor? = nil
+        if let labels {
+            let v = config.vocabSize
+            if let bad = labels.scalars.first(where: { $0 != -100 && ($0 < 0 || Int($0) >= v) }) {
+                preconditionFailure("label \(bad) is outside the vocabulary [0, \(v)) and is not -100")
+            }
+            ce = crossEntropy(logits.reshaped([-1, v]), targets(labels))
+            var total = ce! + enc.auxLoss * config.auxLossCoefficient
+            if let z = enc.routerZLoss { total = total + z * config.routerZLossCoefficient }
+            loss = total
+        }
+        return LMOutput(loss: loss, ceLoss: ce, logits: logits, hiddenStates: enc.hiddenStates, auxLoss: enc.auxLoss,
+                        routerZLoss: enc.routerZLoss, expertLoad: enc.expertLoad, droppedSlots: enc.droppedSlots)
+    }
+}
+
+/// Causal language model: future keys are masked and position t predicts label t + 1.
+public final class AlbertForCausalLM: AlbertLMModel {
+    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
+        super.init(config, causal: true, headPrefix: "lm", seed: seed)
+    }
+
+    /// Shifted targets: position t is scored against label t + 1; the last position predicts nothing.
+    /// Equivalent to slicing logits[:, :-1] and labels[:, 1:], without copying the logits.
+    override func targets(_ labels: IntTensor) -> IntTensor {
+        let (b, t) = (labels.shape[0], labels.shape[1])
+        var shifted = [Int32](repeating: -100, count: b * t)
+        for i in 0..<b {
+            for j in 0..<(t - 1) { shifted[i * t + j] = labels.scalars[i * t + j + 1] }
+        }
+        return IntTensor(shifted, shape: [b * t])
+    }
+}
+
+/// Masked language model: bidirectional attention; labels are -100 except at masked positions.
+public final class AlbertForMaskedLM: AlbertLMModel {
+    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
+        super.init(config, causal: false, headPrefix: "mlm", seed: seed)
+    }
+}
+
+/// Sentence embeddings: the encoder's final hidden states averaged over the attention mask, L2-normalised.
+/// Its state dict is the bare encoder's (no `albert.` prefix).
+public final class SentenceAlbert: Module {
+    public let albert: ALBERT
+
+    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) { albert = ALBERT(config, causal: false, seed: seed) }
+    public init(encoder: ALBERT) { albert = encoder }
+
+    public override var children: [(String, Module)] { albert.children }
+    public var config: AlbertMoEConfig { albert.config }
+
+    /// ids [B, T], attentionMask [B, T] -> [B, H], each row of unit length.
+    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor) -> Tensor {
+        let h = albert(ids, attentionMask: attentionMask).hiddenStates   // [B, T, H]
+        return SentenceAlbert.meanPool(h, attentionMask: attentionMask)
+    }
+
+    /// Mean over the tokens where the mask is 1, then L2-normalised.
+    public static func meanPool(_ hidden: Tensor, attentionMask: IntTensor) -> Tensor {
+        let m = attentionMask.toFloat().unsqueezed(-1)                   // [B, T, 1]
+        let pooled = (hidden * m).sum(axis: 1) / m.sum(axis: 1).clamp(min: 1e-9)   // [B, H]
+        return pooled.normalized(axis: -1)
+    }
+}

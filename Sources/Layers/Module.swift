@@ -1,0 +1,85 @@
+@_exported import Tensors
+
+/// A building block of a model: it owns parameters (leaf tensors that require grad) and child modules,
+/// each under the name it has in a checkpoint's state dict, and a training/evaluation mode.
+///
+/// Subclasses list their own parameters in `ownParameters` and their children in `children`, with the
+/// names of the reference state dict, so `namedParameters()` yields e.g.
+/// `albert.shared_layer.ffn.experts.3.linear1.weight`.
+open class Module {
+    /// True in training mode (dropout active), false in evaluation mode.
+    public private(set) var isTraining = true
+
+    public init() {}
+
+    /// This module's own parameters, by local name.
+    open var ownParameters: [(String, Tensor)] { [] }
+
+    /// Child modules, by local name.
+    open var children: [(String, Module)] { [] }
+
+    /// Every parameter of this module and its descendants, by dotted name, in a stable order.
+    public func namedParameters(prefix: String = "") -> [(String, Tensor)] {
+        var out = ownParameters.map { (prefix + $0.0, $0.1) }
+        for (name, child) in children {
+            out += child.namedParameters(prefix: prefix + name + ".")
+        }
+        return out
+    }
+
+    /// Every parameter, in the order of `namedParameters()`.
+    public func parameters() -> [Tensor] { namedParameters().map(\.1) }
+
+    /// The number of scalar parameters.
+    public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
+
+    /// Sets training mode (dropout on) for this module and all its descendants.
+    public func train(_ on: Bool = true) {
+        isTraining = on
+        for (_, child) in children { child.train(on) }
+    }
+
+    /// Sets evaluation mode (dropout off).
+    public func eval() { train(false) }
+
+    /// Clears the gradients of every parameter.
+    public func zeroGrad() {
+        for p in parameters() { p.grad = nil }
+    }
+
+    /// The parameters as a state dict (name to tensor; the tensors are the live parameters).
+    public func stateDict() -> [String: Tensor] {
+        Dictionary(namedParameters(), uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Copies values into the parameters. Strict: every parameter must be given with its exact shape and no
+    /// other name may appear; otherwise nothing is changed and the error lists every offending name.
+    public func loadStateDict(_ tensors: [String: Tensor]) throws {
+        let own = namedParameters()
+        let ownNames = Set(own.map(\.0))
+        var problems: [String] = []
+        let missing = own.map(\.0).filter { tensors[$0] == nil }
+        if !missing.isEmpty { problems.append("missing keys: \(missing.joined(separator: ", "))") }
+        let unexpected = tensors.keys.filter { !ownNames.contains($0) }.sorted()
+        if !unexpected.isEmpty { problems.append("unexpected keys: \(unexpected.joined(separator: ", "))") }
+        let mismatched = own.compactMap { name, p -> String? in
+            guard let t = tensors[name], t.shape != p.shape else { return nil }
+            return "\(name) (checkpoint \(t.shape), model \(p.shape))"
+        }
+        if !mismatched.isEmpty { problems.append("shape mismatches: \(mismatched.joined(separator: ", "))") }
+        guard problems.isEmpty else { throw StateDictError(problems: problems) }
+        for (name, p) in own { p.assign(tensors[name]!) }
+    }
+}
+
+/// A state dict that does not fit the model; the message lists every offending name.
+public struct StateDictError: Error, CustomStringConvertible {
+    public let problems: [String]
+    public var description: String { "state dict does not match the model: " + problems.joined(separator: "; ") }
+}
+
+/// A new parameter: a leaf tensor that requires grad.
+public func parameter(_ t: Tensor) -> Tensor {
+    t.requiresGrad = true
+    return t
+}
