@@ -135,7 +135,7 @@ public struct AlbertMoEConfig: Codable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = AlbertMoEConfig()
         func get<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
-            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+            c.contains(key) ? try c.decode(T.self, forKey: key) : fallback   // null is an error, not a default
         }
         vocabSize = try get(.vocabSize, d.vocabSize)
         embeddingSize = try get(.embeddingSize, d.embeddingSize)
@@ -157,7 +157,7 @@ public struct AlbertMoEConfig: Codable, Equatable {
         initializerRange = try get(.initializerRange, d.initializerRange)
         expertCapacity = try get(.expertCapacity, d.expertCapacity)
         dropless = try get(.dropless, d.dropless)
-        capacityFactor = try c.decodeIfPresent(Float.self, forKey: .capacityFactor)
+        capacityFactor = try c.decodeIfPresent(Float.self, forKey: .capacityFactor)   // null: not set
         routerZLossCoefficient = try get(.routerZLossCoefficient, d.routerZLossCoefficient)
     }
 

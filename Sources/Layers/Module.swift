@@ -33,10 +33,25 @@ open class Module {
     /// The number of scalar parameters.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 
-    /// Sets training mode (dropout on) for this module and all its descendants.
+    /// Sets training mode (dropout on) for this module and every module it holds, found by reflection
+    /// (so a submodule without parameters, like a dropout, need not be listed in `children`).
     public func train(_ on: Bool = true) {
         isTraining = on
-        for (_, child) in children { child.train(on) }
+        for child in heldModules() { child.train(on) }
+    }
+
+    /// The modules stored in this module's properties (directly, in arrays or optionals), superclasses included.
+    func heldModules() -> [Module] {
+        var out: [Module] = []
+        var mirror: Mirror? = Mirror(reflecting: self)
+        while let m = mirror {
+            for child in m.children {
+                if let module = child.value as? Module { out.append(module) }
+                if let modules = child.value as? [Module] { out += modules }
+            }
+            mirror = m.superclassMirror
+        }
+        return out
     }
 
     /// Sets evaluation mode (dropout off).

@@ -25,7 +25,8 @@ public final class AlbertEmbeddings: Module {
 
     public override var children: [(String, Module)] {
         var c: [(String, Module)] = [("word_embeddings", wordEmbeddings), ("token_type_embeddings", tokenTypeEmbeddings),
-                                     ("embedding_hidden_mapping_in", embeddingHiddenMappingIn), ("norm", norm)]
+                                     ("embedding_hidden_mapping_in", embeddingHiddenMappingIn), ("norm", norm),
+                                     ("dropout", dropout)]
         if let positionEmbeddings { c.append(("position_embeddings", positionEmbeddings)) }
         return c
     }

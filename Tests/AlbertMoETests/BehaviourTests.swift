@@ -1,0 +1,239 @@
+import Foundation
+import XCTest
+@testable import AlbertMoE
+
+func tinyConfig(_ position: String = "rope", dropout: Float = 0) -> AlbertMoEConfig {
+    AlbertMoEConfig(vocabSize: 50, embeddingSize: 8, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2,
+                    intermediateSize: 24, hiddenDropoutProb: dropout, attentionProbsDropoutProb: dropout,
+                    maxPositionEmbeddings: 32, positionEmbeddingType: position, numExperts: 4, topKExperts: 2)
+}
+
+func ids(_ rows: [[Int32]]) -> IntTensor { IntTensor(rows.flatMap { $0 }, shape: [rows.count, rows[0].count]) }
+
+func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+    zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0
+}
+
+/// What the math promises, checked on small models.
+final class BehaviourTests: XCTestCase {
+    func testCausalModelNeverSeesTheFuture() {
+        for position in ["rope", "absolute"] {
+            let model = AlbertForCausalLM(tinyConfig(position), seed: 3)
+            model.eval()
+            let a = ids([[5, 9, 12, 7, 30, 2, 44, 8]])
+            let base = withNoGrad { model(a).logits }
+            let v = base.shape[2]
+            for t in [3, 6] {
+                var changed = a.scalars
+                changed[t] = (changed[t] + 11) % 50
+                let other = withNoGrad { model(IntTensor(changed, shape: a.shape)).logits }
+                let before = maxAbsDiff(base.slice(axis: 1, 0..<t), other.slice(axis: 1, 0..<t))
+                XCTAssertEqual(before, 0, "\(position): changing token \(t) moved logits before it")
+                let at = maxAbsDiff(base.slice(axis: 1, t..<(t + 1)), other.slice(axis: 1, t..<(t + 1)))
+                XCTAssertGreaterThan(at, 1e-4, "\(position): changing token \(t) must change its own logits")
+                _ = v
+            }
+        }
+    }
+
+    func testMaskedModelIsBidirectional() {
+        let model = AlbertForMaskedLM(tinyConfig(), seed: 4)
+        model.eval()
+        let a = ids([[5, 9, 12, 7, 30, 2]])
+        var changed = a.scalars
+        changed[5] = 40
+        let x = withNoGrad { model(a).logits }, y = withNoGrad { model(IntTensor(changed, shape: a.shape)).logits }
+        XCTAssertGreaterThan(maxAbsDiff(x.slice(axis: 1, 0..<1), y.slice(axis: 1, 0..<1)), 1e-5)
+    }
+
+    func testPositionsAreUsed() {
+        // Without positions, attention is permutation-equivariant; with RoPE or absolute positions it is not.
+        for position in ["rope", "absolute"] {
+            let model = AlbertForMaskedLM(tinyConfig(position), seed: 5)
+            model.eval()
+            let a: [Int32] = [5, 9, 12, 7, 30, 2]
+            let perm = [3, 0, 5, 1, 4, 2]
+            let b = perm.map { a[$0] }
+            let ha = withNoGrad { model(IntTensor(a, shape: [1, 6])).hiddenStates }
+            let hb = withNoGrad { model(IntTensor(b, shape: [1, 6])).hiddenStates }
+            // Row i of hb against row perm[i] of ha.
+            let gathered = ha.indexSelect(axis: 1, IntTensor(perm.map { Int32($0) }))
+            XCTAssertGreaterThan(maxAbsDiff(gathered, hb), 1e-4, "\(position): outputs ignore token order")
+        }
+    }
+
+    func testBalancedRoutingGivesAuxLossK() {
+        var config = tinyConfig()
+        config.hiddenSize = 4
+        config.numAttentionHeads = 2
+        config.numExperts = 4
+        config.topKExperts = 2
+        let moe = makeMoE(config)
+        // Gate = identity: token (e_p + e_q) * 3 prefers experts p and q equally.
+        let gate = moe.gate.weight
+        for i in 0..<16 { gate.pointer[i] = i % 5 == 0 ? 1 : 0 }
+        func tokens(_ pairs: [(Int, Int)]) -> Tensor {
+            var v = [Float](repeating: 0, count: pairs.count * 4)
+            for (j, (p, q)) in pairs.enumerated() { v[j * 4 + p] = 3; v[j * 4 + q] = 3 }
+            return Tensor(v, shape: [1, pairs.count, 4])
+        }
+        let balanced = withNoGrad { moe(tokens([(0, 1), (2, 3), (0, 2), (1, 3)])) }
+        XCTAssertEqual(balanced.auxLoss.item, 2, accuracy: 1e-5)
+        XCTAssertEqual(balanced.expertLoad, [0.25, 0.25, 0.25, 0.25])
+        let skewed = withNoGrad { moe(tokens([(0, 1), (0, 1), (0, 1), (0, 1)])) }
+        XCTAssertGreaterThan(skewed.auxLoss.item, 2.5)
+        XCTAssertEqual(skewed.expertLoad, [0.5, 0.5, 0, 0])
+    }
+
+    /// The grouped dispatch equals the plain definition: for each token, the weighted sum of its k experts.
+    func testMoEMatchesPerTokenDefinition() {
+        for k in [1, 2, 4] {
+            var config = tinyConfig()
+            config.topKExperts = k
+            let moe = makeMoE(config)
+            var g = SeededGenerator(seed: 8)
+            let x = Tensor.normal([2, 5, 16], generator: &g)
+            let out = withNoGrad { moe(x).output }
+            withNoGrad {
+                for n in 0..<10 {
+                    let token = x.reshaped([10, 16]).slice(axis: 0, n..<(n + 1))              // [1, H]
+                    let probs = moe.gate(token).softmax()
+                    let (w, sel) = probs.topk(k)
+                    let weights = w / w.sum()
+                    var expected = Tensor.zeros([1, 16])
+                    for s in 0..<k {
+                        expected = expected + moe.experts[Int(sel.scalars[s])](token) * weights.scalars[s]
+                    }
+                    let got = out.reshaped([10, 16]).slice(axis: 0, n..<(n + 1))
+                    XCTAssertLessThan(maxAbsDiff(got, expected), 1e-5, "k \(k) token \(n)")
+                }
+            }
+        }
+    }
+
+    func testExpertCapacityDropsOverflow() {
+        var config = tinyConfig()
+        config.dropless = false
+        config.expertCapacity = 1
+        config.topKExperts = 1
+        let moe = makeMoE(config)
+        let x = Tensor.ones([1, 3, 16])          // three identical tokens: all pick the same expert
+        let out = withNoGrad { moe(x) }
+        XCTAssertEqual(out.droppedSlots, 2)
+        let rows = out.output.reshaped([3, 16])
+        XCTAssertGreaterThan(rows.slice(axis: 0, 0..<1).norm().item, 0)
+        XCTAssertEqual(rows.slice(axis: 0, 1..<3).norm().item, 0, "overflow tokens skip the expert")
+        config.capacityFactor = 2    // ceil(2 * 3 * 1 / 4) = 2 slots per expert
+        let moe2 = makeMoE(config)
+        XCTAssertEqual(withNoGrad { moe2(x) }.droppedSlots, 1)
+    }
+
+    func testRouterZLoss() {
+        var config = tinyConfig()
+        config.routerZLossCoefficient = 0.1
+        let model = AlbertForMaskedLM(config, seed: 1)
+        let a = ids([[5, 9, 12, 7]])
+        let labels = ids([[-100, 9, -100, 7]])
+        let o = model(a, labels: labels)
+        let z = try! XCTUnwrap(o.routerZLoss)
+        XCTAssertGreaterThan(z.item, 0)
+        XCTAssertEqual(o.loss.item, o.ceLoss.item + 0.01 * o.auxLoss.item + 0.1 * z.item, accuracy: 1e-5)
+        XCTAssertNil(AlbertForMaskedLM(tinyConfig(), seed: 1)(a).routerZLoss)
+    }
+
+    func testDropoutOnlyInTraining() {
+        let model = AlbertForMaskedLM(tinyConfig(dropout: 0.3), seed: 6)
+        let a = ids([[5, 9, 12, 7, 30, 2]])
+        model.eval()
+        let e1 = withNoGrad { model(a).logits }, e2 = withNoGrad { model(a).logits }
+        XCTAssertEqual(e1.scalars, e2.scalars)
+        model.train()
+        let t1 = withNoGrad { model(a).logits }, t2 = withNoGrad { model(a).logits }
+        XCTAssertGreaterThan(maxAbsDiff(t1, t2), 1e-4)
+    }
+
+    /// Every module a model holds (found by reflection) is reached by eval(): none is left in training mode.
+    func testEvalReachesEveryModule() {
+        func modules(_ m: Module) -> [Module] {
+            var out: [Module] = [m]
+            var mirror: Mirror? = Mirror(reflecting: m)
+            while let current = mirror {
+                for child in current.children {
+                    if let c = child.value as? Module { out += modules(c) }
+                    if let cs = child.value as? [Module] { out += cs.flatMap(modules) }
+                }
+                mirror = current.superclassMirror
+            }
+            return out
+        }
+        for model: Module in [AlbertForCausalLM(tinyConfig("absolute")), AlbertForMaskedLM(tinyConfig()), SentenceAlbert(tinyConfig())] {
+            model.eval()
+            let all = modules(model)
+            XCTAssertGreaterThan(all.count, 20)
+            for m in all { XCTAssertFalse(m.isTraining, "\(type(of: m)) still in training mode") }
+        }
+    }
+
+    func testStateDictNames() {
+        let model = AlbertForCausalLM(tinyConfig("absolute"))
+        let names = Set(model.namedParameters().map(\.0))
+        var expected: Set<String> = [
+            "albert.embeddings.word_embeddings.weight", "albert.embeddings.token_type_embeddings.weight",
+            "albert.embeddings.embedding_hidden_mapping_in.weight", "albert.embeddings.embedding_hidden_mapping_in.bias",
+            "albert.embeddings.norm.weight", "albert.embeddings.position_embeddings.weight",
+            "albert.shared_layer.attention.qkv_layer.weight", "albert.shared_layer.attention.output_proj.weight",
+            "albert.shared_layer.ffn.gate.weight", "albert.shared_layer.norm1.weight", "albert.shared_layer.norm2.weight",
+            "lm_head_transform.weight", "norm.weight", "lm_head_decoder.weight"]
+        for i in 0..<4 {
+            expected.insert("albert.shared_layer.ffn.experts.\(i).linear1.weight")
+            expected.insert("albert.shared_layer.ffn.experts.\(i).linear2.weight")
+        }
+        XCTAssertEqual(names, expected)
+        XCTAssertEqual(model.stateDict()["albert.shared_layer.ffn.experts.3.linear1.weight"]!.shape, [24, 16])
+        let mlm = Set(AlbertForMaskedLM(tinyConfig()).namedParameters().map(\.0))
+        XCTAssertTrue(mlm.contains("mlm_head_decoder.weight") && mlm.contains("mlm_head_transform.weight"))
+        XCTAssertEqual(Set(SentenceAlbert(tinyConfig()).namedParameters().map(\.0)).filter { $0.hasPrefix("albert.") }, [])
+    }
+
+    func testInitialisationFollowsTheSpec() {
+        let model = AlbertForMaskedLM(tinyConfig(), seed: 11)
+        let emb = model.albert.embeddings.wordEmbeddings.weight
+        XCTAssertEqual(Array(emb.scalars[0..<8]), [Float](repeating: 0, count: 8), "the padding row starts at zero")
+        let lin = model.albert.sharedLayer.ffn.experts[0].linear1.weight    // in = 16: U(-0.25, 0.25)
+        XCTAssertLessThanOrEqual(lin.scalars.map(abs).max()!, 0.25)
+        XCTAssertGreaterThan(lin.scalars.map(abs).max()!, 0.2)
+        XCTAssertEqual(model.albert.sharedLayer.norm1.weight.scalars, [Float](repeating: 1, count: 16))
+        let again = AlbertForMaskedLM(tinyConfig(), seed: 11)
+        XCTAssertEqual(again.albert.sharedLayer.ffn.gate.weight.scalars, model.albert.sharedLayer.ffn.gate.weight.scalars)
+        XCTAssertNotEqual(AlbertForMaskedLM(tinyConfig(), seed: 12).albert.sharedLayer.ffn.gate.weight.scalars,
+                          model.albert.sharedLayer.ffn.gate.weight.scalars)
+    }
+
+    func testStrictStateDictLoading() {
+        let model = AlbertForMaskedLM(tinyConfig())
+        var sd = model.stateDict().mapValues { $0.copy() }
+        sd["albert.shared_layer.norm1.weight"] = nil
+        sd["extra.weight"] = Tensor.zeros([1])
+        sd["norm.weight"] = Tensor.zeros([3])
+        XCTAssertThrowsError(try model.loadStateDict(sd)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("albert.shared_layer.norm1.weight") && m.contains("extra.weight") && m.contains("norm.weight"), m)
+        }
+    }
+
+    func testCausalLossShiftsLabels() {
+        // The causal loss equals cross-entropy of logits[:, :-1] against labels[:, 1:].
+        let model = AlbertForCausalLM(tinyConfig(), seed: 2)
+        let a = ids([[5, 9, 12, 7], [3, 4, 0, 0]])
+        let labels = ids([[5, 9, 12, 7], [3, 4, -100, -100]])
+        let o = withNoGrad { model(a, attentionMask: ids([[1, 1, 1, 1], [1, 1, 0, 0]]), labels: labels) }
+        let sliced = o.logits.slice(axis: 1, 0..<3).reshaped([6, 50])
+        let targets = IntTensor([9, 12, 7, 4, -100, -100].map { Int32($0) })
+        XCTAssertEqual(o.clmLoss.item, crossEntropy(sliced, targets).item, accuracy: 1e-6)
+    }
+}
+
+func makeMoE(_ config: AlbertMoEConfig) -> MoE {
+    var g = SeededGenerator(seed: 42)
+    return MoE(config, generator: &g)
+}
