@@ -38,3 +38,119 @@ public struct OptimizerStateError: Error, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+// MARK: - Shared state-dict plumbing (internal)
+
+/// Floats as metadata strings: Swift's shortest round-trip form, so `Float(string)` gives back the same bits.
+func metadataString(_ x: Float) -> String { "\(x)" }
+
+/// Reads and checks an `OptimizerState` for one optimizer kind before anything is changed, so that a
+/// failed load leaves the optimizer as it was.
+struct StateReader {
+    let state: OptimizerState
+    let kind: String
+
+    /// Checks the kind, the parameter count and that every tensor key is "<index>.<name>" with a known name
+    /// and an index in range.
+    init(_ state: OptimizerState, kind: String, parameterCount: Int, tensorNames: Set<String>) throws {
+        self.state = state
+        self.kind = kind
+        guard let saved = state.metadata["optimizer"] else {
+            throw OptimizerStateError("optimizer kind: the state has no \"optimizer\" entry (expected \(kind))")
+        }
+        guard saved == kind else {
+            throw OptimizerStateError("optimizer kind: the state is for \(saved), this optimizer is \(kind)")
+        }
+        guard let countString = state.metadata["parameter_count"], let count = Int(countString) else {
+            throw OptimizerStateError("parameter count: the \(kind) state has no valid \"parameter_count\" entry")
+        }
+        guard count == parameterCount else {
+            throw OptimizerStateError(
+                "parameter count: the \(kind) state is for \(count) parameters, this optimizer has \(parameterCount)")
+        }
+        for key in state.tensors.keys.sorted() {
+            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let index = Int(parts[0]), tensorNames.contains(parts[1]) else {
+                throw OptimizerStateError("tensor \"\(key)\": not a \(kind) state tensor (expected \"<index>."
+                    + "\(tensorNames.sorted().joined(separator: "|"))\")")
+            }
+            guard index >= 0 && index < parameterCount else {
+                throw OptimizerStateError(
+                    "tensor \"\(key)\": parameter index \(index) out of range for \(parameterCount) parameters")
+            }
+        }
+    }
+
+    /// A hyper-parameter stored as a Float string.
+    func float(_ key: String) throws -> Float {
+        guard let s = state.metadata[key] else {
+            throw OptimizerStateError("\(key): missing from the \(kind) state")
+        }
+        guard let x = Float(s), x.isFinite else {
+            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not a finite number")
+        }
+        return x
+    }
+
+    func bool(_ key: String) throws -> Bool {
+        guard let s = state.metadata[key] else {
+            throw OptimizerStateError("\(key): missing from the \(kind) state")
+        }
+        guard let b = Bool(s) else {
+            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not true or false")
+        }
+        return b
+    }
+
+    /// A non-negative integer, or nil when absent.
+    func optionalCount(_ key: String) throws -> Int? {
+        guard let s = state.metadata[key] else { return nil }
+        guard let n = Int(s), n >= 0 else {
+            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not a non-negative integer")
+        }
+        return n
+    }
+
+    /// The tensor "<index>.<name>" if present, checked against the parameter's shape.
+    func tensor(_ index: Int, _ name: String, like parameter: Tensor) throws -> Tensor? {
+        let key = "\(index).\(name)"
+        guard let t = state.tensors[key] else { return nil }
+        guard t.shape == parameter.shape else {
+            throw OptimizerStateError(
+                "tensor \"\(key)\": shape \(t.shape) in the \(kind) state, parameter \(index) has shape \(parameter.shape)")
+        }
+        return t
+    }
+
+    /// Both Adam moments of parameter `index` and its step count: all present (step >= 1) or all absent.
+    func adamState(_ index: Int, like parameter: Tensor) throws -> (step: Int, m: Tensor, v: Tensor)? {
+        let step = try optionalCount("\(index).step")
+        let m = try tensor(index, "exp_avg", like: parameter)
+        let v = try tensor(index, "exp_avg_sq", like: parameter)
+        switch (step, m, v) {
+        case (nil, nil, nil), (0?, nil, nil):
+            return nil
+        case let (step?, m?, v?) where step >= 1:
+            return (step, m.copy(), v.copy())
+        default:
+            throw OptimizerStateError("parameter \(index): the \(kind) state must give \"\(index).step\" (>= 1), "
+                + "\"\(index).exp_avg\" and \"\(index).exp_avg_sq\" together, or none of them")
+        }
+    }
+}
+
+/// An invalid optimizer hyper-parameter (e.g. a negative learning rate typed on the command line),
+/// naming the field.
+public struct OptimizerConfigurationError: Error, CustomStringConvertible {
+    public let field: String
+    public let message: String
+    public init(field: String, _ message: String) {
+        self.field = field
+        self.message = message
+    }
+    public var description: String { "\(field): \(message)" }
+
+    static func check(_ field: String, _ value: Float, _ ok: Bool, _ requirement: String) throws {
+        if !ok { throw OptimizerConfigurationError(field: field, "\(value) \(requirement)") }
+    }
+}
