@@ -23,6 +23,12 @@ extension Optimizer {
 }
 
 /// An optimizer's saved state: tensors by name (e.g. "3.exp_avg" for parameter 3) and metadata.
+///
+/// Layout used by this target's optimizers: tensors "<i>.exp_avg" and "<i>.exp_avg_sq" (ChillAdam, AdamW)
+/// or "<i>.momentum_buffer" (SGD) for each parameter index i that has state; metadata "optimizer" (the
+/// kind: "ChillAdam", "AdamW", "SGD"), "parameter_count", "<i>.step" (Adam kinds) and the hyper-parameters
+/// ("learning_rate", "eps", "beta1", ... as Float strings that parse back to the same bits). The tensors are
+/// copies (a snapshot), both when saved and when loaded.
 public struct OptimizerState {
     public var tensors: [String: Tensor]
     public var metadata: [String: String]

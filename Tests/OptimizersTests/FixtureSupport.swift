@@ -69,22 +69,27 @@ struct OptimizerFixtures: Decodable {
 
 func floats(_ values: [Double]) -> [Float] { values.map { Float($0) } }
 
-/// Largest element-wise error of `actual` against `expected`, absolute and relative (relative to
-/// max(|expected|, floor)).
+/// Largest element-wise error of `actual` against `expected`: absolute, relative to the element
+/// (|expected| floored at 1e-3), and relative to the tensor's largest |expected| element.
 struct ErrorStats: CustomStringConvertible {
     var maxAbs: Double = 0
     var maxRel: Double = 0
+    var maxScaled: Double = 0
 
     mutating func add(_ actual: [Float], _ expected: [Float], floor: Double = 1e-3) {
         precondition(actual.count == expected.count)
+        let scale = expected.map { abs(Double($0)) }.max() ?? 0
         for (a, e) in zip(actual, expected) {
             let d = abs(Double(a) - Double(e))
             maxAbs = max(maxAbs, d)
             maxRel = max(maxRel, d / max(abs(Double(e)), floor))
+            if scale > 0 { maxScaled = max(maxScaled, d / scale) }
         }
     }
 
-    var description: String { String(format: "max abs %.3g, max rel %.3g", maxAbs, maxRel) }
+    var description: String {
+        String(format: "max abs %.3g, max rel/element %.3g, max rel/tensor %.3g", maxAbs, maxRel, maxScaled)
+    }
 }
 
 /// Runs `optimizer` on a fixture case (parameters built from `initial`, the case's gradients step by step)
