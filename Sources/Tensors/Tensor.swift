@@ -9,18 +9,79 @@ import Darwin
 public final class Storage {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    private let bytes: Int
 
     init(count: Int) {
         self.count = count
+        bytes = BlockCache.shared.roundedSize(max(count, 1) * MemoryLayout<Float>.stride)
+        pointer = BlockCache.shared.allocate(bytes).bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit { BlockCache.shared.release(UnsafeMutableRawPointer(pointer), bytes) }
+}
+
+/// Reuses large blocks of tensor memory. A training step allocates and frees the same sizes again and
+/// again; taking them from the system each time costs a page fault and a clear per page. Blocks of 1 MB and
+/// more are kept by size after they are freed, up to `limit` bytes in all, and handed out again.
+final class BlockCache {
+    static let shared = BlockCache()
+    /// Bytes the cache may hold: ALBERTMOE_CACHE_MB, else 1024 MB.
+    let limit: Int
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var held = 0
+    private var mutex = pthread_mutex_t()
+    private static let large = 1 << 20
+    private static let granule = 64 << 10
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        let mb = getenv("ALBERTMOE_CACHE_MB").flatMap { Int(String(cString: $0)) } ?? 1024
+        limit = max(mb, 0) << 20
+        ak_keep_freed_memory()
+    }
+
+    func roundedSize(_ bytes: Int) -> Int {
+        bytes < BlockCache.large ? bytes : (bytes + BlockCache.granule - 1) / BlockCache.granule * BlockCache.granule
+    }
+
+    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= BlockCache.large {
+            pthread_mutex_lock(&mutex)
+            let block = free[bytes]?.popLast()
+            if block != nil { held -= bytes }
+            pthread_mutex_unlock(&mutex)
+            if let block { return block }
+        }
         var raw: UnsafeMutableRawPointer? = nil
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             fatalError("Tensor: could not allocate \(bytes) bytes")
         }
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        return raw
     }
 
-    deinit { free(pointer) }
+    func release(_ block: UnsafeMutableRawPointer, _ bytes: Int) {
+        if bytes >= BlockCache.large {
+            pthread_mutex_lock(&mutex)
+            let keep = held + bytes <= limit
+            if keep {
+                free[bytes, default: []].append(block)
+                held += bytes
+            }
+            pthread_mutex_unlock(&mutex)
+            if keep { return }
+        }
+        Glibc.free(block)
+    }
+
+    /// Gives every cached block back to the system.
+    func trim() {
+        pthread_mutex_lock(&mutex)
+        let blocks = free.values.flatMap { $0 }
+        free = [:]
+        held = 0
+        pthread_mutex_unlock(&mutex)
+        for b in blocks { Glibc.free(b) }
+    }
 }
 
 /// A row-major, contiguous Float32 tensor of any rank that can record the operations applied to it, so

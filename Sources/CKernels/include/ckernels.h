@@ -124,6 +124,12 @@ void ak_adam_update(float *p, const float *g, float *m, float *v, long n, float 
 void ak_adamw_update(float *p, const float *g, float *m, float *v, long n, float lr, float wd, float b1, float b2,
                      float step, float inv_sqrt_bc2, float eps);
 
+// ---------------------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------------------
+/// Tunes the C heap so that freed tensor memory is reused rather than returned to the system (glibc only).
+void ak_keep_freed_memory(void);
+
 #ifdef __cplusplus
 }
 #endif

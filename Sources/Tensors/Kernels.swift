@@ -1,0 +1,13 @@
+import CKernels
+
+/// The compute kernels' run-time settings.
+public enum Kernels {
+    /// Threads the kernels may use. Read at start from ALBERTMOE_NUM_THREADS, else the library's default.
+    public static var threads: Int {
+        get { Int(ak_get_num_threads()) }
+        set { ak_set_num_threads(Int32(clamping: newValue)) }
+    }
+
+    /// The instruction set the kernels run with: "avx2-fma" or "portable".
+    public static var isa: String { String(cString: ak_kernel_isa()) }
+}
