@@ -11,12 +11,15 @@ let package = Package(
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
         .executable(name: "kernel-bench", targets: ["KernelBench"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags, linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]),
         .target(name: "Tensors", dependencies: ["CKernels"]),
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
+        .target(name: "Tokenizers"),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

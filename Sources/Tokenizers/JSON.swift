@@ -1,0 +1,392 @@
+import Foundation
+
+/// Errors thrown while loading or running a tokenizer.
+public enum TokenizerError: Error, CustomStringConvertible, Equatable {
+    /// The JSON text could not be parsed (byte offset and reason).
+    case malformedJSON(offset: Int, reason: String)
+    /// A component `type` that is not supported, at a JSON path.
+    case unknownType(path: String, type: String)
+    /// A required field is missing, at a JSON path (`component` names the component type).
+    case missingField(path: String, component: String)
+    /// A field has the wrong JSON kind or an invalid value.
+    case invalidField(path: String, component: String, reason: String)
+    /// A file could not be read or has an unknown format.
+    case io(String)
+    /// A protobuf (SentencePiece `.model`) file is malformed.
+    case malformedModel(String)
+    /// Truncation could not be applied (mirrors the Python library's errors).
+    case truncation(String)
+    /// Training failed.
+    case training(String)
+
+    public var description: String {
+        switch self {
+        case let .malformedJSON(offset, reason): return "malformed JSON at byte \(offset): \(reason)"
+        case let .unknownType(path, type): return "unknown component type '\(type)' at \(path)"
+        case let .missingField(path, component): return "missing field \(path) (in \(component))"
+        case let .invalidField(path, component, reason): return "invalid field \(path) (in \(component)): \(reason)"
+        case let .io(s): return "I/O error: \(s)"
+        case let .malformedModel(s): return "malformed SentencePiece model: \(s)"
+        case let .truncation(s): return "truncation error: \(s)"
+        case let .training(s): return "training error: \(s)"
+        }
+    }
+}
+
+/// A string key that compares by exact UTF-8 bytes, like Rust's `String` (Swift's `String`
+/// equality uses canonical equivalence, which would make "e\u{301}" find "é" in a vocabulary).
+public struct VocabKey: Hashable, CustomStringConvertible {
+    public let string: String
+    @inline(__always) public init(_ s: String) { string = s }
+    @inline(__always) public static func == (a: VocabKey, b: VocabKey) -> Bool {
+        var x = a.string, y = b.string
+        return x.withUTF8 { xa in y.withUTF8 { ya in xa.count == ya.count && (xa.count == 0 || memcmp(xa.baseAddress!, ya.baseAddress!, xa.count) == 0) } }
+    }
+    @inline(__always) public func hash(into h: inout Hasher) {
+        var x = string
+        x.withUTF8 { h.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+    public var description: String { string }
+}
+
+/// A parsed JSON value. Object key order is kept (`keys`), which matters for vocabularies.
+public indirect enum JSONValue: Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    public static func parse(_ data: Data) throws -> JSONValue {
+        try data.withUnsafeBytes { raw -> JSONValue in
+            var p = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
+            p.skipWS()
+            let v = try p.parseValue(depth: 0)
+            p.skipWS()
+            if p.pos != p.bytes.count { throw TokenizerError.malformedJSON(offset: p.pos, reason: "trailing characters") }
+            return v
+        }
+    }
+
+    public static func parse(_ text: String) throws -> JSONValue { try parse(Data(text.utf8)) }
+
+    var kindName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "bool"
+        case .number: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+
+    // MARK: serialisation (used by the trainers)
+    public func serialized(indent: Int? = 2) -> String {
+        var out = ""
+        write(into: &out, level: 0, indent: indent)
+        return out
+    }
+
+    private func write(into out: inout String, level: Int, indent: Int?) {
+        let nl = indent == nil ? "" : "\n"
+        func pad(_ l: Int) -> String { indent.map { String(repeating: " ", count: $0 * l) } ?? "" }
+        switch self {
+        case .null: out += "null"
+        case let .bool(b): out += b ? "true" : "false"
+        case let .number(d):
+            if d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) } else { out += "\(d)" }
+        case let .string(s): JSONValue.writeString(s, into: &out)
+        case let .array(a):
+            if a.isEmpty { out += "[]"; return }
+            out += "[" + nl
+            for (i, v) in a.enumerated() {
+                out += pad(level + 1)
+                v.write(into: &out, level: level + 1, indent: indent)
+                if i + 1 < a.count { out += "," }
+                out += nl
+            }
+            out += pad(level) + "]"
+        case let .object(o):
+            if o.pairs.isEmpty { out += "{}"; return }
+            out += "{" + nl
+            for (i, (k, v)) in o.pairs.enumerated() {
+                out += pad(level + 1)
+                JSONValue.writeString(k, into: &out)
+                out += indent == nil ? ":" : ": "
+                v.write(into: &out, level: level + 1, indent: indent)
+                if i + 1 < o.pairs.count { out += "," }
+                out += nl
+            }
+            out += pad(level) + "}"
+        }
+    }
+
+    static func writeString(_ s: String, into out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        out += "\""
+    }
+
+    /// Builds an object keeping the given key order.
+    public static func obj(_ pairs: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(pairs)) }
+}
+
+/// A JSON object keeping its key order. Keys compare by exact UTF-8 bytes (Swift's String
+/// equality would merge canonically equivalent keys such as "é" and "e\u{301}").
+public struct JSONObject: Equatable {
+    public var pairs: [(String, JSONValue)]
+    public init(_ pairs: [(String, JSONValue)]) { self.pairs = pairs }
+    public subscript(key: String) -> JSONValue? {
+        for (k, v) in pairs.reversed() where k.utf8.elementsEqual(key.utf8) { return v }
+        return nil
+    }
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        a.pairs.count == b.pairs.count && zip(a.pairs, b.pairs).allSatisfy { $0.0.utf8.elementsEqual($1.0.utf8) && $0.1 == $1.1 }
+    }
+}
+
+struct JSONParser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var pos = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    func fail(_ reason: String) -> TokenizerError { .malformedJSON(offset: pos, reason: reason) }
+
+    mutating func skipWS() {
+        while pos < bytes.count {
+            let c = bytes[pos]
+            if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 { pos += 1 } else { break }
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws -> JSONValue {
+        if depth > 512 { throw fail("nesting too deep") }
+        guard pos < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[pos] {
+        case UInt8(ascii: "{"):
+            pos += 1
+            var pairs: [(String, JSONValue)] = []
+            skipWS()
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(JSONObject(pairs)) }
+            while true {
+                skipWS()
+                guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected object key") }
+                let k = try parseString()
+                skipWS()
+                guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                pos += 1
+                skipWS()
+                let v = try parseValue(depth: depth + 1)
+                pairs.append((k, v))
+                skipWS()
+                guard pos < bytes.count else { throw fail("unterminated object") }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(JSONObject(pairs)) }
+                throw fail("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            pos += 1
+            var arr: [JSONValue] = []
+            skipWS()
+            if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
+            while true {
+                skipWS()
+                arr.append(try parseValue(depth: depth + 1))
+                skipWS()
+                guard pos < bytes.count else { throw fail("unterminated array") }
+                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
+                if bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
+                throw fail("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            return .string(try parseString())
+        case UInt8(ascii: "t"):
+            try expectLiteral("true"); return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false"); return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null"); return .null
+        default:
+            return .number(try parseNumber())
+        }
+    }
+
+    mutating func expectLiteral(_ s: StaticString) throws {
+        let n = s.utf8CodeUnitCount
+        guard pos + n <= bytes.count else { throw fail("unexpected end of input") }
+        let p = s.utf8Start
+        for i in 0..<n where bytes[pos + i] != p[i] { throw fail("invalid literal") }
+        pos += n
+    }
+
+    mutating func parseNumber() throws -> Double {
+        let start = pos
+        while pos < bytes.count {
+            let c = bytes[pos]
+            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                pos += 1
+            } else { break }
+        }
+        if start == pos { throw fail("unexpected character") }
+        let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        if s == "NaN" { return .nan }
+        guard let d = Double(s) else { pos = start; throw fail("invalid number '\(s)'") }
+        return d
+    }
+
+    mutating func hex4() throws -> UInt32 {
+        guard pos + 4 <= bytes.count else { throw fail("bad \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[pos]
+            var d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            default: throw fail("bad \\u escape")
+            }
+            v = v * 16 + d
+            pos += 1
+        }
+        return v
+    }
+
+    mutating func parseString() throws -> String {
+        pos += 1 // opening quote
+        let start = pos
+        // Fast path: no escapes.
+        while pos < bytes.count {
+            let c = bytes[pos]
+            if c == UInt8(ascii: "\"") {
+                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+                pos += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") { break }
+            pos += 1
+        }
+        var buf = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<pos]))
+        while pos < bytes.count {
+            let c = bytes[pos]
+            if c == UInt8(ascii: "\"") { pos += 1; return String(decoding: buf, as: UTF8.self) }
+            if c == UInt8(ascii: "\\") {
+                pos += 1
+                guard pos < bytes.count else { break }
+                let e = bytes[pos]
+                pos += 1
+                switch e {
+                case UInt8(ascii: "\""): buf.append(0x22)
+                case UInt8(ascii: "\\"): buf.append(0x5C)
+                case UInt8(ascii: "/"): buf.append(0x2F)
+                case UInt8(ascii: "b"): buf.append(0x08)
+                case UInt8(ascii: "f"): buf.append(0x0C)
+                case UInt8(ascii: "n"): buf.append(0x0A)
+                case UInt8(ascii: "r"): buf.append(0x0D)
+                case UInt8(ascii: "t"): buf.append(0x09)
+                case UInt8(ascii: "u"):
+                    var v = try hex4()
+                    if v >= 0xD800 && v < 0xDC00, pos + 6 <= bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") {
+                        let save = pos
+                        pos += 2
+                        let lo = try hex4()
+                        if lo >= 0xDC00 && lo < 0xE000 { v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00) } else { pos = save }
+                    }
+                    let scalar = Unicode.Scalar(v) ?? "\u{FFFD}"
+                    buf.append(contentsOf: Array(String(scalar).utf8))
+                default: throw fail("bad escape")
+                }
+            } else {
+                buf.append(c)
+                pos += 1
+            }
+        }
+        throw fail("unterminated string")
+    }
+}
+
+/// A JSON value together with its path, for error messages naming the location and component.
+struct JNode {
+    let value: JSONValue
+    let path: String
+    let component: String
+
+    init(_ value: JSONValue, path: String = "$", component: String = "tokenizer") {
+        self.value = value
+        self.path = path
+        self.component = component
+    }
+
+    func withComponent(_ c: String) -> JNode { JNode(value, path: path, component: c) }
+
+    var isNull: Bool { if case .null = value { return true }; return false }
+
+    func optional(_ key: String) -> JNode? {
+        guard case let .object(o) = value, let v = o[key] else { return nil }
+        if case .null = v { return nil }
+        return JNode(v, path: path + "." + key, component: component)
+    }
+
+    func has(_ key: String) -> Bool { optional(key) != nil }
+
+    func field(_ key: String) throws -> JNode {
+        guard case .object = value else { throw invalid("expected an object, found \(value.kindName)") }
+        guard let v = optional(key) else { throw TokenizerError.missingField(path: path + "." + key, component: component) }
+        return v
+    }
+
+    func invalid(_ reason: String) -> TokenizerError { .invalidField(path: path, component: component, reason: reason) }
+
+    func string() throws -> String {
+        guard case let .string(s) = value else { throw invalid("expected a string, found \(value.kindName)") }
+        return s
+    }
+    func bool() throws -> Bool {
+        guard case let .bool(b) = value else { throw invalid("expected a bool, found \(value.kindName)") }
+        return b
+    }
+    func double() throws -> Double {
+        guard case let .number(d) = value else { throw invalid("expected a number, found \(value.kindName)") }
+        return d
+    }
+    func int() throws -> Int {
+        guard case let .number(d) = value, d == d.rounded(), abs(d) < 9e15 else { throw invalid("expected an integer, found \(value.kindName)") }
+        return Int(d)
+    }
+    func array() throws -> [JNode] {
+        guard case let .array(a) = value else { throw invalid("expected an array, found \(value.kindName)") }
+        return a.enumerated().map { JNode($0.element, path: "\(path)[\($0.offset)]", component: component) }
+    }
+    func object() throws -> [(String, JNode)] {
+        guard case let .object(o) = value else { throw invalid("expected an object, found \(value.kindName)") }
+        return o.pairs.map { ($0.0, JNode($0.1, path: path + "." + $0.0, component: component)) }
+    }
+
+    func string(_ key: String) throws -> String { try field(key).string() }
+    func bool(_ key: String) throws -> Bool { try field(key).bool() }
+    func int(_ key: String) throws -> Int { try field(key).int() }
+    func double(_ key: String) throws -> Double { try field(key).double() }
+    func bool(_ key: String, default d: Bool) throws -> Bool { try optional(key)?.bool() ?? d }
+    func int(_ key: String, default d: Int) throws -> Int { try optional(key)?.int() ?? d }
+    func string(_ key: String, default d: String) throws -> String { try optional(key)?.string() ?? d }
+
+    /// The component's "type" field.
+    func typeName() throws -> String {
+        guard case .object = value else { throw invalid("expected an object, found \(value.kindName)") }
+        guard let t = optional("type") else { throw TokenizerError.missingField(path: path + ".type", component: component) }
+        return try t.string()
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+
+public final class BPEModel: TokenizerModel {
+    public let vocab: [VocabKey: Int]
+    let vocabR: [Int: String]
+    /// (left id, right id) -> (rank, new id)
+    let merges: [UInt64: (rank: Int32, id: Int32)]
+    public let mergeList: [(String, String)]
+    public let unkToken: String?
+    public let prefix: String?
+    public let suffix: String?
+    public let fuseUnk: Bool
+    public let byteFallback: Bool
+    public let ignoreMerges: Bool
+    let dropout: Double?
+    /// Single-character ids by position class: [plain, with prefix, with suffix, with both].
+    private var charIds: [[UInt32: Int32]] = [[:], [:], [:], [:]]
+    private var byteIds: [Int32] = Array(repeating: -1, count: 256)
+    private let cache = BPECache()
+
+    public init(vocab: [VocabKey: Int], merges: [(String, String)], unkToken: String? = nil, prefix: String? = nil,
+                suffix: String? = nil, fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
+                dropout: Double? = nil, path: String = "$.model") throws {
+        self.vocab = vocab
+        self.vocabR = reverseVocab(vocab)
+        self.mergeList = merges
+        self.unkToken = unkToken
+        self.prefix = prefix
+        self.suffix = suffix
+        self.fuseUnk = fuseUnk
+        self.byteFallback = byteFallback
+        self.ignoreMerges = ignoreMerges
+        self.dropout = dropout
+        var m: [UInt64: (rank: Int32, id: Int32)] = [:]
+        m.reserveCapacity(merges.count)
+        let prefixLen = prefix?.utf8.count ?? 0
+        for (i, (a, b)) in merges.enumerated() {
+            guard let ai = vocab[VocabKey(a)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merge token '\(a)' not in vocabulary") }
+            guard let bi = vocab[VocabKey(b)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merge token '\(b)' not in vocabulary") }
+            let bb = Array(b.utf8)
+            let newToken = a + String(decoding: bb[min(prefixLen, bb.count)...], as: UTF8.self)
+            guard let ni = vocab[VocabKey(newToken)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merged token '\(newToken)' not in vocabulary") }
+            let key = UInt64(UInt32(ai)) << 32 | UInt64(UInt32(bi))
+            if m[key] == nil { m[key] = (Int32(i), Int32(ni)) }
+        }
+        self.merges = m
+        for (key, id) in vocab {
+            let tok = key.string
+            var u = Array(tok.utf8)[...]
+            var cls = 0
+            if let p = prefix, !p.isEmpty, u.starts(with: p.utf8) { u = u.dropFirst(p.utf8.count); cls |= 1 }
+            if let x = suffix, !x.isEmpty, u.reversed().starts(with: x.utf8.reversed()) { u = u.dropLast(x.utf8.count); cls |= 2 }
+            let sc = String(decoding: u, as: UTF8.self).unicodeScalars
+            if sc.count == 1 { charIds[cls][sc.first!.value] = Int32(id) }
+            // Also record the plain form (a token could be e.g. "##" itself).
+            if cls != 0, tok.unicodeScalars.count == 1 { charIds[0][tok.unicodeScalars.first!.value] = Int32(id) }
+        }
+        for b in 0..<256 {
+            if let id = vocab[VocabKey(String(format: "<0x%02X>", b))] { byteIds[b] = Int32(id) }
+        }
+    }
+
+    convenience init(json n: JNode) throws {
+        let vocab = try parseVocabObject(try n.field("vocab"))
+        var merges: [(String, String)] = []
+        for m in try n.field("merges").array() {
+            switch m.value {
+            case let .string(s):
+                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw m.invalid("a merge must be two tokens separated by one space") }
+                merges.append((String(parts[0]), String(parts[1])))
+            case let .array(a):
+                guard a.count == 2, case let .string(x) = a[0], case let .string(y) = a[1] else { throw m.invalid("a merge must be a pair of strings") }
+                merges.append((x, y))
+            default:
+                throw m.invalid("a merge must be a string or a pair of strings")
+            }
+        }
+        var dropout: Double? = nil
+        if let d = n.optional("dropout") { dropout = try d.double() }
+        try self.init(vocab: vocab, merges: merges,
+                      unkToken: try n.optional("unk_token")?.string(),
+                      prefix: try n.optional("continuing_subword_prefix")?.string(),
+                      suffix: try n.optional("end_of_word_suffix")?.string(),
+                      fuseUnk: try n.bool("fuse_unk", default: false),
+                      byteFallback: try n.bool("byte_fallback", default: false),
+                      ignoreMerges: try n.bool("ignore_merges", default: false),
+                      dropout: dropout, path: n.path)
+    }
+
+    struct Symbol {
+        var id: Int32
+        var start: Int32
+        var end: Int32
+        var prev: Int32
+        var next: Int32
+    }
+
+    private func lookupChar(_ c: Unicode.Scalar, first: Bool, last: Bool) -> Int? {
+        var cls = 0
+        if !first, let p = prefix, !p.isEmpty { cls |= 1 }
+        if last, let s = suffix, !s.isEmpty { cls |= 2 }
+        if cls == 0 { return charIds[0][c.value].map(Int.init) }
+        // Build the exact string (rare path for prefix/suffix models).
+        var s = (cls & 1 != 0) ? prefix! : ""
+        s.unicodeScalars.append(c)
+        if cls & 2 != 0 { s += suffix! }
+        return vocab[VocabKey(s)]
+    }
+
+    public func tokenize(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
+        if word.isEmpty { return [] }
+        if ignoreMerges {
+            let s = makeString(word)
+            if let id = vocab[VocabKey(s)] { return [ModelToken(id: id, value: s, start: 0, end: word.count)] }
+        }
+        let key = makeString(word)
+        let syms: [Symbol]
+        if let hit = cache.get(key) {
+            syms = hit
+        } else {
+            syms = try mergeWord(word)
+            if word.count < 256 { cache.put(key, syms) }
+        }
+        var out: [ModelToken] = []
+        out.reserveCapacity(syms.count)
+        for s in syms {
+            out.append(ModelToken(id: Int(s.id), value: vocabR[Int(s.id)] ?? "", start: Int(s.start), end: Int(s.end)))
+        }
+        return out
+    }
+
+    func mergeWord(_ word: ArraySlice<Unicode.Scalar>) throws -> [Symbol] {
+        var symbols: [Symbol] = []
+        symbols.reserveCapacity(word.count)
+        var unk: (id: Int32, start: Int32, end: Int32)? = nil
+        let n = word.count
+        let b = word.startIndex
+        func add(_ id: Int32, _ s: Int, _ e: Int) {
+            symbols.append(Symbol(id: id, start: Int32(s), end: Int32(e), prev: -1, next: -1))
+        }
+        for i in 0..<n {
+            let c = word[b + i]
+            if let id = lookupChar(c, first: i == 0, last: i == n - 1) {
+                if let u = unk { add(u.id, Int(u.start), Int(u.end)); unk = nil }
+                add(Int32(id), i, i + 1)
+                continue
+            }
+            if byteFallback {
+                var s = (i > 0 && prefix != nil) ? prefix! : ""
+                s.unicodeScalars.append(c)
+                if i == n - 1, let x = suffix { s += x }
+                let ids = s.utf8.map { byteIds[Int($0)] }
+                if !ids.contains(-1) {
+                    if let u = unk { add(u.id, Int(u.start), Int(u.end)); unk = nil }
+                    for id in ids { add(id, i, i + 1) }
+                    continue
+                }
+            }
+            if let ut = unkToken {
+                guard let uid = vocab[VocabKey(ut)] else {
+                    throw TokenizerError.invalidField(path: "$.model.unk_token", component: "BPE", reason: "unk token '\(ut)' not in vocabulary")
+                }
+                if let u = unk {
+                    if fuseUnk { unk = (u.id, u.start, Int32(i + 1)) } else {
+                        add(u.id, Int(u.start), Int(u.end)); unk = (Int32(uid), Int32(i), Int32(i + 1))
+                    }
+                } else {
+                    unk = (Int32(uid), Int32(i), Int32(i + 1))
+                }
+            }
+        }
+        if let u = unk { add(u.id, Int(u.start), Int(u.end)) }
+        for i in 0..<symbols.count {
+            symbols[i].prev = Int32(i - 1)
+            symbols[i].next = i + 1 < symbols.count ? Int32(i + 1) : -1
+        }
+        if symbols.count < 2 { return symbols }
+        // Priority queue of (rank, pos, newId); smallest rank, then smallest pos, first.
+        var heap = MergeHeap()
+        for i in 0..<(symbols.count - 1) {
+            if let m = merges[UInt64(UInt32(symbols[i].id)) << 32 | UInt64(UInt32(symbols[i + 1].id))] {
+                heap.push(MergeEntry(rank: m.rank, pos: Int32(i), newId: m.id))
+            }
+        }
+        var alive = [Bool](repeating: true, count: symbols.count)
+        while let top = heap.pop() {
+            let p = Int(top.pos)
+            if !alive[p] { continue }
+            let nx = Int(symbols[p].next)
+            if nx < 0 { continue }
+            guard let m = merges[UInt64(UInt32(symbols[p].id)) << 32 | UInt64(UInt32(symbols[nx].id))], m.id == top.newId else { continue }
+            symbols[p].id = top.newId
+            symbols[p].end = symbols[nx].end
+            symbols[p].next = symbols[nx].next
+            alive[nx] = false
+            let nn = Int(symbols[nx].next)
+            if nn >= 0 { symbols[nn].prev = Int32(p) }
+            let pv = Int(symbols[p].prev)
+            if pv >= 0, let m2 = merges[UInt64(UInt32(symbols[pv].id)) << 32 | UInt64(UInt32(symbols[p].id))] {
+                heap.push(MergeEntry(rank: m2.rank, pos: Int32(pv), newId: m2.id))
+            }
+            if nn >= 0, let m3 = merges[UInt64(UInt32(symbols[p].id)) << 32 | UInt64(UInt32(symbols[nn].id))] {
+                heap.push(MergeEntry(rank: m3.rank, pos: Int32(p), newId: m3.id))
+            }
+        }
+        var out: [Symbol] = []
+        var i = 0
+        while i >= 0 && i < symbols.count {
+            out.append(symbols[i])
+            i = Int(symbols[i].next)
+        }
+        return out
+    }
+
+    public func tokenToId(_ token: String) -> Int? { vocab[VocabKey(token)] }
+    public func idToToken(_ id: Int) -> String? { vocabR[id] }
+    public var vocabSize: Int { vocab.count }
+
+    public func toJSON() -> JSONValue {
+        func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        return .obj([
+            ("type", .string("BPE")), ("dropout", dropout.map { .number($0) } ?? .null), ("unk_token", opt(unkToken)),
+            ("continuing_subword_prefix", opt(prefix)), ("end_of_word_suffix", opt(suffix)),
+            ("fuse_unk", .bool(fuseUnk)), ("byte_fallback", .bool(byteFallback)), ("ignore_merges", .bool(ignoreMerges)),
+            ("vocab", vocabJSON(vocab)),
+            ("merges", .array(mergeList.map { .array([.string($0.0), .string($0.1)]) })),
+        ])
+    }
+}
+
+struct MergeEntry {
+    var rank: Int32
+    var pos: Int32
+    var newId: Int32
+    @inline(__always) func less(_ o: MergeEntry) -> Bool { rank != o.rank ? rank < o.rank : pos < o.pos }
+}
+
+struct MergeHeap {
+    var items: [MergeEntry] = []
+    mutating func push(_ e: MergeEntry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if items[i].less(items[p]) { items.swapAt(i, p); i = p } else { break }
+        }
+    }
+    mutating func pop() -> MergeEntry? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            let n = items.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && items[l].less(items[m]) { m = l }
+                if r < n && items[r].less(items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m); i = m
+            }
+        }
+        return top
+    }
+}
+
+/// A small thread-safe word cache.
+final class BPECache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var map: [String: [BPEModel.Symbol]] = [:]
+    let capacity = 10_000
+    func get(_ k: String) -> [BPEModel.Symbol]? {
+        lock.lock(); defer { lock.unlock() }
+        return map[k]
+    }
+    func put(_ k: String, _ v: [BPEModel.Symbol]) {
+        lock.lock(); defer { lock.unlock() }
+        if map.count < capacity { map[k] = v }
+    }
+}

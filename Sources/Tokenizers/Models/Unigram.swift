@@ -1,0 +1,155 @@
+import Foundation
+
+/// A trie over unicode scalars stored in one hash map: (node << 21 | scalar) -> child node.
+struct ScalarTrie {
+    private var children: [UInt64: Int32] = [:]
+    private(set) var values: [Int32] = [-1]  // per node: token id ending here, or -1
+
+    mutating func insert(_ key: String, id: Int) {
+        var node: Int32 = 0
+        for c in key.unicodeScalars {
+            let k = UInt64(node) << 21 | UInt64(c.value)
+            if let nx = children[k] { node = nx } else {
+                let nx = Int32(values.count)
+                values.append(-1)
+                children[k] = nx
+                node = nx
+            }
+        }
+        values[Int(node)] = Int32(id)  // later duplicates win, like the Rust token map
+    }
+
+    /// Calls `f(length, id)` for every vocabulary entry that is a prefix of `s[start...]`, shortest first.
+    @inline(__always) func prefixes(_ s: ArraySlice<Unicode.Scalar>, from start: Int, _ f: (Int, Int) -> Void) {
+        var node: Int32 = 0
+        var i = start
+        while i < s.endIndex {
+            guard let nx = children[UInt64(node) << 21 | UInt64(s[i].value)] else { return }
+            node = nx
+            i += 1
+            let v = values[Int(nx)]
+            if v >= 0 { f(i - start, Int(v)) }
+        }
+    }
+}
+
+public final class UnigramModel: TokenizerModel {
+    public let pieces: [(String, Double)]
+    let tokenToIds: [VocabKey: Int]
+    public let unkId: Int?
+    public let byteFallback: Bool
+    let minScore: Double
+    let trie: ScalarTrie
+    private var byteIds: [Int] = Array(repeating: -1, count: 256)
+    static let unkPenalty = 10.0
+
+    public init(pieces: [(String, Double)], unkId: Int?, byteFallback: Bool = false, path: String = "$.model") throws {
+        if let u = unkId {
+            if pieces.isEmpty { throw TokenizerError.invalidField(path: path + ".vocab", component: "Unigram", reason: "empty vocabulary") }
+            if u < 0 || u >= pieces.count { throw TokenizerError.invalidField(path: path + ".unk_id", component: "Unigram", reason: "unk_id out of vocabulary") }
+        }
+        self.pieces = pieces
+        self.unkId = unkId
+        self.byteFallback = byteFallback
+        var t = ScalarTrie()
+        var ids: [VocabKey: Int] = [:]
+        var mn = Double.infinity
+        for (i, (p, s)) in pieces.enumerated() {
+            ids[VocabKey(p)] = i
+            t.insert(p, id: i)
+            if s < mn { mn = s }
+        }
+        // Later duplicates win in the token map, like a Rust HashMap insert.
+        tokenToIds = ids
+        trie = t
+        minScore = mn
+        for b in 0..<256 { if let id = ids[VocabKey(String(format: "<0x%02X>", b))] { byteIds[b] = id } }
+    }
+
+    convenience init(json n: JNode) throws {
+        var pieces: [(String, Double)] = []
+        for v in try n.field("vocab").array() {
+            let pair = try v.array()
+            guard pair.count == 2 else { throw v.invalid("expected [piece, score]") }
+            pieces.append((try pair[0].string(), try pair[1].double()))
+        }
+        var unk: Int? = nil
+        if let u = n.optional("unk_id") { unk = try u.int() }
+        try self.init(pieces: pieces, unkId: unk, byteFallback: try n.bool("byte_fallback", default: false), path: n.path)
+    }
+
+    public func tokenize(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
+        let n = word.count
+        if n == 0 { return [] }
+        let b = word.startIndex
+        let unkScore = minScore - UnigramModel.unkPenalty
+        var bestScore = [Double](repeating: 0, count: n + 1)
+        var bestStart = [Int](repeating: -1, count: n + 1)
+        var bestId = [Int](repeating: 0, count: n + 1)
+        for start in 0..<n {
+            let base = bestScore[start]
+            var hasSingle = false
+            trie.prefixes(word, from: b + start) { len, id in
+                let end = start + len
+                let cand = pieces[id].1 + base
+                if bestStart[end] < 0 || cand > bestScore[end] {
+                    bestScore[end] = cand; bestStart[end] = start
+                    bestId[end] = id
+                }
+                if len == 1 { hasSingle = true }
+            }
+            if !hasSingle {
+                guard let u = unkId else { throw TokenizerError.invalidField(path: "$.model.unk_id", component: "Unigram", reason: "missing unk_id") }
+                let end = start + 1
+                let cand = unkScore + base
+                if bestStart[end] < 0 || cand > bestScore[end] {
+                    bestScore[end] = cand; bestStart[end] = start; bestId[end] = u
+                }
+            }
+        }
+        // Backtrack, fusing consecutive unknowns.
+        var spans: [(Int, Int, Bool)] = []  // start, end, isUnk
+        var end = n
+        while end > 0 {
+            let s = bestStart[end]
+            let isUnk = unkId != nil && bestId[end] == unkId!
+            if isUnk, let last = spans.last, last.2 {
+                spans[spans.count - 1] = (s, last.1, true)
+            } else {
+                spans.append((s, end, isUnk))
+            }
+            end = s
+        }
+        spans.reverse()
+        var out: [ModelToken] = []
+        out.reserveCapacity(spans.count)
+        for (s, e, _) in spans {
+            let str = makeString(word[(b + s)..<(b + e)])
+            if let id = tokenToIds[VocabKey(str)] {
+                out.append(ModelToken(id: id, value: str, start: s, end: e))
+                continue
+            }
+            if byteFallback {
+                let bytes = Array(str.utf8)
+                if bytes.allSatisfy({ byteIds[Int($0)] >= 0 }) {
+                    for x in bytes {
+                        out.append(ModelToken(id: byteIds[Int(x)], value: String(format: "<0x%02X>", x), start: s, end: e))
+                    }
+                    continue
+                }
+            }
+            guard let u = unkId else { throw TokenizerError.invalidField(path: "$.model.unk_id", component: "Unigram", reason: "missing unk_id") }
+            out.append(ModelToken(id: u, value: str, start: s, end: e))
+        }
+        return out
+    }
+
+    public func tokenToId(_ token: String) -> Int? { tokenToIds[VocabKey(token)] }
+    public func idToToken(_ id: Int) -> String? { id >= 0 && id < pieces.count ? pieces[id].0 : nil }
+    public var vocabSize: Int { pieces.count }
+    public func toJSON() -> JSONValue {
+        .obj([("type", .string("Unigram")), ("unk_id", unkId.map { .number(Double($0)) } ?? .null),
+              ("vocab", .array(pieces.map { .array([.string($0.0), .number($0.1)]) })),
+              ("byte_fallback", .bool(byteFallback))])
+    }
+}

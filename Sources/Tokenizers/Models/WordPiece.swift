@@ -1,0 +1,65 @@
+import Foundation
+
+public final class WordPieceModel: TokenizerModel {
+    public let vocab: [VocabKey: Int]
+    let vocabR: [Int: String]
+    public let unkToken: String
+    public let prefix: String
+    public let maxInputCharsPerWord: Int
+
+    public init(vocab: [VocabKey: Int], unkToken: String = "[UNK]", prefix: String = "##", maxInputCharsPerWord: Int = 100) {
+        self.vocab = vocab
+        self.vocabR = reverseVocab(vocab)
+        self.unkToken = unkToken
+        self.prefix = prefix
+        self.maxInputCharsPerWord = maxInputCharsPerWord
+    }
+
+    convenience init(json n: JNode) throws {
+        self.init(vocab: try parseVocabObject(try n.field("vocab")),
+                  unkToken: try n.string("unk_token", default: "[UNK]"),
+                  prefix: try n.string("continuing_subword_prefix", default: "##"),
+                  maxInputCharsPerWord: try n.int("max_input_chars_per_word", default: 100))
+    }
+
+    func unk(_ len: Int) throws -> [ModelToken] {
+        guard let id = vocab[VocabKey(unkToken)] else {
+            throw TokenizerError.invalidField(path: "$.model.unk_token", component: "WordPiece", reason: "unk token '\(unkToken)' not in vocabulary")
+        }
+        return [ModelToken(id: id, value: unkToken, start: 0, end: len)]
+    }
+
+    public func tokenize(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
+        let n = word.count
+        if n > maxInputCharsPerWord { return try unk(n) }
+        let b = word.startIndex
+        var out: [ModelToken] = []
+        var start = 0
+        while start < n {
+            var end = n
+            var found: ModelToken? = nil
+            while start < end {
+                var s = start > 0 ? prefix : ""
+                s.unicodeScalars.append(contentsOf: word[(b + start)..<(b + end)])
+                if let id = vocab[VocabKey(s)] {
+                    found = ModelToken(id: id, value: s, start: start, end: end)
+                    break
+                }
+                end -= 1
+            }
+            guard let f = found else { return try unk(n) }
+            out.append(f)
+            start = end
+        }
+        return out
+    }
+
+    public func tokenToId(_ token: String) -> Int? { vocab[VocabKey(token)] }
+    public func idToToken(_ id: Int) -> String? { vocabR[id] }
+    public var vocabSize: Int { vocab.count }
+    public func toJSON() -> JSONValue {
+        .obj([("type", .string("WordPiece")), ("unk_token", .string(unkToken)),
+              ("continuing_subword_prefix", .string(prefix)),
+              ("max_input_chars_per_word", .number(Double(maxInputCharsPerWord))), ("vocab", vocabJSON(vocab))])
+    }
+}

@@ -1,0 +1,291 @@
+import Foundation
+
+/// A pre-tokenizer splits the (normalized) text into words.
+protocol PreTokenizer {
+    func preTokenize(_ p: inout PreTokenizedString) throws
+}
+
+struct BertPreTokenizer: PreTokenizer {
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in n.split(matches: n.matches(where: { $0.isWS }), behavior: .removed) }
+        p.split { _, n in n.split(matches: n.matches(where: { $0.isPunctuationChar }), behavior: .isolated) }
+    }
+}
+
+/// `\w+|[^\w\s]+`, everything else removed.
+struct WhitespacePreTokenizer: PreTokenizer {
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in
+            var out: [NormalizedString] = []
+            var i = 0
+            let s = n.scalars
+            while i < s.count {
+                let c = s[i]
+                if c.isWordChar {
+                    var j = i + 1
+                    while j < s.count, s[j].isWordChar { j += 1 }
+                    out.append(n.slice(i..<j)); i = j
+                } else if c.isWS {
+                    i += 1
+                } else {
+                    var j = i + 1
+                    while j < s.count, !s[j].isWordChar, !s[j].isWS { j += 1 }
+                    out.append(n.slice(i..<j)); i = j
+                }
+            }
+            return out
+        }
+    }
+}
+
+struct WhitespaceSplitPreTokenizer: PreTokenizer {
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in n.split(matches: n.matches(where: { $0.isWS }), behavior: .removed) }
+    }
+}
+
+struct CharDelimiterSplitPreTokenizer: PreTokenizer {
+    let delimiter: Unicode.Scalar
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in n.split(matches: n.matches(where: { $0 == delimiter }), behavior: .removed) }
+    }
+}
+
+struct PunctuationPreTokenizer: PreTokenizer {
+    let behavior: SplitBehavior
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in n.split(matches: n.matches(where: { $0.isPunctuationChar }), behavior: behavior) }
+    }
+}
+
+struct DigitsPreTokenizer: PreTokenizer {
+    let individualDigits: Bool
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in
+            n.split(matches: n.matches(where: { $0.isNumericChar }), behavior: individualDigits ? .isolated : .contiguous)
+        }
+    }
+}
+
+struct SplitPreTokenizer: PreTokenizer {
+    let pattern: TextPattern
+    let behavior: SplitBehavior
+    let invert: Bool
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in
+            var m = pattern.coverageMatches(in: n.scalars)
+            if invert { m = invertCoverage(m) }
+            return n.split(matches: m, behavior: behavior)
+        }
+    }
+}
+
+enum PrependScheme: String { case always, first, never }
+
+struct MetaspacePreTokenizer: PreTokenizer {
+    let replacement: Unicode.Scalar
+    let prependScheme: PrependScheme
+    let splitWords: Bool
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n0 in
+            var n = n0
+            n.mapScalars { $0 == " " ? [replacement] : nil }
+            switch prependScheme {
+            case .always:
+                if n.scalars.first != replacement { n.prepend([replacement]) }
+            case .first:
+                if n.scalars.first != replacement && n.originalStart == 0 { n.prepend([replacement]) }
+            case .never: break
+            }
+            if splitWords {
+                return n.split(matches: n.matches(where: { $0 == replacement }), behavior: .mergedWithNext)
+            }
+            return [n]
+        }
+    }
+}
+
+/// GPT-2's byte-to-unicode table.
+enum ByteLevelTable {
+    static let byteToScalar: [Unicode.Scalar] = {
+        var bs: [Int] = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
+        var cs = bs
+        var n = 0
+        for b in 0..<256 where !bs.contains(b) {
+            bs.append(b); cs.append(256 + n); n += 1
+        }
+        var table = [Unicode.Scalar](repeating: " ", count: 256)
+        for (b, c) in zip(bs, cs) { table[b] = Unicode.Scalar(UInt32(c))! }
+        return table
+    }()
+    static let scalarToByte: [UInt32: UInt8] = {
+        var d: [UInt32: UInt8] = [:]
+        for (b, c) in byteToScalar.enumerated() { d[c.value] = UInt8(b) }
+        return d
+    }()
+}
+
+/// Exact scanner for the GPT-2 pattern
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+func gpt2Matches(_ s: [Unicode.Scalar]) -> [Range<Int>] {
+    var out: [Range<Int>] = []
+    let n = s.count
+    var i = 0
+    @inline(__always) func isOther(_ c: Unicode.Scalar) -> Bool { !c.isWS && !c.isLetterChar && !c.isNumericChar }
+    while i < n {
+        let c = s[i]
+        if c == "'" && i + 1 < n {
+            let d = s[i + 1]
+            if d == "s" || d == "t" || d == "m" || d == "d" { out.append(i..<(i + 2)); i += 2; continue }
+            if i + 2 < n {
+                let e = s[i + 2]
+                if (d == "r" && e == "e") || (d == "v" && e == "e") || (d == "l" && e == "l") {
+                    out.append(i..<(i + 3)); i += 3; continue
+                }
+            }
+        }
+        var start = i
+        var j = i
+        if c == " " && i + 1 < n { j = i + 1 }
+        let lead = s[j]
+        if j < n && (j == i + 1 || c != " ") {
+            if lead.isLetterChar {
+                var k = j + 1
+                while k < n, s[k].isLetterChar { k += 1 }
+                out.append(start..<k); i = k; continue
+            }
+            if lead.isNumericChar {
+                var k = j + 1
+                while k < n, s[k].isNumericChar { k += 1 }
+                out.append(start..<k); i = k; continue
+            }
+            if isOther(lead) {
+                var k = j + 1
+                while k < n, isOther(s[k]) { k += 1 }
+                out.append(start..<k); i = k; continue
+            }
+        }
+        if c == " " && j == i + 1 && !s[j].isWS {
+            // unreachable in practice: handled above
+        }
+        // Whitespace run.
+        start = i
+        if c.isWS {
+            var k = i + 1
+            while k < n, s[k].isWS { k += 1 }
+            if k == n || k - i == 1 {
+                out.append(i..<k); i = k
+            } else {
+                out.append(i..<(k - 1)); i = k - 1
+            }
+            continue
+        }
+        // A lone ' ' at the end, or anything else: single char (cannot happen with the pattern).
+        out.append(i..<(i + 1)); i += 1
+    }
+    return out
+}
+
+struct ByteLevelPreTokenizer: PreTokenizer {
+    let addPrefixSpace: Bool
+    let useRegex: Bool
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n0 in
+            var n = n0
+            if addPrefixSpace && n.scalars.first != " " { n.prepend([" "]) }
+            if useRegex {
+                return n.split(matches: coverage(gpt2Matches(n.scalars), count: n.count), behavior: .isolated)
+            }
+            return [n]
+        }
+        p.normalize { n in byteLevelEncode(&n) }
+    }
+}
+
+func byteLevelEncode(_ n: inout NormalizedString) {
+    let table = ByteLevelTable.byteToScalar
+    var ns: [Unicode.Scalar] = []
+    var st: [Int32] = []
+    var en: [Int32] = []
+    ns.reserveCapacity(n.count); st.reserveCapacity(n.count); en.reserveCapacity(n.count)
+    for i in 0..<n.count {
+        let c = n.scalars[i]
+        if c.value < 0x80 {
+            ns.append(table[Int(c.value)]); st.append(n.starts[i]); en.append(n.ends[i])
+        } else {
+            for b in String(c).utf8 { ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
+        }
+    }
+    n.scalars = ns; n.starts = st; n.ends = en
+}
+
+struct SequencePreTokenizer: PreTokenizer {
+    let items: [PreTokenizer]
+    func preTokenize(_ p: inout PreTokenizedString) throws {
+        for t in items { try t.preTokenize(&p) }
+    }
+}
+
+func parseBehavior(_ node: JNode) throws -> SplitBehavior {
+    let s = try node.string()
+    guard let b = SplitBehavior(rawValue: s) ?? SplitBehavior.allCasesByLower[s.lowercased()] else {
+        throw node.invalid("unknown split behavior '\(s)'")
+    }
+    return b
+}
+
+extension SplitBehavior {
+    static let allCasesByLower: [String: SplitBehavior] = [
+        "removed": .removed, "isolated": .isolated, "merged_with_previous": .mergedWithPrevious,
+        "merged_with_next": .mergedWithNext, "contiguous": .contiguous,
+    ]
+}
+
+func parsePrependScheme(_ n: JNode) throws -> PrependScheme {
+    if let ps = n.optional("prepend_scheme") {
+        guard let s = PrependScheme(rawValue: try ps.string().lowercased()) else { throw ps.invalid("unknown prepend_scheme") }
+        return s
+    }
+    return try n.bool("add_prefix_space", default: true) ? .always : .never
+}
+
+func parseReplacement(_ n: JNode) throws -> Unicode.Scalar {
+    let f = try n.field("replacement")
+    let s = try f.string()
+    guard s.unicodeScalars.count == 1, let c = s.unicodeScalars.first else { throw f.invalid("replacement must be one character") }
+    return c
+}
+
+enum PreTokenizerFactory {
+    static func make(_ node: JNode) throws -> PreTokenizer {
+        let type = try node.typeName()
+        let n = node.withComponent(type)
+        switch type {
+        case "BertPreTokenizer": return BertPreTokenizer()
+        case "Whitespace": return WhitespacePreTokenizer()
+        case "WhitespaceSplit": return WhitespaceSplitPreTokenizer()
+        case "ByteLevel":
+            return ByteLevelPreTokenizer(addPrefixSpace: try n.bool("add_prefix_space", default: true),
+                                         useRegex: try n.bool("use_regex", default: true))
+        case "Metaspace":
+            return MetaspacePreTokenizer(replacement: try parseReplacement(n), prependScheme: try parsePrependScheme(n),
+                                         splitWords: try n.bool("split", default: true))
+        case "Split":
+            return SplitPreTokenizer(pattern: try TextPattern.parse(try n.field("pattern")),
+                                     behavior: try parseBehavior(try n.field("behavior")),
+                                     invert: try n.bool("invert", default: false))
+        case "Punctuation":
+            return PunctuationPreTokenizer(behavior: try n.optional("behavior").map(parseBehavior) ?? .isolated)
+        case "Digits":
+            return DigitsPreTokenizer(individualDigits: try n.bool("individual_digits", default: false))
+        case "CharDelimiterSplit":
+            let f = try n.field("delimiter")
+            guard let c = try f.string().unicodeScalars.first else { throw f.invalid("empty delimiter") }
+            return CharDelimiterSplitPreTokenizer(delimiter: c)
+        case "Sequence":
+            return SequencePreTokenizer(items: try n.field("pretokenizers").array().map { try make($0) })
+        default:
+            throw TokenizerError.unknownType(path: node.path + ".type", type: type)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+
+/// A tokenizer compatible with the Hugging Face `tokenizers` library (tokenizer.json) and with
+/// SentencePiece `.model` files.
+public final class Tokenizer {
+    let normalizer: Normalizer?
+    let preTokenizer: PreTokenizer?
+    public let model: TokenizerModel
+    let postProcessor: PostProcessor?
+    let decoder: Decoder?
+    var addedVocabulary: AddedVocabulary
+    public var truncation: TruncationParams?
+    public var padding: PaddingParams?
+    /// Set when loaded from a SentencePiece `.model`: encoding follows the `sentencepiece` library.
+    let sentencePiece: SentencePieceProcessor?
+    /// The JSON this tokenizer was loaded from (nil for SentencePiece models).
+    public let json: JSONValue?
+
+    init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel, postProcessor: PostProcessor?,
+         decoder: Decoder?, addedTokens: [AddedToken], truncation: TruncationParams?, padding: PaddingParams?,
+         json: JSONValue?) throws {
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.postProcessor = postProcessor
+        self.decoder = decoder
+        self.addedVocabulary = try AddedVocabulary(tokens: addedTokens, normalizer: normalizer)
+        self.truncation = truncation
+        self.padding = padding
+        self.sentencePiece = nil
+        self.json = json
+    }
+
+    init(sentencePiece sp: SentencePieceProcessor) throws {
+        normalizer = nil; preTokenizer = nil; postProcessor = nil; decoder = nil
+        model = sp.model
+        addedVocabulary = try AddedVocabulary(tokens: [], normalizer: nil)
+        sentencePiece = sp
+        json = nil
+    }
+
+    // MARK: Loading
+
+    /// Parses a tokenizer.json document.
+    public convenience init(json data: Data) throws {
+        try self.init(jsonValue: try JSONValue.parse(data))
+    }
+
+    public convenience init(jsonString: String) throws { try self.init(json: Data(jsonString.utf8)) }
+
+    public convenience init(jsonValue: JSONValue) throws {
+        let root = JNode(jsonValue)
+        guard case .object = jsonValue else { throw root.invalid("expected a JSON object at the top level") }
+        let model = try ModelFactory.make(try root.field("model"))
+        let normalizer = try root.optional("normalizer").map(NormalizerFactory.make)
+        let pre = try root.optional("pre_tokenizer").map(PreTokenizerFactory.make)
+        let post = try root.optional("post_processor").map(PostProcessorFactory.make)
+        let dec = try root.optional("decoder").map(DecoderFactory.make)
+        let added = try root.optional("added_tokens")?.array().map(AddedToken.parse) ?? []
+        let trunc = try root.optional("truncation").map(TruncationParams.parse)
+        let pad = try root.optional("padding").map(PaddingParams.parse)
+        try self.init(normalizer: normalizer, preTokenizer: pre, model: model, postProcessor: post, decoder: dec,
+                      addedTokens: added, truncation: trunc, padding: pad, json: jsonValue)
+    }
+
+    /// Loads a tokenizer.json, a SentencePiece `.model`, or a directory holding either
+    /// (tokenizer.json is preferred, then tokenizer.model / spiece.model / any *.model).
+    public static func load(from url: URL) throws -> Tokenizer {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw TokenizerError.io("no such file: \(url.path)")
+        }
+        if isDir.boolValue {
+            let fm = FileManager.default
+            let json = url.appendingPathComponent("tokenizer.json")
+            if fm.fileExists(atPath: json.path) { return try load(from: json) }
+            for name in ["tokenizer.model", "spiece.model", "sentencepiece.model"] {
+                let p = url.appendingPathComponent(name)
+                if fm.fileExists(atPath: p.path) { return try load(from: p) }
+            }
+            let items = (try? fm.contentsOfDirectory(atPath: url.path)) ?? []
+            if let m = items.sorted().first(where: { $0.hasSuffix(".model") }) { return try load(from: url.appendingPathComponent(m)) }
+            if let j = items.sorted().first(where: { $0.hasSuffix(".json") }) { return try load(from: url.appendingPathComponent(j)) }
+            throw TokenizerError.io("no tokenizer.json or .model file in \(url.path)")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw TokenizerError.io("cannot read \(url.path)") }
+        if url.pathExtension == "model" || (data.first.map { $0 != UInt8(ascii: "{") && $0 != 0x20 && $0 != 0x0A } ?? false) {
+            return try Tokenizer(sentencePiece: try SentencePieceProcessor(modelData: [UInt8](data)))
+        }
+        return try Tokenizer(json: data)
+    }
+
+    // MARK: Vocabulary
+
+    public func tokenToId(_ token: String) -> Int? { addedVocabulary.byContent[VocabKey(token)] ?? model.tokenToId(token) }
+    public func idToToken(_ id: Int) -> String? { addedVocabulary.byId[id]?.content ?? model.idToToken(id) }
+    public var vocabSize: Int {
+        model.vocabSize + addedVocabulary.tokens.filter { model.tokenToId($0.content) == nil }.count
+    }
+
+    // MARK: Encoding
+
+    /// Encodes one sequence without post-processing.
+    func encodeSequence(_ text: String, typeId: Int) throws -> Encoding {
+        let scalars = Array(text.unicodeScalars)
+        var pre = try addedVocabulary.extractAndNormalize(scalars, normalizer: normalizer)
+        try preTokenizer?.preTokenize(&pre)
+        var enc = Encoding()
+        for (w, split) in pre.splits.enumerated() {
+            let n = split.normalized
+            let toks = try split.tokens ?? model.tokenize(n.scalars[...])
+            for t in toks {
+                let (a, b) = n.originalRange(t.start..<t.end)
+                enc.append(id: t.id, token: t.value, typeId: typeId, offset: (a, b), special: false, word: w)
+            }
+        }
+        return enc
+    }
+
+    /// Encodes a text (and optionally a pair), with special tokens, truncation and padding as configured.
+    public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        if let sp = sentencePiece {
+            var e = try sp.encodeToEncoding(text)
+            if let p = pair { e.append(try sp.encodeToEncoding(p)) }
+            return e
+        }
+        var a = try encodeSequence(text, typeId: 0)
+        var b = try pair.map { try encodeSequence($0, typeId: 1) }
+        return try postProcess(&a, &b, addSpecialTokens: addSpecialTokens)
+    }
+
+    func postProcess(_ a: inout Encoding, _ b: inout Encoding?, addSpecialTokens: Bool) throws -> Encoding {
+        if var t = truncation {
+            let added = postProcessor?.addedTokens(isPair: b != nil) ?? 0
+            if addSpecialTokens && added > 0 { t.maxLength = max(0, t.maxLength - added) }
+            try truncateEncodings(&a, &b, t)
+        }
+        var encs = [a] + (b.map { [$0] } ?? [])
+        if let p = postProcessor { encs = try p.processEncodings(encs, addSpecialTokens: addSpecialTokens) }
+        var merged = encs.first ?? Encoding()
+        let overflowA = merged.overflowing
+        for o in encs.dropFirst() { merged.append(o) }
+        merged.overflowing = overflowA
+        if let p = padding {
+            var arr = [merged]
+            padEncodings(&arr, p)
+            merged = arr[0]
+        }
+        return merged
+    }
+
+    /// Encodes a batch of texts, padding them together when padding is configured.
+    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) throws -> [Encoding] {
+        var out = try concurrentMap(texts) { try self.encode($0, addSpecialTokens: addSpecialTokens) }
+        if let p = padding { padEncodings(&out, p) }
+        return out
+    }
+
+    /// Encodes a batch of pairs.
+    public func encodeBatch(pairs: [(String, String)], addSpecialTokens: Bool = true) throws -> [Encoding] {
+        var out = try concurrentMap(pairs) { try self.encode($0.0, pair: $0.1, addSpecialTokens: addSpecialTokens) }
+        if let p = padding { padEncodings(&out, p) }
+        return out
+    }
+
+    // MARK: Decoding
+
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = true) throws -> String {
+        if let sp = sentencePiece { return sp.decode(ids) }
+        var toks: [String] = []
+        toks.reserveCapacity(ids.count)
+        for id in ids {
+            guard let t = addedVocabulary.byId[id]?.content ?? model.idToToken(id) else { continue }
+            if skipSpecialTokens && addedVocabulary.specialContents.contains(VocabKey(t)) { continue }
+            toks.append(t)
+        }
+        if let d = decoder { return try d.decode(toks) }
+        return toks.joined(separator: " ")
+    }
+}
+
+/// Maps in parallel over large inputs (order is kept); errors are rethrown.
+func concurrentMap<T, R>(_ items: [T], _ f: (T) throws -> R) throws -> [R] {
+    if items.count < 8 { return try items.map(f) }
+    var results = [Result<R, Error>?](repeating: nil, count: items.count)
+    let lock = NSLock()
+    try withoutActuallyEscaping(f) { f in
+        DispatchQueue.concurrentPerform(iterations: items.count) { i in
+            let r = Result { try f(items[i]) }
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+    }
+    return try results.map { try $0!.get() }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import XCTest
+@testable import Tokenizers
+
+/// Each family: a tokenizer.json built or trained by the Python library, and the Python encodings
+/// of a varied sample (ids, tokens, type ids, masks, offsets, decode with and without specials).
+final class FamilyGoldenTests: XCTestCase {
+    func checkFamily(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let tok = try Tokenizer.load(from: Fixtures.url("\(name).tokenizer.json"))
+        let cases = try Fixtures.json("\(name).cases.json")["cases"]!.arrayValue
+        XCTAssertFalse(cases.isEmpty)
+        var failures: [String] = []
+        for c in cases {
+            let text = caseText(c)
+            let pair = c["pair"]?.stringValue
+            let add = c["add_special_tokens"]?.boolValue ?? true
+            do {
+                let e = try tok.encode(text, pair: pair, addSpecialTokens: add)
+                let d = diff(e, c, tokenizer: tok)
+                if !d.isEmpty { failures.append("'\(describe(text))'\(pair.map { " + '\($0)'" } ?? "") add=\(add): " + d.joined(separator: "; ")) }
+            } catch {
+                failures.append("'\(describe(text))' threw \(error)")
+            }
+        }
+        report(name, failures, total: cases.count, file: file, line: line)
+    }
+
+    func testBertWordPiece() throws { try checkFamily("bert_wordpiece") }
+    func testBertTemplate() throws { try checkFamily("bert_template") }
+    func testBertCased() throws { try checkFamily("bert_cased") }
+    func testRobertaByteLevelBPE() throws { try checkFamily("roberta_bpe") }
+    func testGPT2ByteLevelBPE() throws { try checkFamily("gpt2_bpe") }
+    func testUnigramMetaspace() throws { try checkFamily("unigram_metaspace") }
+    func testAlbertPrecompiledUnigram() throws { try checkFamily("albert_unigram") }
+
+    func checkSentencePiece(_ name: String) throws {
+        let g = try Fixtures.json("\(name).sp.json")
+        let sp = try SentencePieceProcessor(contentsOf: Fixtures.url("\(name).model"))
+        XCTAssertEqual(sp.vocabSize, g["vocab_size"]!.intValue)
+        XCTAssertEqual(sp.unkId, g["unk_id"]!.intValue)
+        XCTAssertEqual(sp.bosId, g["bos_id"]!.intValue)
+        XCTAssertEqual(sp.eosId, g["eos_id"]!.intValue)
+        XCTAssertEqual(sp.padId, g["pad_id"]!.intValue)
+        let tok = try Tokenizer.load(from: Fixtures.url("\(name).model"))
+        var failures: [String] = []
+        let cases = g["cases"]!.arrayValue
+        for c in cases {
+            let text = caseText(c)
+            let e = try tok.encode(text)
+            var d: [String] = []
+            if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
+            if e.tokens != c["pieces"]!.stringArray { d.append("pieces \(e.tokens) != \(c["pieces"]!.stringArray)") }
+            let dec = try tok.decode(c["ids"]!.intArray)
+            if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
+            if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
+        }
+        report(name, failures, total: cases.count)
+    }
+
+    func testSentencePieceUnigramModel() throws { try checkSentencePiece("sp_unigram") }
+    func testSentencePieceBPEModel() throws { try checkSentencePiece("sp_bpe") }
+
+    func testLoadFromDirectory() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-dir-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: Fixtures.url("sp_unigram.model"), to: dir.appendingPathComponent("spiece.model"))
+        let a = try Tokenizer.load(from: dir)
+        XCTAssertEqual(try a.encode("Hello, world!").ids, [259, 150, 13, 141])
+        try FileManager.default.copyItem(at: Fixtures.url("bert_wordpiece.tokenizer.json"), to: dir.appendingPathComponent("tokenizer.json"))
+        let b = try Tokenizer.load(from: dir)
+        XCTAssertEqual(try b.encode("hello").tokens, ["[CLS]", "hello", "[SEP]"])
+    }
+}
