@@ -28,6 +28,10 @@ batches.json              padding / truncation / pair goldens.
 import base64
 import json
 import os
+
+# Single-threaded training so that reruns produce identical fixtures.
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import random
 import sys
 import tempfile
@@ -316,7 +320,7 @@ def component_cases(tok, texts):
     return out
 
 
-def components(bert_tok, bpe_tok):
+def components(bert_tok, bpe_tok, unigram_tok):
     entries = []
     texts = SAMPLES + ["[CLS] a [SEP]", "don't STOP 12345 ab-cd__ef a.b.c"]
 
@@ -396,6 +400,34 @@ def components(bert_tok, bpe_tok):
         t = Tokenizer.from_str(base)
         t.decoder = dec
         add(name, t)
+    # Added tokens with every option.
+    t = Tokenizer.from_str(base)
+    t.add_tokens([AddedToken("wor", single_word=True), AddedToken("ELL", normalized=True),
+                  AddedToken("XYZ", normalized=False, rstrip=True),
+                  AddedToken("Quick", lstrip=True, normalized=True)])
+    t.add_special_tokens([AddedToken("<special>", lstrip=True, rstrip=True)])
+    entries.append({"name": "added_tokens", "base": "bert_wordpiece",
+                    "overrides": {"added_tokens": json.loads(t.to_str())["added_tokens"]},
+                    "cases": component_cases(t, texts + [
+                        "the wor is XYZ   here <special>  and hello", "aworb wor_ wor, _wor",
+                        "a  Quick  one XYZ", "xyz Xyz XYZXYZ", "<special><special> quick"])})
+    # A Sequence post-processor (ByteLevel offsets trimming, then a template).
+    t = Tokenizer.from_str(bbase)
+    t.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=True),
+        processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B:1 </s>:1",
+                                      special_tokens=[("<s>", t.token_to_id("<s>")), ("</s>", t.token_to_id("</s>"))])])
+    add("bl_sequence_post", t)
+    # Unigram with byte fallback.
+    j = json.loads(unigram_tok.to_str())
+    j["model"]["vocab"] += [["<0x%02X>" % i, -20.0] for i in range(256)]
+    j["model"]["byte_fallback"] = True
+    j["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    t = Tokenizer.from_str(json.dumps(j))
+    entries.append({"name": "unigram_byte_fallback", "tokenizer": json.loads(t.to_str()),
+                    "cases": component_cases(t, texts)})
     return entries
 
 
@@ -482,7 +514,9 @@ def batches(bert_tok, bpe_tok):
 def main():
     os.makedirs(OUT, exist_ok=True)
     lines = make_corpus()
-    tmp = tempfile.mkdtemp()
+    # A fixed path: SentencePiece stores the input path inside the .model file.
+    tmp = os.path.join(tempfile.gettempdir(), "tokenizer_goldens_corpus")
+    os.makedirs(tmp, exist_ok=True)
     corpus_file = os.path.join(tmp, "corpus.txt")
     with open(corpus_file, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -495,7 +529,8 @@ def main():
 
     bert_tok = Tokenizer.from_file(os.path.join(OUT, "bert_wordpiece.tokenizer.json"))
     bpe_tok = Tokenizer.from_file(os.path.join(OUT, "roberta_bpe.tokenizer.json"))
-    dump("components.json", {"entries": components(bert_tok, bpe_tok) + bpe_variants(corpus_file)})
+    unigram_tok = Tokenizer.from_file(os.path.join(OUT, "unigram_metaspace.tokenizer.json"))
+    dump("components.json", {"entries": components(bert_tok, bpe_tok, unigram_tok) + bpe_variants(corpus_file)})
     dump("batches.json", {"entries": batches(bert_tok, bpe_tok)})
     # Corpus used by the Swift trainer tests (small slice).
     with open(os.path.join(OUT, "train_corpus.txt"), "w", encoding="utf-8") as f:

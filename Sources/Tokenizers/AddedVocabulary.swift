@@ -74,6 +74,8 @@ struct AddedVocabulary {
     var byContent: [VocabKey: Int] = [:]  // content -> id
     var byId: [Int: AddedToken] = [:]
     var specialContents: Set<VocabKey> = []
+    /// Form used when decoding: the normalized content for normalized tokens (like the Rust library).
+    var decodeForm: [Int: String] = [:]
     private var rawMatcher = TokenMatcher([])
     private var normMatcher = TokenMatcher([])
 
@@ -83,17 +85,19 @@ struct AddedVocabulary {
     }
 
     mutating func refresh(normalizer: Normalizer?) throws {
-        byContent = [:]; byId = [:]; specialContents = []
+        byContent = [:]; byId = [:]; specialContents = []; decodeForm = [:]
         var raw: [([Unicode.Scalar], Int)] = []
         var norm: [([Unicode.Scalar], Int)] = []
         for (i, t) in tokens.enumerated() {
             byContent[VocabKey(t.content)] = t.id
             byId[t.id] = t
             if t.special { specialContents.insert(VocabKey(t.content)) }
+            decodeForm[t.id] = t.content
             if t.normalized {
                 var n = NormalizedString(t.content)
                 try normalizer?.normalize(&n)
                 norm.append((n.scalars, i))
+                decodeForm[t.id] = n.string
             } else {
                 raw.append((Array(t.content.unicodeScalars), i))
             }

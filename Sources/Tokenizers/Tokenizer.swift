@@ -171,7 +171,7 @@ public final class Tokenizer {
         var toks: [String] = []
         toks.reserveCapacity(ids.count)
         for id in ids {
-            guard let t = addedVocabulary.byId[id]?.content ?? model.idToToken(id) else { continue }
+            guard let t = addedVocabulary.decodeForm[id] ?? model.idToToken(id) else { continue }
             if skipSpecialTokens && addedVocabulary.specialContents.contains(VocabKey(t)) { continue }
             toks.append(t)
         }

@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+@testable import Tokenizers
+
+/// Small tokenizers with one normalizer / pre-tokenizer / decoder / BPE option swapped in
+/// (components.json), and padding / truncation / pair batches (batches.json).
+final class ComponentGoldenTests: XCTestCase {
+    func tokenizerJSON(_ entry: JSONValue) throws -> JSONValue {
+        if let full = entry["tokenizer"] { return full }
+        let base = try Fixtures.json("\(entry["base"]!.stringValue!).tokenizer.json")
+        return base.overriding(entry["overrides"]!)
+    }
+
+    func testComponents() throws {
+        let entries = try Fixtures.json("components.json")["entries"]!.arrayValue
+        XCTAssertGreaterThan(entries.count, 30)
+        var failures: [String] = []
+        var total = 0
+        for entry in entries {
+            let name = entry["name"]!.stringValue!
+            let tok: Tokenizer
+            do { tok = try Tokenizer(jsonValue: try tokenizerJSON(entry)) } catch {
+                failures.append("\(name): load failed: \(error)"); continue
+            }
+            for c in entry["cases"]!.arrayValue {
+                total += 1
+                let text = caseText(c)
+                do {
+                    let d = diff(try tok.encode(text), c, tokenizer: tok)
+                    if !d.isEmpty { failures.append("\(name) '\(describe(text))': " + d.joined(separator: "; ")) }
+                } catch { failures.append("\(name) '\(describe(text))' threw \(error)") }
+            }
+        }
+        report("components", failures, total: total)
+    }
+
+    func testBatchesPaddingTruncation() throws {
+        let entries = try Fixtures.json("batches.json")["entries"]!.arrayValue
+        var failures: [String] = []
+        var total = 0
+        for entry in entries {
+            let name = entry["name"]!.stringValue!
+            let tok = try Tokenizer(jsonValue: try tokenizerJSON(entry))
+            let texts = entry["texts"]!.stringArray
+            let pairs = entry["pairs"]!.arrayValue.map { ($0.stringArray[0], $0.stringArray[1]) }
+            for (label, golden, run) in [
+                ("single", entry["single"]!, { try tok.encodeBatch(texts) }),
+                ("paired", entry["paired"]!, { try tok.encodeBatch(pairs: pairs) }),
+            ] as [(String, JSONValue, () throws -> [Encoding])] {
+                total += 1
+                if let err = golden["error"]?.stringValue {
+                    do {
+                        _ = try run()
+                        failures.append("\(name) \(label): expected error '\(err)'")
+                    } catch let e as TokenizerError {
+                        if case .truncation = e {} else { failures.append("\(name) \(label): wrong error \(e)") }
+                    }
+                    continue
+                }
+                do {
+                    let encs = try run()
+                    let g = golden.arrayValue
+                    if encs.count != g.count { failures.append("\(name) \(label): count"); continue }
+                    for (i, (e, ge)) in zip(encs, g).enumerated() {
+                        let d = diff(e, ge, tokenizer: tok)
+                        if !d.isEmpty { failures.append("\(name) \(label)[\(i)]: " + d.joined(separator: "; ")) }
+                    }
+                } catch { failures.append("\(name) \(label) threw \(error)") }
+            }
+        }
+        report("batches", failures, total: total)
+    }
+}
