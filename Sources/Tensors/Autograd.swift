@@ -1,14 +1,35 @@
-/// One recorded operation: its inputs and how to turn the gradient of its output into gradients of its
-/// inputs (nil for an input that needs none).
+/// Where an operation's input gradient goes: into a leaf's `.grad`, or on to the node that made the input.
+/// A node refers to the nodes of its inputs, not to the input tensors, so an intermediate tensor's memory is
+/// freed as soon as nothing but the graph would hold it (a backward keeps only what it captured).
+enum Edge {
+    case leaf(Tensor)
+    case node(Node, shape: [Int])
+}
+
+/// One recorded operation: where its inputs came from and how to turn the gradient of its output into
+/// gradients of its inputs (nil for an input that needs none).
 final class Node {
     let name: String
-    let inputs: [Tensor]
-    let backward: (Tensor) -> [Tensor?]
+    private(set) var edges: [Edge?]
+    private(set) var backward: ((Tensor) -> [Tensor?])?
 
     init(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
-        self.inputs = inputs
+        self.edges = inputs.map { t in
+            guard t.requiresGrad else { return nil }
+            if let n = t.node { return .node(n, shape: t.shape) }
+            return .leaf(t)
+        }
         self.backward = backward
+    }
+
+    /// True once a backward pass went through this node (its saved tensors are gone).
+    var isReleased: Bool { backward == nil }
+
+    /// Drops the saved tensors and the links to the inputs.
+    func release() {
+        backward = nil
+        edges = []
     }
 }
 
@@ -36,14 +57,13 @@ extension Tensor {
     func record(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
         if GradMode.enabled && inputs.contains(where: { $0.requiresGrad }) {
             requiresGrad = true
-            recorded = true
             node = Node(name, inputs, backward)
         }
         return self
     }
 
     /// True for tensors made by the user (not by a recorded operation).
-    public var isLeaf: Bool { !recorded }
+    public var isLeaf: Bool { node == nil }
 
     /// The name of the operation that made this tensor ("" for a leaf or an unrecorded result).
     public var operationName: String { node?.name ?? "" }
@@ -61,39 +81,45 @@ extension Tensor {
             seed = Tensor.ones(shape)
         }
 
-        // Topological order (inputs before outputs) by iterative depth-first search.
-        var order: [Tensor] = []
+        guard let root = node else {
+            // A leaf: its gradient is the seed itself.
+            grad = grad.map { $0 + seed } ?? seed.copy()
+            return
+        }
+        precondition(!root.isReleased, "backward: the graph through this tensor was already released by an earlier backward()")
+
+        // Nodes in topological order (each after every node that uses its output), by depth-first search.
+        var order: [Node] = []
         var seen = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            if !seen.insert(ObjectIdentifier(t)).inserted { continue }
-            stack.append((t, true))
-            if let node = t.node {
-                for input in node.inputs where input.requiresGrad && !seen.contains(ObjectIdentifier(input)) {
-                    stack.append((input, false))
-                }
+        var stack: [(Node, Bool)] = [(root, false)]
+        while let (n, expanded) = stack.popLast() {
+            if expanded { order.append(n); continue }
+            guard seen.insert(ObjectIdentifier(n)).inserted else { continue }
+            stack.append((n, true))
+            for case .node(let input, _)? in n.edges where !seen.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
             }
         }
 
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
         withNoGrad {
-            for t in order.reversed() {
-                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-                guard let node = t.node else {
-                    precondition(!t.recorded, "backward: the graph through this tensor was already released by an earlier backward()")
-                    // A leaf: accumulate into .grad (a private copy, so in-place updates never alias).
-                    t.grad = t.grad.map { $0 + g } ?? g.copy()
-                    continue
-                }
-                let inputGrads = node.backward(g)
-                t.node = nil   // release the graph as we go
-                for (input, ig) in zip(node.inputs, inputGrads) where input.requiresGrad {
-                    guard let ig else { continue }
-                    precondition(ig.shape == input.shape,
-                                 "backward of \(node.name): gradient shape \(ig.shape) for input shape \(input.shape)")
-                    let key = ObjectIdentifier(input)
-                    grads[key] = grads[key].map { $0 + ig } ?? ig
+            for n in order.reversed() {
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(n)), let backward = n.backward else { continue }
+                let inputGrads = backward(g)
+                let edges = n.edges
+                n.release()   // free the saved tensors as we go
+                for (edge, ig) in zip(edges, inputGrads) {
+                    guard let edge, let ig else { continue }
+                    switch edge {
+                    case .leaf(let t):
+                        precondition(ig.shape == t.shape, "backward of \(n.name): gradient shape \(ig.shape) for input shape \(t.shape)")
+                        // A private copy, so in-place updates of .grad never alias another tensor.
+                        t.grad = t.grad.map { $0 + ig } ?? ig.copy()
+                    case .node(let input, let shape):
+                        precondition(ig.shape == shape, "backward of \(n.name): gradient shape \(ig.shape) for input shape \(shape)")
+                        let key = ObjectIdentifier(input)
+                        grads[key] = grads[key].map { $0 + ig } ?? ig
+                    }
                 }
             }
         }

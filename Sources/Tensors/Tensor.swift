@@ -99,9 +99,6 @@ public final class Tensor {
     public var grad: Tensor?
     /// How this tensor was computed (nil for leaves and for results computed without recording).
     var node: Node?
-    /// Whether this tensor was produced by a recorded operation (so it is not a leaf, even once its
-    /// graph has been released by `backward()`).
-    var recorded = false
 
     /// A new tensor over fresh, uninitialised storage.
     init(uninitializedShape shape: [Int]) {

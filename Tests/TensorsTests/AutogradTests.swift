@@ -56,10 +56,26 @@ final class AutogradTests: XCTestCase {
             intermediate = y
             let loss = y.sum()
             loss.backward()
-            XCTAssertNil(y.node, "the graph is released by backward")
+            XCTAssertTrue(y.node!.isReleased, "the graph is released by backward")
         }
         XCTAssertNil(intermediate, "nothing keeps the intermediate alive once the step is over")
         XCTAssertNotNil(x.grad)
+    }
+
+    func testGraphKeepsOnlyWhatBackwardNeeds() {
+        // The graph refers to nodes, not to intermediate tensors: an intermediate that no backward saved is
+        // freed before backward runs.
+        let x = Tensor.ones([16], requiresGrad: true)
+        weak var intermediate: Tensor?
+        let loss: Tensor
+        do {
+            let t = x * 2          // its backward needs nothing saved
+            intermediate = t
+            loss = t.sum()
+        }
+        XCTAssertNil(intermediate)
+        loss.backward()
+        XCTAssertEqual(x.grad!.scalars, [Float](repeating: 2, count: 16))
     }
 
     func testNoGrowthAcrossSteps() {
