@@ -511,8 +511,53 @@ def batches(bert_tok, bpe_tok):
     return out
 
 
+TRAINED_SAMPLES = [
+    "Hello, world!", "The QUICK brown fox jumped over the lazy dog.", "Héllo wörld: café, naïve résumé",
+    "日本語のテキストと中文字符, 한국어 문장.", "emoji 😀👍🏽 family 👨\u200d👩\u200d👧 rocket🚀!",
+    "multiple   spaces\n\nnewlines\t\ttabs", "digits 1234567890 3.14159", "I'm sure they'll say we've done it",
+    "", "supercalifragilisticexpialidocious", "<s> special </s> [CLS] x [SEP] <mask>",
+]
+
+
+def check_trained():
+    """Loads the tokenizer.json files written by the Swift trainers (see TrainerTests.swift),
+    records the Python encodings, and compares them with the Swift encodings when present."""
+    verdict = {}
+    for name in ("trained_bpe", "trained_wordpiece"):
+        path = os.path.join(OUT, f"{name}.tokenizer.json")
+        if not os.path.exists(path):
+            continue
+        try:
+            tok = Tokenizer.from_file(path)
+        except Exception as e:  # noqa: BLE001
+            verdict[name] = {"python_loads": False, "error": str(e)}
+            continue
+        cases = []
+        for s in TRAINED_SAMPLES:
+            enc = tok.encode(s)
+            cases.append({"text": s, "pair": None, "add_special_tokens": True, **enc_dict(tok, enc, True)})
+        dump(f"{name}.cases.json", {"cases": cases})
+        v = {"python_loads": True, "vocab_size": tok.get_vocab_size()}
+        swift = os.path.join(OUT, f"{name}.swift_encodings.json")
+        if os.path.exists(swift):
+            with open(swift, encoding="utf-8") as f:
+                sw = json.load(f)["cases"]
+            same = len(sw) == len(cases) and all(
+                a["ids"] == b["ids"] and a["offsets"] == b["offsets"] and a["decode"] == b["decode"]
+                for a, b in zip(sw, cases))
+            v["identical_encodings"] = same
+            os.remove(swift)
+        verdict[name] = v
+    if verdict:
+        dump("trained_verdict.json", verdict)
+        print("trained:", verdict)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if "--trained-only" in sys.argv:
+        check_trained()
+        return
     lines = make_corpus()
     # A fixed path: SentencePiece stores the input path inside the .model file.
     tmp = os.path.join(tempfile.gettempdir(), "tokenizer_goldens_corpus")
@@ -535,6 +580,7 @@ def main():
     # Corpus used by the Swift trainer tests (small slice).
     with open(os.path.join(OUT, "train_corpus.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines[:800]) + "\n")
+    check_trained()
     print("wrote fixtures to", OUT)
 
 
