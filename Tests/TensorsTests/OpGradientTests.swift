@@ -88,6 +88,11 @@ final class OpGradientTests: XCTestCase {
         checkGradients([x, ws[0], ws[2]], "grouped matmul") { t in
             groupedMatmul(t[0], [t[1], ws[1], t[2]], groupOffsets: offsets)
         }
+        let geluFirst = groupedMatmul(x, ws, groupOffsets: offsets, geluInput: true)
+        XCTAssertLessThan(maxAbsDiff(geluFirst, groupedMatmul(x.gelu(), ws, groupOffsets: offsets)), 1e-6)
+        checkGradients([x, ws[0], ws[2]], "grouped matmul of gelu") { t in
+            groupedMatmul(t[0], [t[1], ws[1], t[2]], groupOffsets: offsets, geluInput: true)
+        }
     }
 
     func testReductions() {

@@ -113,8 +113,9 @@ public final class MoE: Module {
         let routing = MoE.route(selected, numExperts: numExperts, capacity: capacity)
         let tokenIndex = IntTensor(routing.tokens)
         let rows = flat.indexSelect(axis: 0, tokenIndex)                 // [S, H], grouped by expert
-        let hidden = groupedMatmul(rows, experts.map(\.linear1.weight), groupOffsets: routing.offsets).gelu()  // [S, I]
-        let expertOut = expertDropout(groupedMatmul(hidden, experts.map(\.linear2.weight), groupOffsets: routing.offsets))  // [S, H]
+        let hidden = groupedMatmul(rows, experts.map(\.linear1.weight), groupOffsets: routing.offsets)   // [S, I], before GELU
+        let expertOut = expertDropout(groupedMatmul(hidden, experts.map(\.linear2.weight), groupOffsets: routing.offsets,
+                                                    geluInput: true))                                  // [S, H]
         let slotWeights = weights.reshaped([n * k]).indexSelect(axis: 0, IntTensor(routing.slots))  // [S]
         let combined = Tensor.zeros([n, h]).indexAdd(axis: 0, tokenIndex, expertOut * slotWeights.reshaped([-1, 1]))  // [N, H]
 

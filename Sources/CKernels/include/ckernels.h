@@ -125,6 +125,13 @@ void ak_adamw_update(float *p, const float *g, float *m, float *v, long n, float
                      float step, float inv_sqrt_bc2, float eps);
 
 // ---------------------------------------------------------------------------------------------------------
+// Dropout
+// ---------------------------------------------------------------------------------------------------------
+/// y = x * mask / (1 - p), the mask a pure function of (seed, index): each element is dropped with probability
+/// p. Applying it to the output gradient with the same seed gives the input gradient. x and y may alias.
+void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed);
+
+// ---------------------------------------------------------------------------------------------------------
 // Memory
 // ---------------------------------------------------------------------------------------------------------
 /// Tunes the C heap so that freed tensor memory is reused rather than returned to the system (glibc only).

@@ -50,14 +50,19 @@ extension Tensor {
     }
 
     /// Inverted dropout: each element is zeroed with probability `p` and the rest scaled by 1/(1-p), when
-    /// `training`; otherwise the tensor itself.
+    /// `training`; otherwise the tensor itself. The mask is derived from one number drawn from `generator`
+    /// and regenerated in the backward, so nothing is kept for it.
     public func dropout(_ p: Float, training: Bool, generator: inout SeededGenerator) -> Tensor {
         precondition(p >= 0 && p < 1, "dropout: probability \(p) must be in [0, 1)")
         guard training && p > 0 else { return self }
-        let mask = Tensor(uninitializedShape: shape)
-        let scale = 1 / (1 - p)
-        for i in 0..<count { mask.pointer[i] = generator.nextUniform() < p ? 0 : scale }
-        return Tensor.zipMap(self, mask, *).record("dropout", [self]) { g in [g * mask] }
+        let seed = generator.next()
+        let y = Tensor(uninitializedShape: shape)
+        ak_dropout(pointer, y.pointer, count, p, seed)
+        return y.record("dropout", [self]) { g in
+            let dx = Tensor(uninitializedShape: g.shape)
+            ak_dropout(g.pointer, dx.pointer, g.count, p, seed)
+            return [dx]
+        }
     }
 }
 
