@@ -39,6 +39,31 @@ final class NNOpTests: XCTestCase {
         }
     }
 
+    func testSplitHeadsMatchesComposition() {
+        let (b, t, h, d) = (2, 5, 3, 4)
+        let qkv = randn([b, t, h * 3 * d], seed: 40)
+        for base: Float? in [nil, 10000] {
+            let packed = splitHeads(qkv, heads: h, ropeBase: base, positionOffset: 2)
+            var parts = qkv.reshaped([b, t, h, 3 * d]).split([d, d, d], axis: -1)
+            if let base { parts[0] = rope(parts[0], base: base, positionOffset: 2); parts[1] = rope(parts[1], base: base, positionOffset: 2) }
+            let expected = stack(parts.map { $0.permuted([0, 2, 1, 3]) }, axis: 0)
+            XCTAssertLessThan(maxAbsDiff(packed, expected), 1e-6)
+            checkGradients([qkv], "splitHeads rope \(String(describing: base))") { splitHeads($0[0], heads: h, ropeBase: base) }
+        }
+        let x = randn([b, h, t, d], seed: 41)
+        XCTAssertEqual(mergeHeads(x).scalars, x.permuted([0, 2, 1, 3]).reshaped([b, t, h * d]).scalars)
+    }
+
+    func testPackedAttentionMatchesSeparate() {
+        let qkv = randn([3, 2, 2, 6, 4], seed: 42)
+        let mask = Tensor([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], shape: [2, 6])
+        let parts = qkv.split([1, 1, 1], axis: 0).map { $0.squeezed(0) }
+        let a = scaledDotProductAttention(packed: qkv, keyMask: mask, causal: true)
+        let b = scaledDotProductAttention(parts[0], parts[1], parts[2], keyMask: mask, causal: true)
+        XCTAssertLessThan(maxAbsDiff(a, b), 1e-6)
+        checkGradients([qkv], "packed attention") { scaledDotProductAttention(packed: $0[0], keyMask: mask, causal: true, dropout: 0.1, seed: 3) }
+    }
+
     func testSoftmaxAndCrossEntropyStableAtLargeLogits() {
         let x = Tensor([1e4, -1e4, 0, 1e4 - 1, 2e4, 2e4], shape: [2, 3])
         let p = x.softmax()

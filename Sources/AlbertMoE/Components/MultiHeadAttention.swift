@@ -23,18 +23,11 @@ public final class MultiHeadAttention: Module {
 
     /// x [B, T, H]; keyMask [B, T] (1 = token, 0 = padding) -> [B, T, H].
     public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil) -> Tensor {
-        let (b, t, h) = (x.shape[0], x.shape[1], x.shape[2])
-        let (nH, hd) = (config.numAttentionHeads, config.headDim)
-        let qkv = qkvLayer(x).reshaped([b, t, nH, 3 * hd])                // [B, T, nH, 3hd]
-        var parts = qkv.split([hd, hd, hd], axis: -1)                     // q, k, v: [B, T, nH, hd]
-        if let rotary {
-            parts[0] = rotary(parts[0])
-            parts[1] = rotary(parts[1])
-        }
-        let (q, k, v) = (parts[0].permuted([0, 2, 1, 3]), parts[1].permuted([0, 2, 1, 3]), parts[2].permuted([0, 2, 1, 3]))  // [B, nH, T, hd]
+        let heads = splitHeads(qkvLayer(x), heads: config.numAttentionHeads,
+                               ropeBase: rotary?.base)                             // [3, B, nH, T, hd], RoPE on q, k
         let p = isTraining ? config.attentionProbsDropoutProb : 0
-        let context = scaledDotProductAttention(q, k, v, keyMask: keyMask, causal: causal, dropout: p,
+        let context = scaledDotProductAttention(packed: heads, keyMask: keyMask, causal: causal, dropout: p,
                                                 seed: p > 0 ? dropoutSeeds.next() : 0)   // [B, nH, T, hd]
-        return outputProj(context.permuted([0, 2, 1, 3]).reshaped([b, t, h]))           // [B, T, H]
+        return outputProj(mergeHeads(context))                                         // [B, T, H]
     }
 }

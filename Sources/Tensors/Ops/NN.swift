@@ -117,23 +117,74 @@ public func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, key
     let tk = k.shape[2]
     precondition(k.shape == [b, h, tk, d] && v.shape == k.shape,
                  "attention: q \(q.shape), k \(k.shape), v \(v.shape) do not agree")
-    if let keyMask {
-        precondition(keyMask.shape == [b, tk], "attention: keyMask of shape \(keyMask.shape), expected [\(b), \(tk)]")
-    }
-    precondition(dropout >= 0 && dropout < 1, "attention: dropout \(dropout) must be in [0, 1)")
-    let s = scale ?? 1 / Float(d).squareRoot()
+    let attention = Attention(b: b, h: h, tq: tq, tk: tk, d: d, keyMask: keyMask, causal: causal, scale: scale,
+                              dropout: dropout, seed: seed)
     let out = Tensor(uninitializedShape: q.shape)
-    let lse = Tensor(uninitializedShape: [b * h, tq])
-    let maskD = keyMask?.detach()
-    ak_attention_forward(q.pointer, k.pointer, v.pointer, out.pointer, lse.pointer, b, h, tq, tk, d,
-                         maskD?.pointer, causal ? 1 : 0, s, dropout, seed)
+    let lse = attention.forward(q.pointer, k.pointer, v.pointer, out.pointer)
     let (qd, kd, vd, od) = (q.detach(), k.detach(), v.detach(), out.detach())
     return out.record("attention", [q, k, v]) { g in
         let (dq, dk, dv) = (Tensor(uninitializedShape: qd.shape), Tensor(uninitializedShape: kd.shape),
                             Tensor(uninitializedShape: vd.shape))
-        ak_attention_backward(qd.pointer, kd.pointer, vd.pointer, od.pointer, lse.pointer, g.pointer,
-                              dq.pointer, dk.pointer, dv.pointer, b, h, tq, tk, d, maskD?.pointer,
-                              causal ? 1 : 0, s, dropout, seed)
+        attention.backward(qd.pointer, kd.pointer, vd.pointer, od.pointer, lse, g.pointer, dq.pointer, dk.pointer, dv.pointer)
         return [dq, dk, dv]
+    }
+}
+
+/// Self-attention on heads packed by `splitHeads`: qkv [3, B, nH, T, hd] -> [B, nH, T, hd], as
+/// `scaledDotProductAttention(q, k, v, ...)`, with the gradient written back into one packed tensor.
+public func scaledDotProductAttention(packed qkv: Tensor, keyMask: Tensor? = nil, causal: Bool = false,
+                                      scale: Float? = nil, dropout: Float = 0, seed: UInt64 = 0) -> Tensor {
+    precondition(qkv.rank == 5 && qkv.shape[0] == 3, "attention: packed qkv must be [3, B, heads, T, headDim], got \(qkv.shape)")
+    let (b, h, t, d) = (qkv.shape[1], qkv.shape[2], qkv.shape[3], qkv.shape[4])
+    let part = b * h * t * d
+    let attention = Attention(b: b, h: h, tq: t, tk: t, d: d, keyMask: keyMask, causal: causal, scale: scale,
+                              dropout: dropout, seed: seed)
+    let out = Tensor(uninitializedShape: [b, h, t, d])
+    let p = qkv.pointer
+    let lse = attention.forward(p, p + part, p + 2 * part, out.pointer)
+    let (xd, od) = (qkv.detach(), out.detach())
+    return out.record("attention", [qkv]) { g in
+        let dx = Tensor(uninitializedShape: xd.shape)
+        let (x, dp) = (xd.pointer, dx.pointer)
+        attention.backward(x, x + part, x + 2 * part, od.pointer, lse, g.pointer, dp, dp + part, dp + 2 * part)
+        return [dx]
+    }
+}
+
+/// The settings of one attention call, shared by its forward and backward.
+struct Attention {
+    let b, h, tq, tk, d: Int
+    let keyMask: Tensor?
+    let causal: Bool
+    let scale: Float
+    let dropout: Float
+    let seed: UInt64
+
+    init(b: Int, h: Int, tq: Int, tk: Int, d: Int, keyMask: Tensor?, causal: Bool, scale: Float?, dropout: Float, seed: UInt64) {
+        if let keyMask {
+            precondition(keyMask.shape == [b, tk], "attention: keyMask of shape \(keyMask.shape), expected [\(b), \(tk)]")
+        }
+        precondition(dropout >= 0 && dropout < 1, "attention: dropout \(dropout) must be in [0, 1)")
+        (self.b, self.h, self.tq, self.tk, self.d) = (b, h, tq, tk, d)
+        self.keyMask = keyMask?.detach()
+        self.causal = causal
+        self.scale = scale ?? 1 / Float(d).squareRoot()
+        self.dropout = dropout
+        self.seed = seed
+    }
+
+    /// Writes the output; returns the rows' log-sum-exp [B*nH, Tq] for the backward.
+    func forward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                 _ out: UnsafeMutablePointer<Float>) -> Tensor {
+        let lse = Tensor(uninitializedShape: [b * h, tq])
+        ak_attention_forward(q, k, v, out, lse.pointer, b, h, tq, tk, d, keyMask?.pointer, causal ? 1 : 0, scale, dropout, seed)
+        return lse
+    }
+
+    func backward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ out: UnsafePointer<Float>,
+                  _ lse: Tensor, _ dout: UnsafePointer<Float>, _ dq: UnsafeMutablePointer<Float>,
+                  _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>) {
+        ak_attention_backward(q, k, v, out, lse.pointer, dout, dq, dk, dv, b, h, tq, tk, d, keyMask?.pointer,
+                              causal ? 1 : 0, scale, dropout, seed)
     }
 }
