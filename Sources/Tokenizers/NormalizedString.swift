@@ -98,6 +98,36 @@ public struct NormalizedString {
     /// Per-scalar mapping to zero or more scalars (first one replaces, others are inserted).
     /// A scalar mapped to nothing is removed.
     mutating func mapScalars(_ f: (Unicode.Scalar) -> [Unicode.Scalar]?) {
+        // Nothing to do until the first scalar that changes.
+        var first = 0
+        var firstRep: [Unicode.Scalar]? = nil
+        while first < count {
+            if let r = f(scalars[first]) { firstRep = r; break }
+            first += 1
+        }
+        guard let rep0 = firstRep else { return }
+        if rep0.count == 1 {
+            // One-to-one replacements can be done in place.
+            var inPlace = true
+            scalars[first] = rep0[0]
+            var i = first + 1
+            while i < count {
+                if let r = f(scalars[i]) {
+                    if r.count == 1 { scalars[i] = r[0] } else { inPlace = false; break }
+                }
+                i += 1
+            }
+            if inPlace { return }
+            // Fall back for the rest (already-replaced scalars map to themselves or again; redo from i).
+            var ns = Array(scalars[0..<i]), nst = Array(starts[0..<i]), nen = Array(ends[0..<i])
+            for j in i..<count {
+                if let r = f(scalars[j]) {
+                    for x in r { ns.append(x); nst.append(starts[j]); nen.append(ends[j]) }
+                } else { ns.append(scalars[j]); nst.append(starts[j]); nen.append(ends[j]) }
+            }
+            scalars = ns; starts = nst; ends = nen
+            return
+        }
         var ns: [Unicode.Scalar] = []
         var nst: [Int32] = []
         var nen: [Int32] = []
@@ -116,6 +146,7 @@ public struct NormalizedString {
 
     /// Keeps only the scalars for which `keep` is true (alignments follow their scalars).
     mutating func filter(_ keep: (Unicode.Scalar) -> Bool) {
+        guard scalars.contains(where: { !keep($0) }) else { return }
         var ns: [Unicode.Scalar] = []
         var nst: [Int32] = []
         var nen: [Int32] = []

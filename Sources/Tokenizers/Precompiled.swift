@@ -62,8 +62,16 @@ struct CharsMap {
 
 public struct PrecompiledNormalizer: Normalizer {
     let map: CharsMap
+    /// Replacement of each ASCII character on its own (nil = unchanged).
+    let ascii: [[Unicode.Scalar]?]
 
-    public init(charsmap: [UInt8]) throws { map = try CharsMap(charsmap) }
+    public init(charsmap: [UInt8]) throws {
+        let m = try CharsMap(charsmap)
+        map = m
+        ascii = (0..<128).map { b in
+            m.transform([UInt8(b)]).map { Array(String(decoding: $0, as: UTF8.self).unicodeScalars) }
+        }
+    }
 
     public func normalize(_ s: inout NormalizedString) {
         if s.isEmpty { return }
@@ -71,8 +79,9 @@ public struct PrecompiledNormalizer: Normalizer {
         dest.reserveCapacity(s.count)
         var modified = false
 
-        func replace(oldCount: Int, with new: [UInt8]) {
-            let newScalars = Array(String(decoding: new, as: UTF8.self).unicodeScalars)
+        // The Rust bookkeeping: new chars replace old ones; extra chars are insertions (change 1);
+        // fewer chars fold the removal into the last emitted char.
+        func replace(oldCount: Int, with newScalars: [Unicode.Scalar]) {
             let diff = newScalars.count - oldCount
             for c in newScalars { dest.append((c, 0)) }
             if diff > 0 {
@@ -81,26 +90,48 @@ public struct PrecompiledNormalizer: Normalizer {
                 dest[dest.count - 1].1 += diff
             }
         }
+        func scalars(_ bytes: [UInt8]) -> [Unicode.Scalar] { Array(String(decoding: bytes, as: UTF8.self).unicodeScalars) }
 
-        let text = s.string
-        var idx = 0
-        for g in text {
-            let gs = Array(g.unicodeScalars)
-            defer { idx += gs.count }
-            let gbytes = Array(String(g).utf8)
-            if gbytes.count < 6, let norm = map.transform(gbytes) {
-                modified = true
-                replace(oldCount: gs.count, with: norm)
+        let sc = s.scalars
+        let n = sc.count
+        // An ASCII character (other than CR, or LF after CR) followed by ASCII or the end is a grapheme
+        // on its own (a preceding Prepend character could still join it; such text takes this path too).
+        func asciiAlone(_ i: Int) -> Bool {
+            sc[i].value < 0x80 && sc[i] != "\r" && (i + 1 == n || sc[i + 1].value < 0x80)
+                && !(sc[i] == "\n" && i > 0 && sc[i - 1] == "\r")
+        }
+        var i = 0
+        while i < n {
+            if asciiAlone(i) {
+                if let r = ascii[Int(sc[i].value)] {
+                    modified = true
+                    replace(oldCount: 1, with: r)
+                } else {
+                    dest.append((sc[i], 0))
+                }
+                i += 1
                 continue
             }
-            for c in gs {
-                if let norm = map.transform(Array(String(c).utf8)) {
+            var j = i + 1
+            while j < n, !asciiAlone(j) { j += 1 }
+            for g in makeString(sc[i..<j]) {
+                let gs = Array(g.unicodeScalars)
+                let gbytes = Array(String(g).utf8)
+                if gbytes.count < 6, let norm = map.transform(gbytes) {
                     modified = true
-                    replace(oldCount: 1, with: norm)
-                } else {
-                    dest.append((c, 0))
+                    replace(oldCount: gs.count, with: scalars(norm))
+                    continue
+                }
+                for c in gs {
+                    if let norm = map.transform(Array(String(c).utf8)) {
+                        modified = true
+                        replace(oldCount: 1, with: scalars(norm))
+                    } else {
+                        dest.append((c, 0))
+                    }
                 }
             }
+            i = j
         }
         if modified { s.transform(dest) }
     }

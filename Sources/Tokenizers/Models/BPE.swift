@@ -3,6 +3,7 @@ import Foundation
 public final class BPEModel: TokenizerModel {
     public let vocab: [VocabKey: Int]
     let vocabR: [Int: String]
+    let idToString: [String?]
     /// (left id, right id) -> (rank, new id)
     let merges: [UInt64: (rank: Int32, id: Int32)]
     public let mergeList: [(String, String)]
@@ -23,6 +24,7 @@ public final class BPEModel: TokenizerModel {
                 dropout: Double? = nil, path: String = "$.model") throws {
         self.vocab = vocab
         self.vocabR = reverseVocab(vocab)
+        self.idToString = vocabArray(vocab)
         self.mergeList = merges
         self.unkToken = unkToken
         self.prefix = prefix
@@ -114,19 +116,16 @@ public final class BPEModel: TokenizerModel {
             let s = makeString(word)
             if let id = vocab[VocabKey(s)] { return [ModelToken(id: id, value: s, start: 0, end: word.count)] }
         }
-        let key = makeString(word)
-        let syms: [Symbol]
-        if let hit = cache.get(key) {
-            syms = hit
-        } else {
-            syms = try mergeWord(word)
-            if word.count < 256 { cache.put(key, syms) }
-        }
+        let key = Array(word)
+        if let hit = cache.get(key) { return hit }
+        let syms = try mergeWord(word)
         var out: [ModelToken] = []
         out.reserveCapacity(syms.count)
         for s in syms {
-            out.append(ModelToken(id: Int(s.id), value: vocabR[Int(s.id)] ?? "", start: Int(s.start), end: Int(s.end)))
+            let id = Int(s.id)
+            out.append(ModelToken(id: id, value: id < idToString.count ? (idToString[id] ?? "") : "", start: Int(s.start), end: Int(s.end)))
         }
+        if word.count < 256 { cache.put(key, out) }
         return out
     }
 
@@ -270,13 +269,13 @@ struct MergeHeap {
 /// A small thread-safe word cache.
 final class BPECache: @unchecked Sendable {
     private let lock = NSLock()
-    private var map: [String: [BPEModel.Symbol]] = [:]
+    private var map: [[Unicode.Scalar]: [ModelToken]] = [:]
     let capacity = 10_000
-    func get(_ k: String) -> [BPEModel.Symbol]? {
+    func get(_ k: [Unicode.Scalar]) -> [ModelToken]? {
         lock.lock(); defer { lock.unlock() }
         return map[k]
     }
-    func put(_ k: String, _ v: [BPEModel.Symbol]) {
+    func put(_ k: [Unicode.Scalar], _ v: [ModelToken]) {
         lock.lock(); defer { lock.unlock() }
         if map.count < capacity { map[k] = v }
     }

@@ -35,6 +35,13 @@ func reverseVocab(_ vocab: [VocabKey: Int]) -> [Int: String] {
     return r
 }
 
+func vocabArray(_ vocab: [VocabKey: Int]) -> [String?] {
+    let n = (vocab.values.max() ?? -1) + 1
+    var r = [String?](repeating: nil, count: n)
+    for (k, v) in vocab where v >= 0 { r[v] = k.string }
+    return r
+}
+
 func vocabJSON(_ vocab: [VocabKey: Int]) -> JSONValue {
     let sorted = vocab.sorted { $0.value < $1.value }
     return .object(JSONObject(sorted.map { ($0.key.string, .number(Double($0.value))) }))

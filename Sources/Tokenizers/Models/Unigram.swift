@@ -123,7 +123,12 @@ public final class UnigramModel: TokenizerModel {
         spans.reverse()
         var out: [ModelToken] = []
         out.reserveCapacity(spans.count)
-        for (s, e, _) in spans {
+        for (s, e, isUnk) in spans {
+            if !isUnk {
+                let id = bestId[e]
+                out.append(ModelToken(id: id, value: pieces[id].0, start: s, end: e))
+                continue
+            }
             let str = makeString(word[(b + s)..<(b + e)])
             if let id = tokenToIds[VocabKey(str)] {
                 out.append(ModelToken(id: id, value: str, start: s, end: e))

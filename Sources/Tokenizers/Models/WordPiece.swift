@@ -3,6 +3,10 @@ import Foundation
 public final class WordPieceModel: TokenizerModel {
     public let vocab: [VocabKey: Int]
     let vocabR: [Int: String]
+    let idToString: [String?]
+    /// Tries for word-initial tokens and for continuation tokens (prefix stripped).
+    let initialTrie: ScalarTrie
+    let continuationTrie: ScalarTrie
     public let unkToken: String
     public let prefix: String
     public let maxInputCharsPerWord: Int
@@ -13,6 +17,18 @@ public final class WordPieceModel: TokenizerModel {
         self.unkToken = unkToken
         self.prefix = prefix
         self.maxInputCharsPerWord = maxInputCharsPerWord
+        self.idToString = vocabArray(vocab)
+        var a = ScalarTrie(), b = ScalarTrie()
+        for (k, id) in vocab {
+            a.insert(k.string, id: id)
+            let u = Array(k.string.utf8)
+            if !prefix.isEmpty, u.starts(with: prefix.utf8) {
+                b.insert(String(decoding: u[prefix.utf8.count...], as: UTF8.self), id: id)
+            }
+        }
+        if prefix.isEmpty { b = a }
+        initialTrie = a
+        continuationTrie = b
     }
 
     convenience init(json n: JNode) throws {
@@ -36,20 +52,12 @@ public final class WordPieceModel: TokenizerModel {
         var out: [ModelToken] = []
         var start = 0
         while start < n {
-            var end = n
-            var found: ModelToken? = nil
-            while start < end {
-                var s = start > 0 ? prefix : ""
-                s.unicodeScalars.append(contentsOf: word[(b + start)..<(b + end)])
-                if let id = vocab[VocabKey(s)] {
-                    found = ModelToken(id: id, value: s, start: start, end: end)
-                    break
-                }
-                end -= 1
-            }
-            guard let f = found else { return try unk(n) }
-            out.append(f)
-            start = end
+            // Longest vocabulary entry starting here (the greedy longest-match of WordPiece).
+            var bestLen = 0, bestId = -1
+            (start == 0 ? initialTrie : continuationTrie).prefixes(word, from: b + start) { len, id in bestLen = len; bestId = id }
+            guard bestId >= 0, let value = idToString[bestId] else { return try unk(n) }
+            out.append(ModelToken(id: bestId, value: value, start: start, end: start + bestLen))
+            start += bestLen
         }
         return out
     }
