@@ -59,6 +59,8 @@ final class FamilyGoldenTests: XCTestCase {
 
     func testSentencePieceUnigramModel() throws { try checkSentencePiece("sp_unigram") }
     func testSentencePieceBPEModel() throws { try checkSentencePiece("sp_bpe") }
+    /// No dummy prefix, extra whitespace kept, identity normalization, byte fallback.
+    func testSentencePieceRawUnigramModel() throws { try checkSentencePiece("sp_unigram_raw") }
 
     func testLoadFromDirectory() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-dir-\(UUID().uuidString)")

@@ -43,6 +43,15 @@ final class TrainerTests: XCTestCase {
             try Data(JSONValue.obj([("cases", .array(encs))]).serialized(indent: nil).utf8)
                 .write(to: d.appendingPathComponent("\(name).swift_encodings.json"))
         }
+        // The Swift encodings the Python verdict was computed against are still ours.
+        let swiftCases = try Fixtures.json("\(name).swift_encodings.json")["cases"]!.arrayValue
+        XCTAssertEqual(swiftCases.count, Self.samples.count)
+        for (c, s) in zip(swiftCases, Self.samples) {
+            let e = try tok.encode(s)
+            XCTAssertEqual(c["ids"]!.intArray, e.ids, "\(name): '\(s)'")
+            XCTAssertEqual(c["offsets"]!.arrayValue.map { $0.intArray }, e.offsets.map { [$0.0, $0.1] }, "\(name): '\(s)'")
+            XCTAssertEqual(c["decode"]!.stringValue, try tok.decode(e.ids), "\(name): '\(s)'")
+        }
         let committed = try String(contentsOf: Fixtures.url("\(name).tokenizer.json"), encoding: .utf8)
         XCTAssertEqual(try JSONValue.parse(json), try JSONValue.parse(committed), "\(name): training output changed")
         // Python's encodings of the committed file.
