@@ -1,8 +1,11 @@
 // Fused scaled dot-product attention (forward and backward), tiled over query rows.
 //
-// For each (batch*head) and each tile of up to BQ query rows, the score tile S = scale * Q_t K^T
-// ([BQ, nk], nk = the keys any row of the tile may see) is made with ak_sgemm and stays in L2; the mask terms,
-// the row softmax (lse = max + log sum kept per row) and the dropout are applied in place, then O_t = P V.
+// For each (batch*head) and each tile of up to BQ query rows (automatic: a ~256 KiB score tile, e.g. 128 rows
+// for 512 keys), the score tile S = scale * Q_t K^T ([BQ, nk], nk = the keys any row of the tile may see) is
+// made with ak_sgemm and stays in L2; the mask terms, exp(s - rowmax) (lse = max + log sum kept per row) and the
+// dropout are applied in place, then O_t = (E V) / sum, the normalisation applied to the [BQ, hd] output.
+// Forward tasks are (bh, query tile) pairs; backward tasks are bh (dK and dV accumulate over its tiles). Each
+// running task takes one scratch slot of a per-call buffer (no allocation inside the loops).
 // The backward recomputes S and P from Q, K and lse tile by tile (P is never stored for the whole sequence):
 //   dPd = dO_t V^T, D_i = dO_i . O_i, dS = P * (M * dPd - D)   (M = keep / (1 - p), or 1 without dropout)
 //   dV += (P * M)^T dO_t, dQ_t = scale * dS K, dK += scale * dS^T Q_t.
@@ -17,17 +20,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef AK_ATTN_BQ
-#define AK_ATTN_BQ 64
-#endif
+// Query tile height: 0 = automatic (a score tile of about 256 KiB, so that it stays in L2 next to K and V).
+static long attn_bq_override = 0;
 
-static long attn_bq = AK_ATTN_BQ;
-
-/// For benchmarks: sets the query tile height (0 restores the default). Returns the previous value.
+/// For benchmarks: forces the query tile height (0 restores the automatic choice). Returns the previous value.
 long ak_attention_set_tile(long bq) {
-    long old = attn_bq;
-    attn_bq = bq > 0 ? bq : AK_ATTN_BQ;
+    long old = attn_bq_override;
+    attn_bq_override = bq > 0 ? bq : 0;
     return old;
+}
+
+static long tile_rows(long Tq, long Tk) {
+    long bq = attn_bq_override;
+    if (bq <= 0) {
+        bq = (65536 / (Tk > 0 ? Tk : 1)) & ~15L;
+        if (bq < 32) bq = 32;
+        if (bq > 256) bq = 256;
+    }
+    return bq < Tq ? bq : Tq;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -120,7 +130,8 @@ static inline long visible_keys(const attn_ctx *c, long i) {
 // Row kernels. Forward: s (len nk, lim visible) -> dropped probabilities in place; returns lse.
 // Backward: from s (scores) and dpd (dO . v_j) -> p (dropped probabilities) and ds in place.
 // ---------------------------------------------------------------------------------------------------------
-static float fwd_row_scalar(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey) {
+static float fwd_row_scalar(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey,
+                            float *rowscale) {
     if (madd)
         for (long j = 0; j < lim; j++) s[j] += madd[j];
     float mx = ak_rowmax_scalar(s, lim);
@@ -130,13 +141,9 @@ static float fwd_row_scalar(const attn_ctx *c, float *s, const float *madd, long
         s[j] = e;
         sum += e;
     }
-    float inv = 1.0f / sum;
-    if (c->has_dropout) {
-        float ki = inv * c->dscale;
-        for (long j = 0; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? ki : 0.0f;
-    } else {
-        for (long j = 0; j < lim; j++) s[j] *= inv;
-    }
+    *rowscale = 1.0f / sum;
+    if (c->has_dropout)
+        for (long j = 0; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? c->dscale : 0.0f;
     for (long j = lim; j < nk; j++) s[j] = 0.0f;
     return mx + logf(sum);
 }
@@ -173,7 +180,8 @@ AK_AVX2_INLINE __m256 dropout_keep256(__m256i lo, __m256i hi, __m256i thr, long 
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_srli_epi32(h, 8), thr));  // (h>>8) > thr-1
 }
 
-AK_AVX2 static float fwd_row_avx2(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey) {
+AK_AVX2 static float fwd_row_avx2(const attn_ctx *c, float *s, const float *madd, long lim, long nk, uint64_t rowkey,
+                                  float *rowscale) {
     long j;
     __m256 mx8 = _mm256_set1_ps(-INFINITY);
     long lim8 = lim & ~7L;
@@ -190,19 +198,16 @@ AK_AVX2 static float fwd_row_avx2(const attn_ctx *c, float *s, const float *madd
     float mx = ak_hmax256(mx8);
     for (j = lim8; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
     float sum = ak_expsub_sum256(s, s, lim, mx);
-    float inv = 1.0f / sum;
+    *rowscale = 1.0f / sum;
     if (c->has_dropout) {
-        __m256 kv = _mm256_set1_ps(inv * c->dscale);
+        __m256 kv = _mm256_set1_ps(c->dscale);
         __m256i lo = _mm256_set1_epi32((int)(uint32_t)rowkey), hi = _mm256_set1_epi32((int)(uint32_t)(rowkey >> 32));
         __m256i thr = _mm256_set1_epi32((int)c->thr - 1);
         for (j = 0; j < lim8; j += 8) {
             __m256 keep = dropout_keep256(lo, hi, thr, j);
             _mm256_storeu_ps(s + j, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(s + j), kv), keep));
         }
-        float ki = inv * c->dscale;
-        for (; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? ki : 0.0f;
-    } else {
-        ak_scale256(s, s, lim, inv);
+        for (; j < lim; j++) s[j] *= (dropout_hash(rowkey, j) >> 8) >= c->thr ? c->dscale : 0.0f;
     }
     for (j = lim; j < nk; j++) s[j] = 0.0f;
     return mx + logf(sum);
@@ -274,7 +279,7 @@ static void fwd_task(void *vctx, long task) {
     int slot;
     float *buf = acquire_slot(c, &slot);
     if (!buf) return;
-    float *S = buf, *maddb = buf + (size_t)c->bq * Tk;
+    float *S = buf, *maddb = buf + (size_t)c->bq * Tk, *rowscale = maddb + Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     ak_sgemm(0, 1, m, nk, hd, c->scale, q, hd, k, hd, 0.0f, S, nk);
     for (long r = 0; r < m; r++) {
@@ -283,16 +288,22 @@ static void fwd_task(void *vctx, long task) {
         if (lim <= 0) {
             memset(s, 0, (size_t)nk * sizeof(float));
             lse[r] = -INFINITY;
+            rowscale[r] = 0.0f;
             continue;
         }
         uint64_t rk = c->has_dropout ? dropout_row_key(c->seed, bh, i) : 0;
 #if defined(__x86_64__)
-        if (c->avx) lse[r] = fwd_row_avx2(c, s, madd, lim, nk, rk);
+        if (c->avx) lse[r] = fwd_row_avx2(c, s, madd, lim, nk, rk, rowscale + r);
         else
 #endif
-            lse[r] = fwd_row_scalar(c, s, madd, lim, nk, rk);
+            lse[r] = fwd_row_scalar(c, s, madd, lim, nk, rk, rowscale + r);
     }
+    // O = (E V) / sum: the normalisation is applied to the [m, hd] output rather than the [m, nk] tile.
     ak_sgemm(0, 0, m, hd, nk, 1.0f, S, nk, v, hd, 0.0f, o, hd);
+    for (long r = 0; r < m; r++) {
+        float f = rowscale[r], *orow = o + r * hd;
+        for (long d = 0; d < hd; d++) orow[d] *= f;
+    }
     release_slot(c, slot, buf);
 }
 
@@ -366,12 +377,11 @@ static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const 
 #else
     c->avx = 0;
 #endif
-    long bq = attn_bq;
-    if (bq > Tq) bq = Tq;
+    long bq = tile_rows(Tq, Tk);
     c->bq = bq;
     c->ntiles = (Tq + bq - 1) / bq;
     (void)B;
-    c->slot_floats = (size_t)bq * Tk * (backward ? 2 : 1) + (size_t)Tk + 16;
+    c->slot_floats = (size_t)bq * Tk * (backward ? 2 : 1) + (size_t)Tk + (size_t)bq + 16;
     long nt = ak_get_num_threads();
     long ns = nt < ntasks_hint ? nt : ntasks_hint;
     if (ns < 1) ns = 1;
@@ -399,7 +409,7 @@ void ak_attention_forward(const float *q, const float *k, const float *v, float 
     }
     attn_ctx c;
     memset(&c, 0, sizeof c);
-    long bq = attn_bq < Tq ? attn_bq : Tq;
+    long bq = tile_rows(Tq, Tk);
     long ntasks = BH * ((Tq + bq - 1) / bq);
     if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks)) return;
     c.q = q;

@@ -17,6 +17,18 @@ final class KernelTests: XCTestCase {
         try body(String(cString: ak_kernel_isa()))
     }
 
+    /// As onBothPaths, and for each path with the automatic attention tile and forced small tiles (7 and 16
+    /// query rows), so that tile edges and the causal key limits of later tiles are exercised.
+    private func onBothPathsAndTiles(_ body: (String) throws -> Void) rethrows {
+        defer { ak_attention_set_tile(0) }
+        try onBothPaths { path in
+            for tile in [0, 16, 7] {
+                ak_attention_set_tile(tile)
+                try body("\(path) tile=\(tile)")
+            }
+        }
+    }
+
     /// Deterministic generator (SplitMix64) so that failures reproduce.
     private struct Rng {
         var state: UInt64
@@ -427,7 +439,7 @@ final class KernelTests: XCTestCase {
             let dout = rng.normals(s.BH * s.Tq * s.hd)
             let ref = refAttentionForward(s, q, k, v, mask)
             let refB = refAttentionBackward(s, q, k, v, dout, ref.pd, ref.p)
-            onBothPaths { path in
+            onBothPathsAndTiles { path in
                 let tag = "\(path) Tq=\(s.Tq) Tk=\(s.Tk) hd=\(s.hd) mask=\(s.masked) causal=\(s.causal)"
                 let (o, lse) = runForward(s, q, k, v, mask)
                 assertClose(o, ref.o, atol: 2e-6, rtol: 1e-5, "\(tag) o")
@@ -468,7 +480,7 @@ final class KernelTests: XCTestCase {
 
     func testAttentionBackwardFiniteDifferences() {
         var rng = Rng(7)
-        onBothPaths { path in
+        onBothPathsAndTiles { path in
             for (Tq, Tk, masked, causal) in [(5, 5, false, false), (5, 7, true, true), (6, 6, false, true), (3, 9, true, false)] {
                 let s = AttnShape(B: 2, nH: 1, Tq: Tq, Tk: Tk, hd: 8, masked: masked, causal: causal)
                 checkAttentionFiniteDifferences(s, "\(path) Tq=\(Tq) Tk=\(Tk) mask=\(masked) causal=\(causal)", &rng)
@@ -507,7 +519,7 @@ final class KernelTests: XCTestCase {
             let dout = rng.normals(s.BH * s.Tq * s.hd)
             let ref = refAttentionForward(s, q, k, v, mask)
             let refB = refAttentionBackward(s, q, k, v, dout, ref.pd, ref.p)
-            onBothPaths { path in
+            onBothPathsAndTiles { path in
                 let tag = "\(path) dropout=\(s.dropout) Tq=\(s.Tq)"
                 let (o, lse) = runForward(s, q, k, v, mask)
                 let (o2, _) = runForward(s, q, k, v, mask)
@@ -521,9 +533,35 @@ final class KernelTests: XCTestCase {
             }
         }
         // finite differences with a fixed seed
-        onBothPaths { path in
+        onBothPathsAndTiles { path in
             let s = AttnShape(B: 1, nH: 2, Tq: 6, Tk: 9, hd: 8, masked: true, causal: true, dropout: 0.3, seed: 1234)
             checkAttentionFiniteDifferences(s, "\(path) dropout", &rng)
+        }
+    }
+
+    func testAttentionThreadsAgree() {
+        // Tasks run on the pool each with their own scratch slot: the result must not depend on the thread count.
+        var rng = Rng(11)
+        let s = AttnShape(B: 3, nH: 3, Tq: 70, Tk: 150, hd: 16, masked: true, causal: true, dropout: 0.2, seed: 5)
+        let (q, k, v, mask) = makeInputs(s, &rng)
+        let dout = rng.normals(s.BH * s.Tq * s.hd)
+        let saved = ak_get_num_threads()
+        defer { ak_set_num_threads(saved); ak_attention_set_tile(0) }
+        ak_attention_set_tile(16)
+        ak_set_num_threads(1)
+        let (o1, l1) = runForward(s, q, k, v, mask)
+        let g1 = runBackward(s, q, k, v, mask, o1, l1, dout)
+        for threads: Int32 in [2, 3] {
+            ak_set_num_threads(threads)
+            for _ in 0..<3 {
+                let (o, l) = runForward(s, q, k, v, mask)
+                XCTAssertEqual(o, o1, "o with \(threads) threads")
+                XCTAssertEqual(l, l1, "lse with \(threads) threads")
+                let g = runBackward(s, q, k, v, mask, o1, l1, dout)
+                XCTAssertEqual(g.dq, g1.dq, "dq with \(threads) threads")
+                XCTAssertEqual(g.dk, g1.dk, "dk with \(threads) threads")
+                XCTAssertEqual(g.dv, g1.dv, "dv with \(threads) threads")
+            }
         }
     }
 

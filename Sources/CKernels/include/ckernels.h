@@ -137,6 +137,13 @@ void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed);
 /// Tunes the C heap so that freed tensor memory is reused rather than returned to the system (glibc only).
 void ak_keep_freed_memory(void);
 
+// ---------------------------------------------------------------------------------------------------------
+// Attention tuning (tests and benchmarks)
+// ---------------------------------------------------------------------------------------------------------
+/// Forces the query-tile height of ak_attention_forward/backward (0 = automatic: a ~256 KiB score tile, 32 to
+/// 256 rows). Returns the previous setting. Not thread-safe against concurrent attention calls.
+long ak_attention_set_tile(long bq);
+
 #ifdef __cplusplus
 }
 #endif
