@@ -528,7 +528,7 @@ def check_trained():
     records the Python encodings, and compares them with the Swift encodings the Swift test wrote
     next to them (<name>.swift_encodings.json, committed too)."""
     verdict = {}
-    for name in ("trained_bpe", "trained_wordpiece"):
+    for name in ("trained_bpe", "trained_wordpiece", "trained_unigram"):
         path = os.path.join(OUT, f"{name}.tokenizer.json")
         if not os.path.exists(path):
             continue

@@ -84,6 +84,15 @@ final class TrainerTests: XCTestCase {
         try check("trained_wordpiece", tok)
     }
 
+    func testUnigramTrainer() throws {
+        let tok = try UnigramTrainer(options: TrainerOptions(vocabSize: 600, minFrequency: 2,
+                                                             specialTokens: ["<pad>", "<unk>", "<s>", "</s>"]))
+            .train(files: [Fixtures.url("train_corpus.txt")])
+        XCTAssertEqual(tok.tokenToId("<unk>"), 1)
+        XCTAssertLessThanOrEqual(tok.vocabSize, 600)
+        try check("trained_unigram", tok)
+    }
+
     func testTrainerErrors() {
         XCTAssertThrowsError(try ByteLevelBPETrainer(options: TrainerOptions(vocabSize: 300))
             .train(files: [URL(fileURLWithPath: "/nonexistent/corpus.txt")]))
