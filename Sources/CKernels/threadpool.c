@@ -61,6 +61,7 @@ typedef struct {
     void *ctx;
     int nworkers;                // workers created so far
     pthread_t threads[AK_MAX_THREADS];
+    long start_gen[AK_MAX_THREADS];  // the generation current when each worker was created
 } ak_pool_t;
 
 static ak_pool_t ak_pool = {
@@ -97,7 +98,8 @@ static void *ak_worker_main(void *arg) {
     int id = (int)(intptr_t)arg;
     ak_pool_t *p = &ak_pool;
     ak_in_task = 1;
-    long seen = atomic_load(&p->generation);
+    // Not the generation current now: the loop that created this worker may already have been published.
+    long seen = p->start_gen[id];
     for (;;) {
         long g;
         int spins = 0;
@@ -132,6 +134,7 @@ void ak_parallel_for(long n, ak_task_fn fn, void *ctx) {
     int want = nt - 1;
     if ((long)want > n - 1) want = (int)(n - 1);
     while (p->nworkers < want) {
+        p->start_gen[p->nworkers] = atomic_load(&p->generation);
         if (pthread_create(&p->threads[p->nworkers], NULL, ak_worker_main, (void *)(intptr_t)p->nworkers) != 0) break;
         pthread_detach(p->threads[p->nworkers]);
         p->nworkers++;
