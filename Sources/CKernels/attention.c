@@ -10,8 +10,9 @@
 //   dPd = dO_t V^T, D_i = dO_i . O_i, dS = P * (M * dPd - D)   (M = keep / (1 - p), or 1 without dropout)
 //   dV += (P * M)^T dO_t, dQ_t = scale * dS K, dK += scale * dS^T Q_t.
 // With dropout, O = (P * M) V, so D_i = sum_j P_ij M_ij dPd_ij = dO_i . O_i still holds.
-// Causal: key j is visible to query i iff j <= i + (Tk - Tq); key columns past the last visible key of a tile
-// are not computed at all (about half the work for Tq == Tk).
+// Causal: key j is visible to query i iff j <= i + (Tk - Tq); the products of a tile run over a rectangle and a
+// staircase of row groups on the diagonal (tile_blocks), so masked scores are mostly not computed at all
+// (about half the work for Tq == Tk).
 #include "ckernels.h"
 #include "vecmath.h"
 
@@ -261,6 +262,42 @@ AK_AVX2 static void bwd_row_avx2(const attn_ctx *c, float *s, float *dp, const f
 #endif
 
 // ---------------------------------------------------------------------------------------------------------
+// Causal tiles: the visible part of a tile's [m, nk] score block is a rectangle (keys every row sees) plus a
+// staircase on the diagonal. The products run over blocks: the rectangle [m, c0], then the diagonal band in row
+// groups of h rows, each over the keys [c0, last visible key of the group]. Only about m*h/2 masked scores per
+// tile are computed instead of m*m/2. Without a causal mask there is one block, the whole tile.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct {
+    long r0, rn, c0, cn;
+} attn_block;
+
+#define AK_ATTN_MAX_BLOCKS 12
+
+// Fills blk; returns the number of blocks. *full = 1 when the first block covers every row of the tile (it can
+// then be written with beta = 0; otherwise the outputs of the tile are cleared first and every block adds).
+static int tile_blocks(const attn_ctx *c, long i0, long m, long nk, attn_block *blk, int *full) {
+    if (!c->causal) {
+        blk[0] = (attn_block){0, m, 0, nk};
+        *full = 1;
+        return 1;
+    }
+    long c0 = visible_keys(c, i0);
+    if (c0 > nk) c0 = nk;
+    int n = 0;
+    if (c0 > 0) blk[n++] = (attn_block){0, m, 0, c0};
+    *full = c0 > 0;
+    long h = (m + AK_ATTN_MAX_BLOCKS - 3) / (AK_ATTN_MAX_BLOCKS - 2);
+    if (h < 32) h = 32;
+    for (long r0 = 0; r0 < m; r0 += h) {
+        long rn = m - r0 < h ? m - r0 : h;
+        long e = visible_keys(c, i0 + r0 + rn - 1);
+        if (e > nk) e = nk;
+        if (e > c0) blk[n++] = (attn_block){r0, rn, c0, e - c0};
+    }
+    return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Forward: one task per (bh, query tile).
 // ---------------------------------------------------------------------------------------------------------
 static void fwd_task(void *vctx, long task) {
@@ -281,7 +318,11 @@ static void fwd_task(void *vctx, long task) {
     if (!buf) return;
     float *S = buf, *maddb = buf + (size_t)c->bq * Tk, *rowscale = maddb + Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
-    ak_sgemm(0, 1, m, nk, hd, c->scale, q, hd, k, hd, 0.0f, S, nk);
+    attn_block blk[AK_ATTN_MAX_BLOCKS];
+    int full, nb = tile_blocks(c, i0, m, nk, blk, &full);
+    for (int b = 0; b < nb; b++)
+        ak_sgemm(0, 1, blk[b].rn, blk[b].cn, hd, c->scale, q + blk[b].r0 * hd, hd, k + blk[b].c0 * hd, hd, 0.0f,
+                 S + blk[b].r0 * nk + blk[b].c0, nk);
     for (long r = 0; r < m; r++) {
         long i = i0 + r, lim = visible_keys(c, i);
         float *s = S + r * nk;
@@ -299,7 +340,10 @@ static void fwd_task(void *vctx, long task) {
             lse[r] = fwd_row_scalar(c, s, madd, lim, nk, rk, rowscale + r);
     }
     // O = (E V) / sum: the normalisation is applied to the [m, hd] output rather than the [m, nk] tile.
-    ak_sgemm(0, 0, m, hd, nk, 1.0f, S, nk, v, hd, 0.0f, o, hd);
+    if (!full) memset(o, 0, (size_t)(m * hd) * sizeof(float));
+    for (int b = 0; b < nb; b++)
+        ak_sgemm(0, 0, blk[b].rn, hd, blk[b].cn, 1.0f, S + blk[b].r0 * nk + blk[b].c0, nk, v + blk[b].c0 * hd, hd,
+                 (full && b == 0) ? 0.0f : 1.0f, o + blk[b].r0 * hd, hd);
     for (long r = 0; r < m; r++) {
         float f = rowscale[r], *orow = o + r * hd;
         for (long d = 0; d < hd; d++) orow[d] *= f;
@@ -331,8 +375,15 @@ static void bwd_task(void *vctx, long bh) {
             continue;
         }
         const float *qt = q + i0 * hd, *dot = dout + i0 * hd;
-        ak_sgemm(0, 1, m, nk, hd, c->scale, qt, hd, k, hd, 0.0f, S, nk);
-        ak_sgemm(0, 1, m, nk, hd, 1.0f, dot, hd, v, hd, 0.0f, dP, nk);
+        attn_block blk[AK_ATTN_MAX_BLOCKS];
+        int full, nb = tile_blocks(c, i0, m, nk, blk, &full);
+        for (int b = 0; b < nb; b++) {
+            long r0 = blk[b].r0, c0 = blk[b].c0;
+            ak_sgemm(0, 1, blk[b].rn, blk[b].cn, hd, c->scale, qt + r0 * hd, hd, k + c0 * hd, hd, 0.0f,
+                     S + r0 * nk + c0, nk);
+            ak_sgemm(0, 1, blk[b].rn, blk[b].cn, hd, 1.0f, dot + r0 * hd, hd, v + c0 * hd, hd, 0.0f,
+                     dP + r0 * nk + c0, nk);
+        }
         for (long r = 0; r < m; r++) {
             long i = i0 + r, lim = visible_keys(c, i);
             float *s = S + r * nk, *dp = dP + r * nk;
@@ -349,9 +400,14 @@ static void bwd_task(void *vctx, long bh) {
 #endif
                 bwd_row_scalar(c, s, dp, madd, lim, nk, l, dot + r * hd, o + (i0 + r) * hd, rk);
         }
-        ak_sgemm(1, 0, nk, hd, m, 1.0f, S, nk, dot, hd, 1.0f, dv, hd);
-        ak_sgemm(0, 0, m, hd, nk, c->scale, dP, nk, k, hd, 0.0f, dq + i0 * hd, hd);
-        ak_sgemm(1, 0, nk, hd, m, c->scale, dP, nk, qt, hd, 1.0f, dk, hd);
+        if (!full) memset(dq + i0 * hd, 0, (size_t)(m * hd) * sizeof(float));
+        for (int b = 0; b < nb; b++) {
+            long r0 = blk[b].r0, c0 = blk[b].c0, rn = blk[b].rn, cn = blk[b].cn;
+            ak_sgemm(1, 0, cn, hd, rn, 1.0f, S + r0 * nk + c0, nk, dot + r0 * hd, hd, 1.0f, dv + c0 * hd, hd);
+            ak_sgemm(0, 0, rn, hd, cn, c->scale, dP + r0 * nk + c0, nk, k + c0 * hd, hd, (full && b == 0) ? 0.0f : 1.0f,
+                     dq + (i0 + r0) * hd, hd);
+            ak_sgemm(1, 0, cn, hd, rn, c->scale, dP + r0 * nk + c0, nk, qt + r0 * hd, hd, 1.0f, dk + c0 * hd, hd);
+        }
     }
     release_slot(c, slot, buf);
 }
