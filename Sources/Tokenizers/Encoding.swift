@@ -28,6 +28,19 @@ public struct Encoding: Equatable {
         specialTokensMask.append(special ? 1 : 0); offsets.append(offset); wordIds.append(word)
     }
 
+    mutating func reserve(_ n: Int) {
+        ids.reserveCapacity(n); tokens.reserveCapacity(n); typeIds.reserveCapacity(n); attentionMask.reserveCapacity(n)
+        specialTokensMask.reserveCapacity(n); offsets.reserveCapacity(n); wordIds.reserveCapacity(n)
+    }
+
+    /// Appends `o` with every type id replaced by `typeId` (when given).
+    mutating func append(_ o: Encoding, typeId: Int?) {
+        ids += o.ids; tokens += o.tokens
+        if let t = typeId { typeIds.append(contentsOf: repeatElement(t, count: o.count)) } else { typeIds += o.typeIds }
+        attentionMask += o.attentionMask
+        specialTokensMask += o.specialTokensMask; offsets += o.offsets; wordIds += o.wordIds
+    }
+
     mutating func append(_ o: Encoding) {
         ids += o.ids; tokens += o.tokens; typeIds += o.typeIds; attentionMask += o.attentionMask
         specialTokensMask += o.specialTokensMask; offsets += o.offsets; wordIds += o.wordIds

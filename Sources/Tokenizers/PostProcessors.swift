@@ -26,23 +26,29 @@ struct BertProcessing: PostProcessor {
     func addedTokens(isPair: Bool) -> Int { isPair ? 3 : 2 }
     func processEncodings(_ encs: [Encoding], addSpecialTokens: Bool) -> [Encoding] {
         guard addSpecialTokens else { return encs }
-        var out: [Encoding] = []
-        for (i, e0) in encs.enumerated() {
-            var e = i == 0 ? specialEncoding(ids: [cls.1], tokens: [cls.0], typeId: 0) : Encoding()
-            var body = e0
-            body.typeIds = Array(repeating: i == 0 ? 0 : 1, count: body.count)
-            e.append(body)
-            e.append(specialEncoding(ids: [sep.1], tokens: [sep.0], typeId: i == 0 ? 0 : 1))
-            out.append(e)
+        var e = Encoding()
+        e.reserve(encs.reduce(0) { $0 + $1.count } + encs.count + 1)
+        for (i, body) in encs.enumerated() {
+            let t = i == 0 ? 0 : 1
+            if i == 0 { e.append(id: cls.1, token: cls.0, typeId: 0, offset: (0, 0), special: true, word: nil) }
+            e.append(body, typeId: t)
+            e.append(id: sep.1, token: sep.0, typeId: t, offset: (0, 0), special: true, word: nil)
         }
-        return out
+        e.overflowing = encs.first?.overflowing ?? []
+        return [e]
     }
 }
 
 /// Trims leading/trailing spaces (Ġ or whitespace) of byte-level tokens out of their offsets.
 func byteLevelTrimOffsets(_ e: inout Encoding, addPrefixSpace: Bool) {
+    byteLevelTrimOffsets(&e, addPrefixSpace: addPrefixSpace, range: 0..<e.count, firstIndex: 0)
+    for j in e.overflowing.indices { byteLevelTrimOffsets(&e.overflowing[j], addPrefixSpace: addPrefixSpace) }
+}
+
+/// Trims the tokens in `range`; token `range.lowerBound + k` counts as index `firstIndex + k`.
+func byteLevelTrimOffsets(_ e: inout Encoding, addPrefixSpace: Bool, range: Range<Int>, firstIndex: Int) {
     let space = ByteLevelTable.byteToScalar[0x20]
-    for i in 0..<e.count {
+    for i in range {
         let tok = e.tokens[i].unicodeScalars
         var lead = 0
         for c in tok { if c == space || c.isWS { lead += 1 } else { break } }
@@ -51,14 +57,13 @@ func byteLevelTrimOffsets(_ e: inout Encoding, addPrefixSpace: Bool) {
         if lead == 0 && trail == 0 { continue }
         var (s, t) = e.offsets[i]
         if lead > 0 {
-            let isFirst = i == 0 || s == 0
+            let isFirst = (i - range.lowerBound + firstIndex) == 0 || s == 0
             if isFirst && addPrefixSpace && lead == 1 { lead = 0 }
             s = min(s + lead, t)
         }
         if trail > 0 && t >= trail { t = max(t - trail, s) }
         e.offsets[i] = (s, t)
     }
-    for j in e.overflowing.indices { byteLevelTrimOffsets(&e.overflowing[j], addPrefixSpace: addPrefixSpace) }
 }
 
 struct RobertaProcessing: PostProcessor {
@@ -68,20 +73,23 @@ struct RobertaProcessing: PostProcessor {
     let addPrefixSpace: Bool
     func addedTokens(isPair: Bool) -> Int { isPair ? 4 : 2 }
     func processEncodings(_ encs0: [Encoding], addSpecialTokens: Bool) -> [Encoding] {
-        var encs = encs0
-        for i in encs.indices {
-            if trimOffsets { byteLevelTrimOffsets(&encs[i], addPrefixSpace: addPrefixSpace) }
-            encs[i].typeIds = Array(repeating: 0, count: encs[i].count)
+        var e = Encoding()
+        e.reserve(encs0.reduce(0) { $0 + $1.count } + 2 * encs0.count)
+        for (i, body) in encs0.enumerated() {
+            if addSpecialTokens {
+                if i == 0 { e.append(id: cls.1, token: cls.0, typeId: 0, offset: (0, 0), special: true, word: nil) } else {
+                    e.append(id: sep.1, token: sep.0, typeId: 0, offset: (0, 0), special: true, word: nil)
+                }
+            }
+            let start = e.count
+            e.append(body, typeId: 0)
+            if trimOffsets { byteLevelTrimOffsets(&e, addPrefixSpace: addPrefixSpace, range: start..<e.count, firstIndex: 0) }
+            if addSpecialTokens { e.append(id: sep.1, token: sep.0, typeId: 0, offset: (0, 0), special: true, word: nil) }
         }
-        guard addSpecialTokens else { return encs }
-        var out: [Encoding] = []
-        for (i, body) in encs.enumerated() {
-            var e = i == 0 ? specialEncoding(ids: [cls.1], tokens: [cls.0], typeId: 0) : specialEncoding(ids: [sep.1], tokens: [sep.0], typeId: 0)
-            e.append(body)
-            e.append(specialEncoding(ids: [sep.1], tokens: [sep.0], typeId: 0))
-            out.append(e)
-        }
-        return out
+        var first = encs0.first?.overflowing ?? []
+        if trimOffsets { for j in first.indices { byteLevelTrimOffsets(&first[j], addPrefixSpace: addPrefixSpace) } }
+        e.overflowing = first
+        return [e]
     }
 }
 

@@ -193,13 +193,31 @@ struct ByteLevelPreTokenizer: PreTokenizer {
         p.split { _, n0 in
             var n = n0
             if addPrefixSpace && n.scalars.first != " " { n.prepend([" "]) }
-            if useRegex {
-                return n.split(matches: coverage(gpt2Matches(n.scalars), count: n.count), behavior: .isolated)
-            }
-            return [n]
+            // Split and map to byte-level characters in one pass.
+            let pieces = useRegex ? coverage(gpt2Matches(n.scalars), count: n.count).map { $0.0 } : [0..<n.count]
+            return pieces.map { byteLevelSlice(n, $0) }
         }
-        p.normalize { n in byteLevelEncode(&n) }
     }
+}
+
+/// The byte-level form of `n[r]`: one char per UTF-8 byte, each aligned with its source char.
+func byteLevelSlice(_ n: NormalizedString, _ r: Range<Int>) -> NormalizedString {
+    let table = ByteLevelTable.byteToScalar
+    var ns: [Unicode.Scalar] = []
+    var st: [Int32] = []
+    var en: [Int32] = []
+    ns.reserveCapacity(r.count); st.reserveCapacity(r.count); en.reserveCapacity(r.count)
+    for i in r {
+        let c = n.scalars[i]
+        if c.value < 0x80 {
+            ns.append(table[Int(c.value)]); st.append(n.starts[i]); en.append(n.ends[i])
+        } else {
+            for b in String(c).utf8 { ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
+        }
+    }
+    let os = r.isEmpty ? n.originalStart : Int(n.starts[r.lowerBound])
+    let oe = r.isEmpty ? os : Int(n.ends[r.upperBound - 1])
+    return NormalizedString(scalars: ns, starts: st, ends: en, originalStart: os, originalEnd: oe)
 }
 
 func byteLevelEncode(_ n: inout NormalizedString) {

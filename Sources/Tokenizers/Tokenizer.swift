@@ -138,10 +138,15 @@ public final class Tokenizer {
         }
         var encs = [a] + (b.map { [$0] } ?? [])
         if let p = postProcessor { encs = try p.processEncodings(encs, addSpecialTokens: addSpecialTokens) }
-        var merged = encs.first ?? Encoding()
-        let overflowA = merged.overflowing
-        for o in encs.dropFirst() { merged.append(o) }
-        merged.overflowing = overflowA
+        var merged: Encoding
+        if encs.count == 1 {
+            merged = encs.removeLast()  // moved out, so later padding mutates it in place
+        } else {
+            merged = encs.first ?? Encoding()
+            let overflowA = merged.overflowing
+            for o in encs.dropFirst() { merged.append(o) }
+            merged.overflowing = overflowA
+        }
         if let p = padding {
             var arr = [merged]
             padEncodings(&arr, p)
