@@ -11,11 +11,12 @@ static void rope_token_scalar(const float *x, float *y, long nH, long hd, const 
     for (long h = 0; h < nH; h++) {
         const float *xh = x + h * hd;
         float *yh = y + h * hd;
-        for (long j = 0; j < hd; j += 2) {
+        for (long j = 0; j + 1 < hd; j += 2) {
             float a = xh[j], b = xh[j + 1];
             yh[j] = a * cs[j] + b * ss[j];
             yh[j + 1] = b * cs[j + 1] + a * ss[j + 1];
         }
+        if (hd & 1) yh[hd - 1] = xh[hd - 1];  // hd must be even; an odd last element is passed through
     }
 }
 
@@ -31,11 +32,12 @@ AK_AVX2 static void rope_token_avx2(const float *x, float *y, long nH, long hd, 
             __m256 sw = _mm256_permute_ps(v, 0xB1);  // (b, a) pairs
             _mm256_storeu_ps(yh + j, _mm256_fmadd_ps(v, _mm256_loadu_ps(cs + j), _mm256_mul_ps(sw, _mm256_loadu_ps(ss + j))));
         }
-        for (; j < hd; j += 2) {
+        for (; j + 1 < hd; j += 2) {
             float a = xh[j], b = xh[j + 1];
             yh[j] = a * cs[j] + b * ss[j];
             yh[j + 1] = b * cs[j + 1] + a * ss[j + 1];
         }
+        if (hd & 1) yh[hd - 1] = xh[hd - 1];
     }
 }
 #endif
