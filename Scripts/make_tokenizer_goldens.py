@@ -275,7 +275,17 @@ def sentencepiece_family(corpus_file):
         for i, s in enumerate(texts):
             ids = sp.encode(s, out_type=int)
             pieces = sp.encode(s, out_type=str)
-            c = {"text": s, "ids": ids, "pieces": pieces, "decode": sp.decode(ids)}
+            # Character offsets of each piece (the library reports UTF-8 byte offsets).
+            proto = sp.encode(s, out_type="proto")
+            b2c = {}
+            pos = 0
+            for ci, ch in enumerate(s):
+                for _ in range(len(ch.encode("utf-8"))):
+                    b2c[pos] = ci
+                    pos += 1
+            b2c[pos] = len(s)
+            offsets = [[b2c[x.begin], b2c[x.end]] for x in proto.pieces]
+            c = {"text": s, "ids": ids, "pieces": pieces, "offsets": offsets, "decode": sp.decode(ids)}
             if i >= len(texts) - len(INVALID):
                 c["text"] = None
                 c["text_b64"] = base64.b64encode(INVALID[i - (len(texts) - len(INVALID))]).decode()

@@ -232,8 +232,9 @@ public final class SentencePieceProcessor {
 
     // MARK: normalization
 
-    /// Normalizes `input` (UTF-8); returns the bytes and, per output byte, the input byte range.
-    func normalize(_ input: [UInt8]) -> ([UInt8], [Int32], [Int32]) {
+    /// Normalizes `input` (UTF-8); returns the bytes, per output byte the input position of the
+    /// chunk it comes from, and the input position that ends the last piece.
+    func normalize(_ input: [UInt8]) -> ([UInt8], [Int32], Int) {
         var out: [UInt8] = []
         var os: [Int32] = [], oe: [Int32] = []
         out.reserveCapacity(input.count + 8)
@@ -263,7 +264,7 @@ public final class SentencePieceProcessor {
                 pos += c
             }
         }
-        if pos == n { return ([], [], []) }
+        if pos == n { return ([], [], n) }
         let space: [UInt8] = proto.escapeWhitespaces ? SentencePieceProcessor.space : [0x20]
         if proto.addDummyPrefix && !proto.treatWhitespaceAsSuffix {
             out += space; os += Array(repeating: Int32(pos), count: space.count); oe += Array(repeating: Int32(pos), count: space.count)
@@ -287,12 +288,15 @@ public final class SentencePieceProcessor {
         if proto.addDummyPrefix && proto.treatWhitespaceAsSuffix {
             out += space; os += Array(repeating: Int32(n), count: space.count); oe += Array(repeating: Int32(n), count: space.count)
         }
+        var tail = n
         if remove {
             while out.count >= space.count, Array(out[(out.count - space.count)...]) == space {
-                out.removeLast(space.count); os.removeLast(space.count); oe.removeLast(space.count)
+                out.removeLast(space.count)
+                tail = Int(os[out.count])
+                os.removeLast(space.count); oe.removeLast(space.count)
             }
         }
-        return (out, os, oe)
+        return (out, os, tail)
     }
 
     // MARK: encoding
@@ -306,9 +310,10 @@ public final class SentencePieceProcessor {
         for (r, id) in raw {
             let isUnk = id == proto.unkId
             if isUnk && proto.byteFallback {
+                // Like the library: all byte pieces but the last have an empty span at the start.
                 for i in r {
                     let bid = byteIds[Int(s[i])]
-                    out.append((r, bid >= 0 ? bid : proto.unkId))
+                    out.append((i + 1 == r.upperBound ? r : r.lowerBound..<r.lowerBound, bid >= 0 ? bid : proto.unkId))
                 }
             } else if isUnk && prevUnk, let last = out.last {
                 out[out.count - 1] = (last.0.lowerBound..<r.upperBound, id)
@@ -441,24 +446,29 @@ public final class SentencePieceProcessor {
     /// Encodes a text to ids.
     public func encode(_ text: String) -> [Int] { encodeToEncoding(text).ids }
 
-    func encodeToEncoding(_ text: String) -> Encoding {
+    /// Encodes to pieces (the `out_type=str` form of the Python library).
+    public func encodePieces(_ text: String) -> [String] { encodeToEncoding(text).tokens }
+
+    func encodeToEncoding(_ text: String, typeId: Int = 0) -> Encoding {
         let input = Array(text.utf8)
-        let (norm, os, oe) = normalize(input)
+        let (norm, os, tail) = normalize(input)
         // input byte -> char index
         var charIndex = [Int](repeating: 0, count: input.count + 1)
         var ci = 0
         for (i, b) in input.enumerated() {
             charIndex[i] = ci
-            if b & 0xC0 != 0x80 { ci += 0 }
             if i + 1 == input.count || input[i + 1] & 0xC0 != 0x80 { ci += 1 }
         }
         charIndex[input.count] = ci
+        // The library's spans: a piece runs from the input position of its first normalized byte to
+        // that of the next piece (or the end), so removed input goes to the piece before it.
+        func origin(_ k: Int) -> Int { k < norm.count ? charIndex[Int(os[k])] : charIndex[tail] }
         var e = Encoding()
         for (r, id) in encodePieces(norm) {
-            let a = r.isEmpty ? 0 : charIndex[Int(os[r.lowerBound])]
-            let b = r.isEmpty ? 0 : charIndex[Int(oe[r.upperBound - 1])]
+            let a = origin(r.lowerBound)
+            let b = r.isEmpty ? a : origin(r.upperBound)
             let tok = id == proto.unkId ? String(decoding: norm[r], as: UTF8.self) : proto.pieces[id].piece
-            e.append(id: id, token: tok, typeId: 0, offset: (a, b), special: false, word: nil)
+            e.append(id: id, token: tok, typeId: typeId, offset: (a, b), special: false, word: nil)
         }
         return e
     }

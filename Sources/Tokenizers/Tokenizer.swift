@@ -120,13 +120,15 @@ public final class Tokenizer {
 
     /// Encodes a text (and optionally a pair), with special tokens, truncation and padding as configured.
     public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        var a: Encoding, b: Encoding?
         if let sp = sentencePiece {
-            var e = try sp.encodeToEncoding(text)
-            if let p = pair { e.append(try sp.encodeToEncoding(p)) }
-            return e
+            // SentencePiece adds no special tokens; truncation and padding still apply.
+            a = sp.encodeToEncoding(text, typeId: 0)
+            b = pair.map { sp.encodeToEncoding($0, typeId: 1) }
+        } else {
+            a = try encodeSequence(text, typeId: 0)
+            b = try pair.map { try encodeSequence($0, typeId: 1) }
         }
-        var a = try encodeSequence(text, typeId: 0)
-        var b = try pair.map { try encodeSequence($0, typeId: 1) }
         return try postProcess(&a, &b, addSpecialTokens: addSpecialTokens)
     }
 

@@ -50,6 +50,8 @@ final class FamilyGoldenTests: XCTestCase {
             var d: [String] = []
             if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
             if e.tokens != c["pieces"]!.stringArray { d.append("pieces \(e.tokens) != \(c["pieces"]!.stringArray)") }
+            let go = c["offsets"]!.arrayValue.map { $0.intArray }
+            if e.offsets.map({ [$0.0, $0.1] }) != go { d.append("offsets \(e.offsets.map { [$0.0, $0.1] }) != \(go)") }
             let dec = try tok.decode(c["ids"]!.intArray)
             if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
             if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
@@ -61,6 +63,19 @@ final class FamilyGoldenTests: XCTestCase {
     func testSentencePieceBPEModel() throws { try checkSentencePiece("sp_bpe") }
     /// No dummy prefix, extra whitespace kept, identity normalization, byte fallback.
     func testSentencePieceRawUnigramModel() throws { try checkSentencePiece("sp_unigram_raw") }
+
+    func testSentencePiecePairsPaddingTruncation() throws {
+        let tok = try Tokenizer.load(from: Fixtures.url("sp_unigram.model"))
+        tok.padding = PaddingParams(fixedLength: 12, direction: .right, padId: 0, padToken: "<pad>")
+        tok.truncation = TruncationParams(maxLength: 12)
+        let e = try tok.encode("Hello, world!", pair: "the world")
+        XCTAssertEqual(e.ids, [259, 150, 13, 141, 11, 13, 0, 0, 0, 0, 0, 0])  // sp.encode of each text
+        XCTAssertEqual(e.typeIds, [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(e.attentionMask, [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+        let long = try tok.encode(String(repeating: "hello world ", count: 20))
+        XCTAssertEqual(long.count, 12)
+        XCTAssertEqual(long.overflowing.count, 3)
+    }
 
     func testLoadFromDirectory() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tok-dir-\(UUID().uuidString)")
