@@ -4,7 +4,11 @@
 Run by hand (outputs are committed):
 
     pip install tokenizers sentencepiece protobuf
-    python3 Scripts/make_tokenizer_goldens.py
+    python3 Scripts/make_tokenizer_goldens.py             # reuse trained tokenizers, redo goldens
+    python3 Scripts/make_tokenizer_goldens.py --retrain   # also retrain them (not deterministic)
+    python3 Scripts/make_tokenizer_goldens.py --trained-only
+        # only the trainer verdict: after running the Swift TrainerTests with
+        # TOKENIZERS_WRITE_TRAINED=Tests/TokenizersTests/Fixtures
 
 Everything is deterministic: the script generates its own corpus, trains or
 builds each tokenizer with the Python libraries, and records what those
@@ -21,9 +25,11 @@ Fixture layout
      "offsets": [[start, end], ...] (code-point offsets, as Python returns),
      "decode": str (skip_special_tokens=True), "decode_keep": str (False)}
 <name>.model / <name>.sp.json   SentencePiece model and its goldens
-components.json           small tokenizers with one component swapped in,
-                          each with its tokenizer json and encodings.
+components.json           small tokenizers with one component swapped in (a base family
+                          plus overriding top-level fields, or a full tokenizer) and encodings.
 batches.json              padding / truncation / pair goldens.
+trained_*.tokenizer.json  written by the Swift trainers; trained_*.cases.json are the Python
+                          encodings of those files, trained_verdict.json the comparison.
 """
 import base64
 import json
@@ -42,6 +48,10 @@ from tokenizers import (Tokenizer, Regex, AddedToken, decoders, models,
 from tokenizers.implementations import (BertWordPieceTokenizer,
                                         ByteLevelBPETokenizer,
                                         SentencePieceUnigramTokenizer)
+
+# Trained tokenizers already in the fixtures are reused unless --retrain is given: the Rust
+# trainers are not fully deterministic, and reuse keeps reruns from rewriting every fixture.
+RETRAIN = "--retrain" in sys.argv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "TokenizersTests", "Fixtures")
@@ -198,7 +208,20 @@ def save_family(name, tok, specials=(), pairs=True):
 # --------------------------------------------------------------------------
 # Families
 # --------------------------------------------------------------------------
+def saved(name):
+    path = os.path.join(OUT, f"{name}.tokenizer.json")
+    if not RETRAIN and os.path.exists(path):
+        return Tokenizer.from_file(path)
+    return None
+
+
 def bert_family(corpus_file):
+    tok = saved("bert_wordpiece")
+    if tok is not None:
+        save_family("bert_wordpiece", tok, specials=("[CLS]", "[SEP]", "[MASK]"))
+        save_family("bert_template", saved("bert_template"), specials=("[CLS]", "[SEP]", "[MASK]"))
+        save_family("bert_cased", saved("bert_cased"), specials=("[CLS]", "[SEP]", "[MASK]"))
+        return
     t = BertWordPieceTokenizer(lowercase=True)
     t.train([corpus_file], vocab_size=1200, min_frequency=2,
             special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
@@ -225,6 +248,10 @@ def bert_family(corpus_file):
 
 
 def bytelevel_family(corpus_file):
+    if saved("roberta_bpe") is not None:
+        save_family("roberta_bpe", saved("roberta_bpe"), specials=("<s>", "</s>", "<mask>"))
+        save_family("gpt2_bpe", saved("gpt2_bpe"), specials=("<s>", "</s>", "<mask>"))
+        return
     t = ByteLevelBPETokenizer(add_prefix_space=False)
     t.train([corpus_file], vocab_size=1500, min_frequency=2,
             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
@@ -242,6 +269,9 @@ def bytelevel_family(corpus_file):
 
 
 def unigram_family(corpus_file, lines):
+    if saved("unigram_metaspace") is not None:
+        save_family("unigram_metaspace", saved("unigram_metaspace"), specials=("<s>", "</s>", "<pad>"), pairs=False)
+        return
     t = SentencePieceUnigramTokenizer()
     t.train([corpus_file], vocab_size=800, special_tokens=["<pad>", "<unk>", "<s>", "</s>"],
             unk_token="<unk>", show_progress=False)
@@ -400,6 +430,11 @@ def components(bert_tok, bpe_tok, unigram_tok):
         ("bl_prefix", P.ByteLevel(add_prefix_space=True), processors.ByteLevel(trim_offsets=False)),
         ("bl_split_then_bytelevel", P.Sequence([P.Split(Regex(r"\p{N}{1,3}"), "isolated"),
                                                 P.ByteLevel(add_prefix_space=False, use_regex=False)]), None),
+        # The Llama-3 / cl100k style pattern (case-insensitive group, look-ahead, \r\n classes).
+        ("bl_llama3_pattern", P.Sequence([
+            P.Split(Regex(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
+                    "isolated"),
+            P.ByteLevel(add_prefix_space=False, use_regex=False)]), None),
     ]:
         t = Tokenizer.from_str(bbase)
         t.pre_tokenizer = pre
@@ -449,6 +484,16 @@ def bpe_variants(corpus_file):
     """Char-level BPE with suffix / prefix / byte fallback / fuse_unk."""
     entries = []
     texts = SAMPLES
+    old_path = os.path.join(OUT, "components.json")
+    if not RETRAIN and os.path.exists(old_path):
+        with open(old_path, encoding="utf-8") as f:
+            old = {e["name"]: e for e in json.load(f)["entries"]}
+        names = ["bpe_suffix", "bpe_prefix", "bpe_fallback", "bpe_suffix_string_merges"]
+        if all(n in old for n in names):
+            for n in names:
+                tok = Tokenizer.from_str(json.dumps(old[n]["tokenizer"]))
+                entries.append({"name": n, "tokenizer": old[n]["tokenizer"], "cases": component_cases(tok, texts)})
+            return entries
     for name, kw in [
         ("bpe_suffix", dict(end_of_word_suffix="</w>")),
         ("bpe_prefix", dict(continuing_subword_prefix="##")),
