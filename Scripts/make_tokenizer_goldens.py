@@ -612,6 +612,36 @@ def check_trained():
         print("trained:", verdict)
 
 
+FUZZ_POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 3
+    + list("     \t\n\r.,;:!?'\"()[]{}-_/\\@#$%^&*~`|+=<>")
+    + list("éèêëàâäôöûüçñßøåæœÉÀÖÜ") + [chr(c) for c in range(0x300, 0x370, 7)]
+    + list("日本語中文字符東京한국어서울テキスト漢字") + ["\u1100", "\u1161", "\u11a8"]
+    + ["😀", "👍", "🏽", "🚀", "❤", "\ufe0f", "\u200d", "👨", "👩"]
+    + ["\x00", "\x07", "\x1f", "\x7f", "\x85", "\u00a0", "\u2003", "\u200b", "\u3000", "\ufeff", "\ufffd"]
+    + list("ﬁﬂ①Ⅻ½²ＡＢＣ") + list("مرحبا שלום नमस्ते") + ["\u0600", "\u0601", "\u0e33", "\u0bcd"]
+    + ["[CLS]", "[SEP]", "<s>", "</s>", "<mask>", "<sep>", "<cls>", "'s", "'ll"]
+)
+
+
+def fuzz_texts(n=120, seed=99):
+    rnd = random.Random(seed)
+    return ["".join(rnd.choice(FUZZ_POOL) for _ in range(rnd.randint(0, 40))) for _ in range(n)]
+
+
+def fuzz():
+    """Random strings from an adversarial character pool, encoded by every family."""
+    texts = fuzz_texts()
+    out = {"texts": texts, "families": {}}
+    for name in ("bert_wordpiece", "bert_cased", "roberta_bpe", "gpt2_bpe", "unigram_metaspace", "albert_unigram"):
+        tok = Tokenizer.from_file(os.path.join(OUT, f"{name}.tokenizer.json"))
+        out["families"][name] = [enc_dict(tok, tok.encode(t), True) for t in texts]
+    for name in ("sp_unigram", "sp_bpe", "sp_unigram_raw"):
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(OUT, f"{name}.model"))
+        out["families"][name] = [{"ids": sp.encode(t), "decode": sp.decode(sp.encode(t))} for t in texts]
+    dump("fuzz.json", out)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if "--trained-only" in sys.argv:
@@ -640,6 +670,7 @@ def main():
     with open(os.path.join(OUT, "train_corpus.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines[:800]) + "\n")
     check_trained()
+    fuzz()
     print("wrote fixtures to", OUT)
 
 
