@@ -298,6 +298,70 @@ static int tile_blocks(const attn_ctx *c, long i0, long m, long nk, attn_block *
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Tiles of very few query rows (KV-cached generation, Tq = 1): dot products and axpys instead of ak_sgemm, whose
+// packing of K and V would cost as much as the product itself.
+// ---------------------------------------------------------------------------------------------------------
+#define AK_ATTN_SMALL_M 4
+
+static void small_scores_scalar(const float *q, const float *k, float *S, long m, long nk, long hd, float scale) {
+    for (long r = 0; r < m; r++)
+        for (long j = 0; j < nk; j++) S[r * nk + j] = scale * ak_dot_scalar(q + r * hd, k + j * hd, hd);
+}
+
+static void small_pv_scalar(const float *S, const float *v, float *o, long m, long nk, long hd) {
+    for (long r = 0; r < m; r++) {
+        float *orow = o + r * hd;
+        for (long d = 0; d < hd; d++) orow[d] = 0.0f;
+        for (long j = 0; j < nk; j++) {
+            float p = S[r * nk + j];
+            if (p == 0.0f) continue;
+            const float *vj = v + j * hd;
+            for (long d = 0; d < hd; d++) orow[d] += p * vj[d];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+AK_AVX2 static void small_scores_avx2(const float *q, const float *k, float *S, long m, long nk, long hd, float scale) {
+    for (long r = 0; r < m; r++)
+        for (long j = 0; j < nk; j++) S[r * nk + j] = scale * ak_dot256(q + r * hd, k + j * hd, hd);
+}
+
+AK_AVX2 static void small_pv_avx2(const float *S, const float *v, float *o, long m, long nk, long hd) {
+    for (long r = 0; r < m; r++) {
+        float *orow = o + r * hd;
+        long d = 0;
+        for (; d + 32 <= hd; d += 32) {  // 4 accumulators of 8 over the keys
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (long j = 0; j < nk; j++) {
+                __m256 p = _mm256_set1_ps(S[r * nk + j]);
+                const float *vj = v + j * hd + d;
+                a0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj), a0);
+                a1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8), a1);
+                a2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 16), a2);
+                a3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 24), a3);
+            }
+            _mm256_storeu_ps(orow + d, a0);
+            _mm256_storeu_ps(orow + d + 8, a1);
+            _mm256_storeu_ps(orow + d + 16, a2);
+            _mm256_storeu_ps(orow + d + 24, a3);
+        }
+        for (; d + 8 <= hd; d += 8) {
+            __m256 a0 = _mm256_setzero_ps();
+            for (long j = 0; j < nk; j++)
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(S[r * nk + j]), _mm256_loadu_ps(v + j * hd + d), a0);
+            _mm256_storeu_ps(orow + d, a0);
+        }
+        for (; d < hd; d++) {
+            float a = 0.0f;
+            for (long j = 0; j < nk; j++) a += S[r * nk + j] * v[j * hd + d];
+            orow[d] = a;
+        }
+    }
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
 // Forward: one task per (bh, query tile).
 // ---------------------------------------------------------------------------------------------------------
 static void fwd_task(void *vctx, long task) {
@@ -319,10 +383,19 @@ static void fwd_task(void *vctx, long task) {
     float *S = buf, *maddb = buf + (size_t)c->bq * Tk, *rowscale = maddb + Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     attn_block blk[AK_ATTN_MAX_BLOCKS];
-    int full, nb = tile_blocks(c, i0, m, nk, blk, &full);
-    for (int b = 0; b < nb; b++)
-        ak_sgemm(0, 1, blk[b].rn, blk[b].cn, hd, c->scale, q + blk[b].r0 * hd, hd, k + blk[b].c0 * hd, hd, 0.0f,
-                 S + blk[b].r0 * nk + blk[b].c0, nk);
+    int full = 1, nb = 0, small = m <= AK_ATTN_SMALL_M;
+    if (small) {
+#if defined(__x86_64__)
+        if (c->avx) small_scores_avx2(q, k, S, m, nk, hd, c->scale);
+        else
+#endif
+            small_scores_scalar(q, k, S, m, nk, hd, c->scale);
+    } else {
+        nb = tile_blocks(c, i0, m, nk, blk, &full);
+        for (int b = 0; b < nb; b++)
+            ak_sgemm(0, 1, blk[b].rn, blk[b].cn, hd, c->scale, q + blk[b].r0 * hd, hd, k + blk[b].c0 * hd, hd, 0.0f,
+                     S + blk[b].r0 * nk + blk[b].c0, nk);
+    }
     for (long r = 0; r < m; r++) {
         long i = i0 + r, lim = visible_keys(c, i);
         float *s = S + r * nk;
@@ -340,10 +413,18 @@ static void fwd_task(void *vctx, long task) {
             lse[r] = fwd_row_scalar(c, s, madd, lim, nk, rk, rowscale + r);
     }
     // O = (E V) / sum: the normalisation is applied to the [m, hd] output rather than the [m, nk] tile.
-    if (!full) memset(o, 0, (size_t)(m * hd) * sizeof(float));
-    for (int b = 0; b < nb; b++)
-        ak_sgemm(0, 0, blk[b].rn, hd, blk[b].cn, 1.0f, S + blk[b].r0 * nk + blk[b].c0, nk, v + blk[b].c0 * hd, hd,
-                 (full && b == 0) ? 0.0f : 1.0f, o + blk[b].r0 * hd, hd);
+    if (small) {
+#if defined(__x86_64__)
+        if (c->avx) small_pv_avx2(S, v, o, m, nk, hd);
+        else
+#endif
+            small_pv_scalar(S, v, o, m, nk, hd);
+    } else {
+        if (!full) memset(o, 0, (size_t)(m * hd) * sizeof(float));
+        for (int b = 0; b < nb; b++)
+            ak_sgemm(0, 0, blk[b].rn, hd, blk[b].cn, 1.0f, S + blk[b].r0 * nk + blk[b].c0, nk, v + blk[b].c0 * hd, hd,
+                     (full && b == 0) ? 0.0f : 1.0f, o + blk[b].r0 * hd, hd);
+    }
     for (long r = 0; r < m; r++) {
         float f = rowscale[r], *orow = o + r * hd;
         for (long d = 0; d < hd; d++) orow[d] *= f;
