@@ -119,13 +119,14 @@ func unicodeNormalize(_ ns: inout NormalizedString, _ form: UnicodeForm) {
     var dec: [(Unicode.Scalar, Int)] = []
     dec.reserveCapacity(ns.count + 8)
     for c in ns.scalars {
+        if c.value < 0x80 { dec.append((c, 0)); continue }
         let d = cache.decompose(c, compatibility: compat)
         for (i, x) in d.enumerated() { dec.append((x, i > 0 ? 1 : 0)) }
     }
     // Canonical ordering: stable sort runs of non-starters by combining class.
     var i = 0
     while i < dec.count {
-        if dec[i].0.properties.canonicalCombiningClass.rawValue == 0 { i += 1; continue }
+        if dec[i].0.value < 0x300 || dec[i].0.properties.canonicalCombiningClass.rawValue == 0 { i += 1; continue }
         var j = i
         while j < dec.count, dec[j].0.properties.canonicalCombiningClass.rawValue != 0 { j += 1 }
         if j - i > 1 {
@@ -144,6 +145,10 @@ func unicodeNormalize(_ ns: inout NormalizedString, _ form: UnicodeForm) {
         var starter: Int? = nil
         var lastCCC: UInt8 = 0
         for (c, ch) in dec {
+            if c.value < 0x300 {
+                // Characters below U+0300 have class 0 and are never the second of a composition.
+                starter = out.count; lastCCC = 0; out.append((c, ch)); continue
+            }
             let ccc = c.properties.canonicalCombiningClass.rawValue
             if let si = starter {
                 let adjacent = (out.count - 1 == si)
