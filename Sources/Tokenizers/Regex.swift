@@ -6,9 +6,12 @@ import Foundation
 final class ScalarRegex: @unchecked Sendable {
     let pattern: String
     private let re: NSRegularExpression
+    /// For patterns of the form `c{n,}` or `c+` (one literal character): scanned directly.
+    private let run: (Unicode.Scalar, Int)?
 
     init(_ pattern: String) throws {
         self.pattern = pattern
+        run = ScalarRegex.simpleRun(pattern)
         do {
             re = try NSRegularExpression(pattern: pattern, options: [])
         } catch {
@@ -17,8 +20,33 @@ final class ScalarRegex: @unchecked Sendable {
     }
 
     /// Non-overlapping match ranges, as scalar index ranges.
+    static func simpleRun(_ p: String) -> (Unicode.Scalar, Int)? {
+        let u = Array(p.unicodeScalars)
+        guard u.count >= 2 else { return nil }
+        let c = u[0]
+        // Only characters that are literal in a regex.
+        guard c.value >= 0x20, !"\\^$.|?*+()[]{}".unicodeScalars.contains(c) else { return nil }
+        if u.count == 2 && u[1] == "+" { return (c, 1) }
+        guard u[1] == "{", u.last == "}", u.count >= 5, u[u.count - 2] == "," else { return nil }
+        guard let n = Int(String(String.UnicodeScalarView(u[2..<(u.count - 2)]))), n >= 1 else { return nil }
+        return (c, n)
+    }
+
     func find(in scalars: [Unicode.Scalar]) -> [Range<Int>] {
         if scalars.isEmpty { return [] }
+        if let (c, n) = run {
+            var out: [Range<Int>] = []
+            var i = 0
+            while i < scalars.count {
+                if scalars[i] == c {
+                    var j = i + 1
+                    while j < scalars.count, scalars[j] == c { j += 1 }
+                    if j - i >= n { out.append(i..<j) }
+                    i = j
+                } else { i += 1 }
+            }
+            return out
+        }
         var view = String.UnicodeScalarView()
         view.append(contentsOf: scalars)
         let s = String(view)

@@ -266,7 +266,7 @@ struct MergeHeap {
     }
 }
 
-/// A small thread-safe word cache.
+/// A small thread-safe word cache (word scalars -> tokens), shared by BPE and Unigram.
 final class BPECache: @unchecked Sendable {
     private let lock = NSLock()
     private var map: [[Unicode.Scalar]: [ModelToken]] = [:]

@@ -41,6 +41,7 @@ public final class UnigramModel: TokenizerModel {
     let minScore: Double
     let trie: ScalarTrie
     private var byteIds: [Int] = Array(repeating: -1, count: 256)
+    private let cache = BPECache()
     static let unkPenalty = 10.0
 
     public init(pieces: [(String, Double)], unkId: Int?, byteFallback: Bool = false, path: String = "$.model") throws {
@@ -79,8 +80,16 @@ public final class UnigramModel: TokenizerModel {
     }
 
     public func tokenize(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
+        if word.isEmpty { return [] }
+        let key = Array(word)
+        if let hit = cache.get(key) { return hit }
+        let out = try viterbi(word)
+        if word.count < 256 { cache.put(key, out) }
+        return out
+    }
+
+    func viterbi(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
         let n = word.count
-        if n == 0 { return [] }
         let b = word.startIndex
         let unkScore = minScore - UnigramModel.unkPenalty
         var bestScore = [Double](repeating: 0, count: n + 1)
