@@ -104,6 +104,10 @@ struct MetaspacePreTokenizer: PreTokenizer {
     let prependScheme: PrependScheme
     let splitWords: Bool
     func preTokenize(_ p: inout PreTokenizedString) {
+        if splitWords {
+            p.split { _, n in splitPieces(n) }
+            return
+        }
         p.split { _, n0 in
             var n = n0
             n.mapScalars { $0 == " " ? [replacement] : nil }
@@ -114,11 +118,43 @@ struct MetaspacePreTokenizer: PreTokenizer {
                 if n.scalars.first != replacement && n.originalStart == 0 { n.prepend([replacement]) }
             case .never: break
             }
-            if splitWords {
-                return n.split(matches: n.matches(where: { $0 == replacement }), behavior: .mergedWithNext)
-            }
             return [n]
         }
+    }
+
+    /// Replace ' ' by the replacement, prepend it when the scheme says so, and start a new piece
+    /// at every replacement character (Rust's MergedWithNext split), in one pass.
+    func splitPieces(_ n: NormalizedString) -> [NormalizedString] {
+        let s = n.scalars
+        if s.isEmpty { return [] }
+        let startsWithRep = s[0] == " " || s[0] == replacement
+        let prepend: Bool
+        switch prependScheme {
+        case .always: prepend = !startsWithRep
+        case .first: prepend = !startsWithRep && n.originalStart == 0
+        case .never: prepend = false
+        }
+        var out: [NormalizedString] = []
+        var start = 0
+        func emit(_ a: Int, _ b: Int, withPrefix: Bool) {
+            var sc: [Unicode.Scalar] = []
+            var st: [Int32] = []
+            var en: [Int32] = []
+            let cap = b - a + (withPrefix ? 1 : 0)
+            sc.reserveCapacity(cap); st.reserveCapacity(cap); en.reserveCapacity(cap)
+            if withPrefix { sc.append(replacement); st.append(n.starts[a]); en.append(n.ends[a]) }
+            for i in a..<b {
+                sc.append(s[i] == " " ? replacement : s[i]); st.append(n.starts[i]); en.append(n.ends[i])
+            }
+            out.append(NormalizedString(scalars: sc, starts: st, ends: en,
+                                        originalStart: Int(st.first!), originalEnd: Int(en.last!)))
+        }
+        for i in 1..<max(1, s.count) where s[i] == " " || s[i] == replacement {
+            emit(start, i, withPrefix: prepend && start == 0)
+            start = i
+        }
+        emit(start, s.count, withPrefix: prepend && start == 0)
+        return out
     }
 }
 
