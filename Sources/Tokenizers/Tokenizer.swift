@@ -1,5 +1,21 @@
 import Foundation
 
+// How the pieces fit (mirrors the Rust `tokenizers` pipeline, so that outputs match exactly):
+//
+//   text --(AddedVocabulary.extractAndNormalize: non-normalized added tokens are cut out of the
+//   raw text, each remaining piece is normalized, then normalized added tokens are cut out)-->
+//   PreTokenizedString --(PreTokenizer: splits)--> words --(TokenizerModel.tokenize)--> tokens
+//   --> Encoding (offsets through each NormalizedString's alignments) --(truncation,
+//   PostProcessor, padding)--> final Encoding.
+//
+// Text is handled as unicode scalars. `NormalizedString` keeps, for every normalized scalar, the
+// range of original code points it comes from and applies the Rust alignment rules (see
+// `transform`, `replace`, `prepend`), so offsets are code-point offsets like Python's.
+// Components are chosen by the JSON "type" fields in the *Factory enums; errors name the JSON
+// path and the component. Vocabulary keys are `VocabKey` (byte equality, not Swift's canonical
+// String equality). SentencePiece `.model` files go through `SentencePieceProcessor`, which
+// follows the `sentencepiece` library (its own normalizer, Viterbi in Float, BPE by score).
+
 /// A tokenizer compatible with the Hugging Face `tokenizers` library (tokenizer.json) and with
 /// SentencePiece `.model` files.
 public final class Tokenizer {
