@@ -35,9 +35,15 @@ public struct AddedToken: Equatable {
 struct TokenMatcher {
     /// first scalar -> (pattern, token index), longest first
     var byFirst: [UInt32: [([Unicode.Scalar], Int)]] = [:]
+    /// Which ASCII characters start a pattern, and whether any pattern starts above ASCII.
+    var asciiFirst = [Bool](repeating: false, count: 128)
+    var anyNonASCIIFirst = false
 
     init(_ patterns: [([Unicode.Scalar], Int)]) {
-        for (p, i) in patterns where !p.isEmpty { byFirst[p[0].value, default: []].append((p, i)) }
+        for (p, i) in patterns where !p.isEmpty {
+            byFirst[p[0].value, default: []].append((p, i))
+            if p[0].value < 128 { asciiFirst[Int(p[0].value)] = true } else { anyNonASCIIFirst = true }
+        }
         for k in byFirst.keys { byFirst[k]!.sort { $0.0.count > $1.0.count } }
     }
 
@@ -49,7 +55,9 @@ struct TokenMatcher {
         if byFirst.isEmpty { return out }
         var i = 0
         while i < s.count {
-            if let cands = byFirst[s[i].value] {
+            let v = s[i].value
+            if v < 128 ? !asciiFirst[Int(v)] : !anyNonASCIIFirst { i += 1; continue }
+            if let cands = byFirst[v] {
                 var hit: ([Unicode.Scalar], Int)? = nil
                 for c in cands where c.0.count <= s.count - i {
                     var ok = true
