@@ -99,6 +99,13 @@ final class ErrorTests: XCTestCase {
             XCTAssertEqual(path, "$.normalizer.strip_left")
             XCTAssertEqual(component, "Strip")
         }
+        // Token ids must be sane.
+        let hugeId = JSONValue.obj([("model", .obj([("type", .string("WordPiece")), ("vocab", .obj([("a", .number(1e12))]))]))])
+        XCTAssertThrowsError(try load(hugeId)) { e in
+            guard case let .invalidField(path, component, _) = e as? TokenizerError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, "$.model.vocab.a")
+            XCTAssertEqual(component, "WordPiece")
+        }
         // Unigram unk_id out of range.
         let uni = JSONValue.obj([("model", .obj([("type", .string("Unigram")), ("unk_id", .number(5)),
                                                    ("vocab", .array([.array([.string("a"), .number(-1)])]))]))])

@@ -22,7 +22,10 @@ func parseVocabObject(_ node: JNode) throws -> [VocabKey: Int] {
     guard case let .object(o) = node.value else { throw node.invalid("expected an object") }
     vocab.reserveCapacity(o.pairs.count)
     for (k, v) in o.pairs {
-        guard case let .number(d) = v, d == d.rounded(), d >= 0 else { throw TokenizerError.invalidField(path: node.path + "." + k, component: node.component, reason: "expected a token id") }
+        // Ids index dense tables, so absurd values are rejected rather than allocated.
+        guard case let .number(d) = v, d == d.rounded(), d >= 0, d < 100_000_000 else {
+            throw TokenizerError.invalidField(path: node.path + "." + k, component: node.component, reason: "expected a token id (0 ..< 100000000)")
+        }
         vocab[VocabKey(k)] = Int(d)
     }
     return vocab
