@@ -148,6 +148,12 @@ public final class Tokenizer {
         return try postProcess(&a, &b, addSpecialTokens: addSpecialTokens)
     }
 
+    /// Encodes raw UTF-8 bytes; invalid sequences become U+FFFD like Python's
+    /// `bytes.decode("utf-8", errors="replace")` (the library itself only accepts `str`).
+    public func encode(utf8 bytes: [UInt8], pair: [UInt8]? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        try encode(decodeUTF8Lossy(bytes), pair: pair.map(decodeUTF8Lossy), addSpecialTokens: addSpecialTokens)
+    }
+
     func postProcess(_ a: inout Encoding, _ b: inout Encoding?, addSpecialTokens: Bool) throws -> Encoding {
         if var t = truncation {
             let added = postProcessor?.addedTokens(isPair: b != nil) ?? 0

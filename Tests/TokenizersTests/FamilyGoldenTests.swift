@@ -15,7 +15,11 @@ final class FamilyGoldenTests: XCTestCase {
             let pair = c["pair"]?.stringValue
             let add = c["add_special_tokens"]?.boolValue ?? true
             do {
-                let e = try tok.encode(text, pair: pair, addSpecialTokens: add)
+                var e = try tok.encode(text, pair: pair, addSpecialTokens: add)
+                if let b = c["text_b64"]?.stringValue, let raw = Data(base64Encoded: b) {
+                    // Invalid UTF-8: the byte entry point must agree too.
+                    e = try tok.encode(utf8: [UInt8](raw), addSpecialTokens: add)
+                }
                 let d = diff(e, c, tokenizer: tok)
                 if !d.isEmpty { failures.append("'\(describe(text))'\(pair.map { " + '\($0)'" } ?? "") add=\(add): " + d.joined(separator: "; ")) }
             } catch {
