@@ -455,7 +455,7 @@ public final class SentencePieceProcessor {
         // input byte -> char index
         var charIndex = [Int](repeating: 0, count: input.count + 1)
         var ci = 0
-        for (i, b) in input.enumerated() {
+        for i in input.indices {
             charIndex[i] = ci
             if i + 1 == input.count || input[i + 1] & 0xC0 != 0x80 { ci += 1 }
         }

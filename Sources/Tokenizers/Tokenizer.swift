@@ -214,7 +214,7 @@ func concurrentMap<T, R>(_ items: [T], _ f: (T) throws -> R) throws -> [R] {
     if items.count < 8 { return try items.map(f) }
     var results = [Result<R, Error>?](repeating: nil, count: items.count)
     let lock = NSLock()
-    try withoutActuallyEscaping(f) { f in
+    withoutActuallyEscaping(f) { f in
         DispatchQueue.concurrentPerform(iterations: items.count) { i in
             let r = Result { try f(items[i]) }
             lock.lock(); results[i] = r; lock.unlock()
