@@ -35,3 +35,17 @@ final class FuzzGoldenTests: XCTestCase {
         report("fuzz", failures, total: total)
     }
 }
+
+/// Batch encoding runs in parallel: it must equal encoding one by one.
+final class BatchConsistencyTests: XCTestCase {
+    func testBatchEqualsSequential() throws {
+        let texts = try Fixtures.json("fuzz.json")["texts"]!.stringArray
+        for name in ["bert_wordpiece.tokenizer.json", "roberta_bpe.tokenizer.json", "albert_unigram.tokenizer.json", "sp_bpe.model"] {
+            let tok = try Tokenizer.load(from: Fixtures.url(name))
+            let batch = try tok.encodeBatch(texts + texts)
+            for (i, t) in (texts + texts).enumerated() {
+                XCTAssertEqual(batch[i], try tok.encode(t), "\(name) #\(i)")
+            }
+        }
+    }
+}
