@@ -61,6 +61,7 @@ public indirect enum JSONValue: Equatable {
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw -> JSONValue in
             var p = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
+            if p.bytes.count >= 3, p.bytes[0] == 0xEF, p.bytes[1] == 0xBB, p.bytes[2] == 0xBF { p.pos = 3 }  // BOM
             p.skipWS()
             let v = try p.parseValue(depth: 0)
             p.skipWS()

@@ -101,7 +101,9 @@ public final class Tokenizer {
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw TokenizerError.io("cannot read \(url.path)") }
-        if url.pathExtension == "model" || (data.first.map { $0 != UInt8(ascii: "{") && $0 != 0x20 && $0 != 0x0A } ?? false) {
+        let ext = url.pathExtension.lowercased()
+        let looksLikeJSON = data.prefix(16).first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF } == UInt8(ascii: "{")
+        if ext == "model" || (ext != "json" && !looksLikeJSON) {
             return try Tokenizer(sentencePiece: try SentencePieceProcessor(modelData: [UInt8](data)))
         }
         return try Tokenizer(json: data)
