@@ -266,17 +266,30 @@ struct MergeHeap {
     }
 }
 
-/// A small thread-safe word cache (word scalars -> tokens), shared by BPE and Unigram.
+/// A thread-safe word cache (word scalars -> tokens), shared by BPE and Unigram. Sharded so
+/// that parallel batch encoding rarely waits on a lock.
 final class BPECache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var map: [[Unicode.Scalar]: [ModelToken]] = [:]
-    let capacity = 10_000
+    private final class Shard {
+        let lock = NSLock()
+        var map: [[Unicode.Scalar]: [ModelToken]] = [:]
+    }
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
+    let capacityPerShard = 1_000
+
+    @inline(__always) private func shard(_ k: [Unicode.Scalar]) -> Shard {
+        var h = UInt32(truncatingIfNeeded: k.count) &* 0x9E37_79B9
+        if let f = k.first { h ^= f.value &* 0x85EB_CA6B }
+        if let l = k.last { h ^= l.value &* 0xC2B2_AE35 }
+        return shards[Int((h >> 7) & 15)]
+    }
     func get(_ k: [Unicode.Scalar]) -> [ModelToken]? {
-        lock.lock(); defer { lock.unlock() }
-        return map[k]
+        let s = shard(k)
+        s.lock.lock(); defer { s.lock.unlock() }
+        return s.map[k]
     }
     func put(_ k: [Unicode.Scalar], _ v: [ModelToken]) {
-        lock.lock(); defer { lock.unlock() }
-        if map.count < capacity { map[k] = v }
+        let s = shard(k)
+        s.lock.lock(); defer { s.lock.unlock() }
+        if s.map.count < capacityPerShard { s.map[k] = v }
     }
 }
