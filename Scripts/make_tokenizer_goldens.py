@@ -393,6 +393,7 @@ def components(bert_tok, bpe_tok, unigram_tok):
                                                handle_chinese_chars=True, strip_accents=None)),
         ("norm_bert_strip_nolower", N.BertNormalizer(lowercase=False, strip_accents=True)),
         ("norm_none", None),
+        ("norm_bytelevel", N.ByteLevel()),
     ]:
         t = Tokenizer.from_str(base)
         t.normalizer = norm
@@ -467,6 +468,14 @@ def components(bert_tok, bpe_tok, unigram_tok):
         processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B:1 </s>:1",
                                       special_tokens=[("<s>", t.token_to_id("<s>")), ("</s>", t.token_to_id("</s>"))])])
     add("bl_sequence_post", t)
+    # WordLevel model on the BERT vocabulary, with a CTC decoder.
+    j = json.loads(base)
+    wl = Tokenizer(models.WordLevel(j["model"]["vocab"], unk_token="[UNK]"))
+    wl.normalizer = normalizers.Lowercase()
+    wl.pre_tokenizer = pre_tokenizers.Whitespace()
+    wl.decoder = decoders.CTC(pad_token="[PAD]", word_delimiter_token="|", cleanup=True)
+    entries.append({"name": "wordlevel_ctc", "tokenizer": json.loads(wl.to_str()),
+                    "cases": component_cases(wl, texts + ["the the the [PAD] a | b", "aa aa"])})
     # Unigram with byte fallback.
     j = json.loads(unigram_tok.to_str())
     j["model"]["vocab"] += [["<0x%02X>" % i, -20.0] for i in range(256)]

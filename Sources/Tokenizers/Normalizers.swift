@@ -112,6 +112,11 @@ public struct NmtNormalizer: Normalizer {
     }
 }
 
+/// Maps every character to the byte-level characters of its UTF-8 bytes (GPT-2 alphabet).
+public struct ByteLevelNormalizer: Normalizer {
+    public func normalize(_ s: inout NormalizedString) { byteLevelEncode(&s) }
+}
+
 public struct SequenceNormalizer: Normalizer {
     public var normalizers: [Normalizer]
     public func normalize(_ s: inout NormalizedString) throws {
@@ -143,6 +148,7 @@ enum NormalizerFactory {
                                      content: Array(try n.string("content").unicodeScalars))
         case "Prepend": return PrependNormalizer(prepend: Array(try n.string("prepend").unicodeScalars))
         case "Nmt": return NmtNormalizer()
+        case "ByteLevel": return ByteLevelNormalizer()
         case "Precompiled":
             let f = try n.field("precompiled_charsmap")
             guard let data = Data(base64Encoded: try f.string()) else { throw f.invalid("invalid base64") }
