@@ -417,6 +417,8 @@ def components(bert_tok, bpe_tok, unigram_tok):
         ("pre_split_regex_removed", P.Split(Regex(r"\s+"), "removed")),
         ("pre_split_regex_isolated", P.Split(Regex(r"\w+|[^\w\s]+"), "isolated", invert=True)),
         ("pre_split_regex_invert", P.Split(Regex(r"\d+"), "removed", invert=True)),
+        ("pre_char_delimiter", P.CharDelimiterSplit("a")),
+        ("pre_fixed_length", P.FixedLength(length=3)),
         ("pre_metaspace_split", P.Metaspace(replacement="▁", prepend_scheme="always", split=True)),
         ("pre_metaspace_first", P.Metaspace(replacement="▁", prepend_scheme="first", split=True)),
         ("pre_metaspace_never_nosplit", P.Metaspace(replacement="▁", prepend_scheme="never", split=False)),

@@ -290,6 +290,16 @@ func byteLevelEncode(_ n: inout NormalizedString) {
     n.scalars = ns; n.starts = st; n.ends = en
 }
 
+/// Chunks of `length` characters.
+struct FixedLengthPreTokenizer: PreTokenizer {
+    let length: Int
+    func preTokenize(_ p: inout PreTokenizedString) {
+        p.split { _, n in
+            stride(from: 0, to: n.count, by: max(1, length)).map { n.slice($0..<min($0 + max(1, length), n.count)) }
+        }
+    }
+}
+
 struct SequencePreTokenizer: PreTokenizer {
     let items: [PreTokenizer]
     func preTokenize(_ p: inout PreTokenizedString) throws {
@@ -353,6 +363,10 @@ enum PreTokenizerFactory {
             let f = try n.field("delimiter")
             guard let c = try f.string().unicodeScalars.first else { throw f.invalid("empty delimiter") }
             return CharDelimiterSplitPreTokenizer(delimiter: c)
+        case "FixedLength":
+            let l = try n.int("length", default: 5)
+            guard l > 0 else { throw TokenizerError.invalidField(path: n.path + ".length", component: type, reason: "length must be positive") }
+            return FixedLengthPreTokenizer(length: l)
         case "Sequence":
             return SequencePreTokenizer(items: try n.field("pretokenizers").array().map { try make($0) })
         default:
