@@ -29,8 +29,9 @@ public final class Tokenizer {
     public var padding: PaddingParams?
     /// Set when loaded from a SentencePiece `.model`: encoding follows the `sentencepiece` library.
     let sentencePiece: SentencePieceProcessor?
-    /// The JSON this tokenizer was loaded from (nil for SentencePiece models).
-    public let json: JSONValue?
+    /// The JSON this tokenizer was loaded from (nil for SentencePiece models); added tokens
+    /// registered later are reflected in its "added_tokens".
+    public private(set) var json: JSONValue?
 
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel, postProcessor: PostProcessor?,
          decoder: Decoder?, addedTokens: [AddedToken], truncation: TruncationParams?, padding: PaddingParams?,
@@ -115,6 +116,49 @@ public final class Tokenizer {
     public func idToToken(_ id: Int) -> String? { addedVocabulary.byId[id]?.content ?? model.idToToken(id) }
     public var vocabSize: Int {
         model.vocabSize + addedVocabulary.tokens.filter { model.tokenToId($0.content) == nil }.count
+    }
+
+    // MARK: Added tokens
+
+    /// The added tokens, by id.
+    public var addedTokens: [AddedToken] { addedVocabulary.tokens.sorted { $0.id < $1.id } }
+
+    /// Registers tokens like the Python `add_tokens` (the `id` of each given token is ignored: a
+    /// token already known keeps its id, others get the next free id). Returns how many were added.
+    @discardableResult
+    public func addTokens(_ new: [AddedToken]) throws -> Int {
+        guard sentencePiece == nil else { throw TokenizerError.io("cannot add tokens to a SentencePiece model") }
+        let vs = model.vocabSize
+        var next = addedVocabulary.tokens.map { $0.id }.max().map { ($0 >= vs || vs == 0) ? $0 + 1 : vs } ?? vs
+        var list = addedVocabulary.tokens
+        var added = 0
+        for t0 in new where !t0.content.isEmpty {
+            var t = t0
+            if let i = list.firstIndex(where: { VocabKey($0.content) == VocabKey(t.content) }) {
+                t.id = list[i].id
+                if list[i] == t { continue }
+            } else if let id = model.tokenToId(t.content) {
+                t.id = id
+            } else {
+                t.id = next; next += 1
+            }
+            if let i = list.firstIndex(where: { $0.id == t.id }) { list[i] = t } else { list.append(t) }
+            added += 1
+        }
+        addedVocabulary.tokens = list
+        try addedVocabulary.refresh(normalizer: normalizer)
+        if case var .object(o)? = json {
+            let arr = JSONValue.array(addedTokens.map { $0.toJSON() })
+            if let i = o.pairs.firstIndex(where: { $0.0 == "added_tokens" }) { o.pairs[i].1 = arr } else { o.pairs.append(("added_tokens", arr)) }
+            json = .object(o)
+        }
+        return added
+    }
+
+    /// Registers special tokens (special, not normalized, no stripping), like `add_special_tokens`.
+    @discardableResult
+    public func addSpecialTokens(_ contents: [String]) throws -> Int {
+        try addTokens(contents.map { AddedToken(content: $0, id: 0, special: true) })
     }
 
     // MARK: Encoding

@@ -34,6 +34,42 @@ final class ComponentGoldenTests: XCTestCase {
         report("components", failures, total: total)
     }
 
+    /// Tokens added at run time get the ids Python gave them and encode the same.
+    func testAddTokensAtRunTime() throws {
+        let entries = try Fixtures.json("components.json")["entries"]!.arrayValue
+        let entry = entries.first { $0["name"]?.stringValue == "added_tokens" }!
+        let golden = entry["overrides"]!["added_tokens"]!.arrayValue
+        let tok = try Tokenizer.load(from: Fixtures.url("bert_wordpiece.tokenizer.json"))
+        let before = tok.addedTokens.count
+        let added = try tok.addTokens([
+            AddedToken(content: "wor", id: 0, singleWord: true),
+            AddedToken(content: "ELL", id: 0, normalized: true),
+            AddedToken(content: "XYZ", id: 0, rstrip: true, normalized: false),
+            AddedToken(content: "Quick", id: 0, lstrip: true, normalized: true),
+        ])
+        XCTAssertEqual(added, 4)
+        try tok.addTokens([AddedToken(content: "<special>", id: 0, lstrip: true, rstrip: true, special: true)])
+        XCTAssertEqual(tok.addedTokens.count, before + 5)
+        XCTAssertEqual(try tok.addTokens([AddedToken(content: "wor", id: 0, singleWord: true)]), 0)
+        for g in golden {
+            let c = g["content"]!.stringValue!
+            let t = tok.addedTokens.first { $0.content == c }
+            XCTAssertEqual(t?.id, g["id"]!.intValue, c)
+            XCTAssertEqual(t?.special, g["special"]!.boolValue, c)
+            XCTAssertEqual(t?.normalized, g["normalized"]!.boolValue, c)
+        }
+        var failures: [String] = []
+        let cases = entry["cases"]!.arrayValue
+        for c in cases {
+            let d = diff(try tok.encode(caseText(c)), c, tokenizer: tok)
+            if !d.isEmpty { failures.append("'\(describe(caseText(c)))': " + d.joined(separator: "; ")) }
+        }
+        report("added at run time", failures, total: cases.count)
+        // The JSON form carries them too.
+        let reloaded = try Tokenizer(jsonString: try tok.toJSONString())
+        XCTAssertEqual(reloaded.addedTokens, tok.addedTokens)
+    }
+
     func testBatchesPaddingTruncation() throws {
         let entries = try Fixtures.json("batches.json")["entries"]!.arrayValue
         var failures: [String] = []
