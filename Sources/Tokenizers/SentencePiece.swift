@@ -157,6 +157,17 @@ struct ByteTrie {
         }
         values[Int(node)] = Int32(id)
     }
+    /// The id stored for exactly `s[r]`, if any.
+    @inline(__always) func exact(_ s: [UInt8], _ r: Range<Int>) -> Int? {
+        var node: Int32 = 0
+        for i in r {
+            guard let nx = children[UInt64(node) << 8 | UInt64(s[i])] else { return nil }
+            node = nx
+        }
+        let v = values[Int(node)]
+        return v >= 0 ? Int(v) : nil
+    }
+
     @inline(__always) func prefixes(_ s: [UInt8], from start: Int, _ f: (Int, Int) -> Void) {
         var node: Int32 = 0
         var i = start
@@ -402,8 +413,8 @@ public final class SentencePieceProcessor {
         }
         func maybeAdd(_ l: Int, _ r: Int) {
             if l < 0 || r < 0 || syms[l].freeze || syms[r].freeze { return }
-            let piece = String(decoding: s[syms[l].start..<syms[r].end], as: UTF8.self)
-            guard let id = model.unusedAwareId(piece, proto) else { return }
+            // Normal, user-defined and unused pieces can be merged into (the trie holds those).
+            guard let id = trie.exact(s, syms[l].start..<syms[r].end) else { return }
             push(Pair(left: l, right: r, score: proto.pieces[id].score, size: syms[r].end - syms[l].start))
         }
         for i in 1..<max(1, syms.count) { maybeAdd(i - 1, i) }
@@ -535,12 +546,4 @@ public final class SentencePieceVocabModel: TokenizerModel {
     public var vocabSize: Int { pieces.count }
     public func toJSON() -> JSONValue { .null }
 
-    /// Id usable for BPE merging: normal, user-defined and unused pieces.
-    func unusedAwareId(_ piece: String, _ proto: SentencePieceModelProto) -> Int? {
-        guard let id = ids[VocabKey(piece)] else { return nil }
-        switch proto.pieces[id].type {
-        case .normal, .userDefined, .unused: return id
-        default: return nil
-        }
-    }
 }
