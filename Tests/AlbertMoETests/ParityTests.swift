@@ -35,9 +35,8 @@ final class ParityTests: XCTestCase {
         let config = try AlbertMoEConfig.decode(Data(try XCTUnwrap(f.metadata["config"]).utf8))
         let kind = try XCTUnwrap(f.metadata["model"])
         let weightDecay = Float(f.metadata["weight_decay"] ?? "0") ?? 0
-        let params = Dictionary(uniqueKeysWithValues: f.floatTensors.compactMap { key, value in
-            key.hasPrefix("param.") ? (String(key.dropFirst("param.".count)), value) : nil
-        })
+        var params: [String: Tensor] = [:]
+        for (key, value) in f.floatTensors where key.hasPrefix("param.") { params[String(key.dropFirst("param.".count))] = value }
         let ids = try f.int("input.input_ids"), mask = try f.int("input.attention_mask"), labels = try f.int("input.labels")
 
         let model: Module

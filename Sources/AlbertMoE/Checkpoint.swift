@@ -1,0 +1,128 @@
+import Foundation
+import Layers
+
+/// A model directory in the Hugging Face layout: `config.json` (the config keys plus "architectures" and
+/// "model_type") and `model.safetensors` (keys = state-dict names).
+public enum ModelDirectory {
+    public static let configFile = "config.json"
+    public static let weightsFile = "model.safetensors"
+
+    /// Writes the config and the weights. Each file is written atomically (a temporary file, then a rename), so
+    /// an interrupted save never leaves a damaged model behind.
+    public static func save(_ model: Module, config: AlbertMoEConfig, architecture: String, to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let tensors = Dictionary(model.namedParameters(), uniquingKeysWith: { a, _ in a })
+        try Safetensors.write(tensors, metadata: ["format": "pt"], to: directory.appendingPathComponent(weightsFile))
+        try config.jsonData(architecture: architecture).write(to: directory.appendingPathComponent(configFile), options: .atomic)
+    }
+
+    /// The config and the architecture named in config.json.
+    public static func readConfig(_ directory: URL) throws -> (AlbertMoEConfig, architecture: String?) {
+        let url = directory.appendingPathComponent(configFile)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CheckpointError("\(directory.path) holds no \(configFile): not a model directory")
+        }
+        let config = try AlbertMoEConfig.load(from: url)
+        let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
+        return (config, (object?["architectures"] as? [String])?.first)
+    }
+
+    /// The weights as Float32 tensors by name (F16 and BF16 are upcast).
+    public static func readWeights(_ directory: URL) throws -> [String: Tensor] {
+        let url = directory.appendingPathComponent(weightsFile)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CheckpointError("\(directory.path) holds no \(weightsFile)")
+        }
+        let file = try SafetensorsFile.read(url)
+        let ints = file.tensors.filter { if case .int = $0.value { return true } else { return false } }.keys.sorted()
+        guard ints.isEmpty else { throw CheckpointError("\(url.path): tensors \(ints.joined(separator: ", ")) are not floating point") }
+        return file.floatTensors
+    }
+
+    /// Loads weights into a model, strictly, adapting the encoder prefix: a checkpoint may hold the encoder
+    /// with or without "albert.", whichever the model does not use.
+    static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool) throws {
+        let encoderNames = ["embeddings.", "shared_layer."]
+        var adapted: [String: Tensor] = [:]
+        for (name, t) in weights {
+            var key = name
+            if encoderPrefixed && encoderNames.contains(where: { name.hasPrefix($0) }) { key = "albert." + name }
+            if !encoderPrefixed && name.hasPrefix("albert.") { key = String(name.dropFirst("albert.".count)) }
+            adapted[key] = t
+        }
+        try model.loadStateDict(adapted)
+    }
+}
+
+/// A model directory that cannot be used, saying why.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension AlbertLMModel {
+    /// The architecture name written to config.json.
+    public var architecture: String { self is AlbertForCausalLM ? "AlbertForCausalLM" : "AlbertForMaskedLM" }
+
+    /// Saves config.json and model.safetensors into `directory` (created if needed).
+    public func save(to directory: URL) throws {
+        try ModelDirectory.save(self, config: config, architecture: architecture, to: directory)
+    }
+}
+
+extension AlbertForCausalLM {
+    /// Loads a causal model saved by this package or by PyTorch with the reference state-dict names.
+    public static func load(from directory: URL) throws -> AlbertForCausalLM {
+        let (config, _) = try ModelDirectory.readConfig(directory)
+        let model = AlbertForCausalLM(config)
+        try ModelDirectory.load(try ModelDirectory.readWeights(directory), into: model, encoderPrefixed: true)
+        return model
+    }
+}
+
+extension AlbertForMaskedLM {
+    /// Loads a masked model saved by this package or by PyTorch with the reference state-dict names.
+    public static func load(from directory: URL) throws -> AlbertForMaskedLM {
+        let (config, _) = try ModelDirectory.readConfig(directory)
+        let model = AlbertForMaskedLM(config)
+        try ModelDirectory.load(try ModelDirectory.readWeights(directory), into: model, encoderPrefixed: true)
+        return model
+    }
+}
+
+extension SentenceAlbert {
+    /// The head weights of a language-model checkpoint, which a sentence encoder leaves aside.
+    static let headNames: Set<String> = ["lm_head_transform.weight", "lm_head_decoder.weight",
+                                         "mlm_head_transform.weight", "mlm_head_decoder.weight", "norm.weight"]
+
+    /// Loads the encoder of any model directory (a bare encoder, or a causal or masked LM whose head is
+    /// left aside).
+    public static func load(from directory: URL) throws -> SentenceAlbert {
+        let (config, _) = try ModelDirectory.readConfig(directory)
+        let model = SentenceAlbert(config)
+        let weights = try ModelDirectory.readWeights(directory)
+        let encoder = weights.filter { !headNames.contains($0.key) }
+        try ModelDirectory.load(encoder, into: model, encoderPrefixed: false)
+        return model
+    }
+
+    /// Saves the bare encoder (names without "albert.").
+    public func save(to directory: URL) throws {
+        try ModelDirectory.save(self, config: config, architecture: "SentenceAlbert", to: directory)
+    }
+}
+
+extension Optimizer {
+    /// Writes the optimizer's state (moments, step counts, hyper-parameters) as a safetensors file, atomically.
+    public func saveState(to url: URL) throws {
+        let state = stateDict()
+        try Safetensors.write(state.tensors, metadata: state.metadata, to: url)
+    }
+
+    /// Restores a state written by `saveState(to:)`, so training resumes exactly where it stopped.
+    public func loadState(from url: URL) throws {
+        let file = try SafetensorsFile.read(url)
+        try loadStateDict(OptimizerState(tensors: file.floatTensors, metadata: file.metadata))
+    }
+}
