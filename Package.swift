@@ -9,15 +9,29 @@ let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-fno-tra
 let package = Package(
     name: "AlbertMoE",
     products: [
+        .library(name: "AlbertMoE", targets: ["AlbertMoE"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .executable(name: "kernel-bench", targets: ["KernelBench"]),
+        .executable(name: "albertmoe", targets: ["AlbertMoECLI"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags, linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]),
         .target(name: "Tensors", dependencies: ["CKernels"]),
+        .target(name: "Layers", dependencies: ["Tensors"]),
+        .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
+        .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers"]),
+        .executableTarget(name: "AlbertMoECLI", dependencies: [
+            "AlbertMoE", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE"], resources: [.copy("Fixtures")]),
         .target(name: "Tokenizers"),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
     ],

@@ -1,0 +1,90 @@
+import AlbertMoE
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Training, forward and generation throughput with the protocol of the reference's bench_ref.py, so the two
+/// can be run side by side: one JSON line.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training, forward and generation throughput (the reference benchmark's protocol).")
+
+    @Option(help: "small or base.") var config: String = "small"
+    @Option(help: "Timed steps per measurement (the median is reported).") var steps: Int = 5
+    @Option(help: "Kernel threads (default: ALBERTMOE_NUM_THREADS or the library's default).") var threads: Int?
+    @Option(help: "New tokens in the generation measurement.") var generateTokens: Int = 256
+
+    func validate() throws {
+        guard ["small", "base"].contains(config) else { throw ValidationError("--config must be small or base, got \(config)") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if let threads { Kernels.threads = threads }
+        let (c, batch, seq): (AlbertMoEConfig, Int, Int) = config == "small"
+            ? (AlbertMoEConfig(vocabSize: 8000, embeddingSize: 128, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 4,
+                               intermediateSize: 1024, maxPositionEmbeddings: 512, numExperts: 8, topKExperts: 2), 16, 128)
+            : (AlbertMoEConfig(vocabSize: 30000, embeddingSize: 128, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12,
+                               intermediateSize: 3072, maxPositionEmbeddings: 512, numExperts: 8, topKExperts: 2), 8, 512)
+        let model = AlbertForCausalLM(c, seed: 0)
+        let optimizer = ChillAdam(model.parameters())
+        var gen = SeededGenerator(seed: 0)
+        let ids = IntTensor((0..<(batch * seq)).map { _ in Int32(gen.nextInt(below: c.vocabSize)) }, shape: [batch, seq])
+        let mask = IntTensor.full([batch, seq], 1)
+
+        func median(_ f: () -> Void) -> Double {
+            for _ in 0..<2 { f() }
+            var times: [Double] = []
+            for _ in 0..<steps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                f()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            return times.sorted()[times.count / 2]
+        }
+        model.train()
+        let train = median {
+            optimizer.zeroGrad()
+            model(ids, attentionMask: mask, labels: ids).loss.backward()
+            optimizer.step()
+        }
+        let trainPeak = peakResidentMB()
+        model.eval()
+        let forward = median { _ = withNoGrad { model(ids, attentionMask: mask) } }
+
+        // Greedy decoding the way the reference generates: the whole sequence again for every new token.
+        var sequence = Array(ids.scalars[0..<32])
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        withNoGrad {
+            for _ in 0..<generateTokens {
+                let logits = model(IntTensor(sequence, shape: [1, sequence.count])).logits     // [1, T, V]
+                let last = logits.slice(axis: 1, (sequence.count - 1)..<sequence.count).reshaped([c.vocabSize])
+                sequence.append(last.topk(1).indices.scalars[0])
+            }
+        }
+        let generate = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+
+        let result: [(String, Any)] = [
+            ("engine", "albertmoe-swift (\(Kernels.isa))"), ("config", config), ("threads", Kernels.threads),
+            ("batch", batch), ("seq", seq), ("params", model.parameterCount),
+            ("train_tokens_per_s", round1(Double(batch * seq) / train)),
+            ("forward_tokens_per_s", round1(Double(batch * seq) / forward)),
+            ("generate_tokens_per_s", round1(Double(generateTokens) / generate)),
+            ("train_peak_rss_mb", round1(trainPeak)), ("peak_rss_mb", round1(peakResidentMB())),
+        ]
+        print("{" + result.map { "\"\($0.0)\": \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
+    }
+
+    private func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+    private func jsonValue(_ v: Any) -> String { v is String ? "\"\(v)\"" : "\(v)" }
+}
+
+/// The process's peak resident memory so far, in MB.
+func peakResidentMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024   // kilobytes on Linux
+}
