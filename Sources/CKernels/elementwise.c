@@ -48,7 +48,7 @@ AK_AVX2 static void gelu_backward_avx2(const float *x, const float *dy, float *d
 }
 #endif
 
-void ak_gelu_forward(const float *x, float *y, long n) {
+static void gelu_forward_range(const float *x, float *y, long n) {
     if (n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -59,7 +59,7 @@ void ak_gelu_forward(const float *x, float *y, long n) {
     for (long i = 0; i < n; i++) y[i] = x[i] * ak_normal_cdf_scalar(x[i]);
 }
 
-void ak_gelu_backward(const float *x, const float *dy, float *dx, long n) {
+static void gelu_backward_range(const float *x, const float *dy, float *dx, long n) {
     if (n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -71,6 +71,35 @@ void ak_gelu_backward(const float *x, const float *dy, float *dx, long n) {
         float v = x[i];
         dx[i] = dy[i] * (ak_normal_cdf_scalar(v) + v * ak_normal_pdf_scalar(v));
     }
+}
+
+// Large GELUs are split into chunks across the kernel threads.
+#define GELU_CHUNK (1L << 16)
+
+typedef struct { const float *x, *dy; float *out; long n; } gelu_job_t;
+
+static void gelu_forward_task(void *ctx, long i) {
+    const gelu_job_t *j = ctx;
+    long lo = i * GELU_CHUNK, len = j->n - lo < GELU_CHUNK ? j->n - lo : GELU_CHUNK;
+    gelu_forward_range(j->x + lo, j->out + lo, len);
+}
+
+static void gelu_backward_task(void *ctx, long i) {
+    const gelu_job_t *j = ctx;
+    long lo = i * GELU_CHUNK, len = j->n - lo < GELU_CHUNK ? j->n - lo : GELU_CHUNK;
+    gelu_backward_range(j->x + lo, j->dy + lo, j->out + lo, len);
+}
+
+void ak_gelu_forward(const float *x, float *y, long n) {
+    if (n <= GELU_CHUNK || ak_get_num_threads() == 1) { gelu_forward_range(x, y, n); return; }
+    gelu_job_t j = {x, NULL, y, n};
+    ak_parallel_for((n + GELU_CHUNK - 1) / GELU_CHUNK, gelu_forward_task, &j);
+}
+
+void ak_gelu_backward(const float *x, const float *dy, float *dx, long n) {
+    if (n <= GELU_CHUNK || ak_get_num_threads() == 1) { gelu_backward_range(x, dy, dx, n); return; }
+    gelu_job_t j = {x, dy, dx, n};
+    ak_parallel_for((n + GELU_CHUNK - 1) / GELU_CHUNK, gelu_backward_task, &j);
 }
 
 // ---------------------------------------------------------------------------------------------------------

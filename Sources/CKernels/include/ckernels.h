@@ -125,6 +125,18 @@ void ak_adamw_update(float *p, const float *g, float *m, float *v, long n, float
                      float step, float inv_sqrt_bc2, float eps);
 
 // ---------------------------------------------------------------------------------------------------------
+// AVX-512 SGEMM
+// ---------------------------------------------------------------------------------------------------------
+/// 1 when the CPU has AVX-512F and that path is enabled (and the portable kernels are not forced).
+int ak_cpu_has_avx512(void);
+/// Turns the AVX-512 SGEMM path off (0) or back on (1), e.g. to compare or test the AVX2 path.
+void ak_set_avx512_enabled(int on);
+/// ak_sgemm on the AVX-512 path with up to `threads` threads; returns 0 (doing nothing) when that path is not
+/// available or the product is empty, 1 when C has been computed.
+int ak_sgemm_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
+                    const float *B, long ldb, float beta, float *C, long ldc, int threads);
+
+// ---------------------------------------------------------------------------------------------------------
 // Dropout
 // ---------------------------------------------------------------------------------------------------------
 /// y = x * mask / (1 - p), the mask a pure function of (seed, index): each element is dropped with probability
