@@ -202,15 +202,9 @@ static void pack_b_task(void *ctx, long i) {
     for (long p = lo; p < hi; p++) pack_b_panel(j, p * NR, j->pb + p * NR * j->kc);
 }
 
-static void pack_a_task(void *ctx, long i) {
-    const job_t *j = ctx;
-    long lo, hi;
-    range(j, i, div_up(j->mc, MR), &lo, &hi);
-    for (long p = lo; p < hi; p++) pack_a_panel(j, p * MR, j->pa + p * MR * j->kc);
-}
-
-// Worker i takes a range of the 32-wide column panels and runs every 12-row tile against them.
-static void compute_task(void *ctx, long i) {
+// Worker i takes a range of the 32-wide column panels and runs every 12-row tile of the packed A block
+// against them (used when M is too small to split).
+static void columns_task(void *ctx, long i) {
     const job_t *j = ctx;
     long lo, hi;
     range(j, i, div_up(j->nc, NR), &lo, &hi);
@@ -220,6 +214,34 @@ static void compute_task(void *ctx, long i) {
             long mr = j->mc - ir < MR ? j->mc - ir : MR;
             ukr(j->kc, j->pa + ir * j->kc, j->pb + jr * j->kc, j->C + (j->i0 + ir) * j->ldc + j->j0 + jr, j->ldc,
                 mr, nr, j->alpha, j->beta, j->first);
+        }
+    }
+}
+
+static void pack_a_task(void *ctx, long i) {
+    const job_t *j = ctx;
+    long lo, hi;
+    range(j, i, div_up(j->mc, MR), &lo, &hi);
+    for (long p = lo; p < hi; p++) pack_a_panel(j, p * MR, j->pa + p * MR * j->kc);
+}
+
+// Worker i takes a range of the 12-row panels of all of M: it packs them MC rows at a time into its own
+// buffer and runs them against every packed B panel.
+static void rows_task(void *ctx, long i) {
+    job_t j = *(const job_t *)ctx;
+    long lo, hi;
+    range(&j, i, div_up(j.mc, MR), &lo, &hi);
+    float *pa = buffer(&a_buf, (size_t)MC * KC);
+    for (long p0 = lo; p0 < hi; p0 += MC / MR) {
+        long p1 = hi - p0 < MC / MR ? hi : p0 + MC / MR;
+        for (long p = p0; p < p1; p++) pack_a_panel(&j, p * MR, pa + (p - p0) * MR * j.kc);
+        for (long jr = 0; jr < j.nc; jr += NR) {
+            long nr = j.nc - jr < NR ? j.nc - jr : NR;
+            for (long p = p0; p < p1; p++) {
+                long ir = p * MR, mr = j.mc - ir < MR ? j.mc - ir : MR;
+                ukr(j.kc, pa + (p - p0) * MR * j.kc, j.pb + jr * j.kc, j.C + ir * j.ldc + j.j0 + jr, j.ldc,
+                    mr, nr, j.alpha, j.beta, j.first);
+            }
         }
     }
 }
@@ -240,6 +262,9 @@ int ak_sgemm_avx512(int transA, int transB, long M, long N, long K, float alpha,
     float *pa = buffer(&a_buf, (size_t)MC * KC), *pb = buffer(&b_buf, (size_t)KC * NC);
     if (!pa || !pb) return 0;
     long t = threads < 1 ? 1 : threads;
+    // Split the rows across threads when there are enough of them (one synchronisation per B block);
+    // otherwise split the columns of each A block.
+    int by_rows = t == 1 || M >= 4 * MR * t;
     job_t j = {transA, transB, A, B, lda, ldb, C, ldc, alpha, beta, 0, 0, 0, 0, 0, 0, pa, pb, 0, 1};
     for (j.j0 = 0; j.j0 < N; j.j0 += NC) {
         j.nc = N - j.j0 < NC ? N - j.j0 : NC;
@@ -247,10 +272,16 @@ int ak_sgemm_avx512(int transA, int transB, long M, long N, long K, float alpha,
             j.kc = K - j.p0 < KC ? K - j.p0 : KC;
             j.first = j.p0 == 0;
             run(&j, pack_b_task, div_up(j.nc, NR), t);
+            if (by_rows) {
+                j.i0 = 0;
+                j.mc = M;
+                run(&j, rows_task, div_up(M, MR), t);
+                continue;
+            }
             for (j.i0 = 0; j.i0 < M; j.i0 += MC) {
                 j.mc = M - j.i0 < MC ? M - j.i0 : MC;
                 run(&j, pack_a_task, div_up(j.mc, MR), t);
-                run(&j, compute_task, div_up(j.nc, NR), t);
+                run(&j, columns_task, div_up(j.nc, NR), t);
             }
         }
     }
