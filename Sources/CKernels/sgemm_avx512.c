@@ -133,12 +133,8 @@ AK_AVX512 static void pack_a_panel(const job_t *j, long ir, float *d) {
     if (j->transA) {
         // A stored K x M: row k holds the 12 values side by side.
         const float *s = j->A + j->p0 * j->lda + j->i0 + ir;
-        for (long k = 0; k < kc; k++, s += j->lda) {
-            float *dk = d + k * MR;
-            long r = 0;
-            for (; r < mr; r++) dk[r] = s[r];
-            for (; r < MR; r++) dk[r] = 0.0f;
-        }
+        __mmask16 m = (__mmask16)((1u << mr) - 1);
+        for (long k = 0; k < kc; k++, s += j->lda) _mm512_mask_storeu_ps(d + k * MR, 0x0FFF, _mm512_maskz_loadu_ps(m, s));
     } else {
         // Row-major A: transpose 12 (of 16) rows x 16 k at a time.
         const float *rows[16];
