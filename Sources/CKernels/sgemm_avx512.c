@@ -23,7 +23,7 @@
 
 #define MR 12
 #define NR 32
-#define KC 256
+#define KC 384
 #define MC 384    // multiple of MR
 #define NC 4096   // multiple of NR
 
