@@ -24,6 +24,9 @@ int ak_cpu_has_avx2_fma(void) {
     return hw;
 }
 
-const char *ak_kernel_isa(void) { return ak_cpu_has_avx2_fma() ? "avx2-fma" : "portable"; }
+// "avx512" when the SGEMM runs its AVX-512 path (the other kernels then use AVX2/FMA).
+const char *ak_kernel_isa(void) {
+    return ak_cpu_has_avx512() ? "avx512" : ak_cpu_has_avx2_fma() ? "avx2-fma" : "portable";
+}
 
 void ak_force_portable(int on) { atomic_store(&ak_forced_portable, on ? 1 : 0); }

@@ -8,6 +8,7 @@ public enum Kernels {
         set { ak_set_num_threads(Int32(clamping: newValue)) }
     }
 
-    /// The instruction set the kernels run with: "avx2-fma" or "portable".
+    /// The instruction set the kernels run with: "avx512" (SGEMM on AVX-512, the rest on AVX2/FMA), "avx2-fma"
+    /// or "portable".
     public static var isa: String { String(cString: ak_kernel_isa()) }
 }

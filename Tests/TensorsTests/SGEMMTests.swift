@@ -90,8 +90,22 @@ final class SGEMMTests: XCTestCase {
 
     func testOddShapesAVX2() {
         ak_force_portable(0)
+        ak_set_avx512_enabled(0)
+        defer { ak_set_avx512_enabled(1) }
+        XCTAssertNotEqual(String(cString: ak_kernel_isa()), "avx512")
         ak_set_num_threads(1)
         sweep(seed: 1)
+    }
+
+    /// The AVX-512 path where the CPU has it (elsewhere this repeats the AVX2 sweep).
+    func testOddShapesAVX512() {
+        ak_force_portable(0)
+        ak_set_avx512_enabled(1)
+        XCTAssertEqual(String(cString: ak_kernel_isa()) == "avx512", ak_cpu_has_avx512() == 1)
+        for threads: Int32 in [1, 2] {
+            ak_set_num_threads(threads)
+            sweep(seed: 4 + UInt64(threads))
+        }
     }
 
     func testOddShapesPortable() {
@@ -111,14 +125,17 @@ final class SGEMMTests: XCTestCase {
     func testISAReport() {
         ak_force_portable(0)
         let isa = String(cString: ak_kernel_isa())
-        XCTAssertTrue(isa == "avx2-fma" || isa == "portable")
-        XCTAssertEqual(isa == "avx2-fma", ak_cpu_has_avx2_fma() == 1)
+        XCTAssertTrue(["avx512", "avx2-fma", "portable"].contains(isa))
+        XCTAssertEqual(isa == "avx512", ak_cpu_has_avx512() == 1)
+        XCTAssertEqual(isa == "portable", ak_cpu_has_avx2_fma() == 0)
     }
 
     /// Shapes with a 1000 (several cache blocks in every direction), both ISAs, 1 and 2 threads.
     func testLargeShapes() {
-        for portable: Int32 in [0, 1] {
+        for (portable, avx512): (Int32, Int32) in [(0, 1), (0, 0), (1, 0)] {
             ak_force_portable(portable)
+            ak_set_avx512_enabled(avx512)
+            defer { ak_set_avx512_enabled(1) }
             for threads: Int32 in [1, 2] {
                 ak_set_num_threads(threads)
                 check(0, 0, 1000, 300, 600, alpha: 1, beta: 0, pad: 0, seed: 10)
