@@ -71,23 +71,27 @@ extension AlbertLMModel {
     }
 }
 
+extension ModelDirectory {
+    /// A language model of the config in `directory`, with its weights.
+    static func loadLM<Model: AlbertLMModel>(from directory: URL, _ make: (AlbertMoEConfig) -> Model) throws -> Model {
+        let (config, _) = try readConfig(directory)
+        let model = make(config)
+        try load(try readWeights(directory), into: model, encoderPrefixed: true)
+        return model
+    }
+}
+
 extension AlbertForCausalLM {
     /// Loads a causal model saved by this package or by PyTorch with the reference state-dict names.
     public static func load(from directory: URL) throws -> AlbertForCausalLM {
-        let (config, _) = try ModelDirectory.readConfig(directory)
-        let model = AlbertForCausalLM(config)
-        try ModelDirectory.load(try ModelDirectory.readWeights(directory), into: model, encoderPrefixed: true)
-        return model
+        try ModelDirectory.loadLM(from: directory) { AlbertForCausalLM($0) }
     }
 }
 
 extension AlbertForMaskedLM {
     /// Loads a masked model saved by this package or by PyTorch with the reference state-dict names.
     public static func load(from directory: URL) throws -> AlbertForMaskedLM {
-        let (config, _) = try ModelDirectory.readConfig(directory)
-        let model = AlbertForMaskedLM(config)
-        try ModelDirectory.load(try ModelDirectory.readWeights(directory), into: model, encoderPrefixed: true)
-        return model
+        try ModelDirectory.loadLM(from: directory) { AlbertForMaskedLM($0) }
     }
 }
 
