@@ -5,6 +5,6 @@ import ArgumentParser
 struct AlbertMoECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "albertmoe",
-        abstract: "Train, evaluate and serve ALBERT models with Mixture-of-Experts feed-forward layers.",
+        abstract: "Command-line tools for AlbertMoE: ALBERT models with Mixture-of-Experts feed-forward layers.",
         subcommands: [Bench.self])
 }

@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
         guard ["small", "base"].contains(config) else { throw ValidationError("--config must be small or base, got \(config)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard generateTokens >= 1 else { throw ValidationError("--generate-tokens must be at least 1") }
     }
 
     func run() throws {
