@@ -25,10 +25,11 @@ let package = Package(
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers"]),
         .executableTarget(name: "AlbertMoECLI", dependencies: [
-            "AlbertMoE", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AlbertMoE", "Tokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
+        .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "Tokenizers"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE"], resources: [.copy("Fixtures")]),

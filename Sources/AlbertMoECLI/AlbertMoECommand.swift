@@ -6,5 +6,5 @@ struct AlbertMoECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "albertmoe",
         abstract: "Command-line tools for AlbertMoE: ALBERT models with Mixture-of-Experts feed-forward layers.",
-        subcommands: [Bench.self])
+        subcommands: [Bench.self, Tokenize.self, TrainTokenizer.self])
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Tokenizers
+import XCTest
+
+/// Runs the built `albertmoe` command as a user would.
+final class CommandLineTests: XCTestCase {
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    func albertmoe(_ args: [String], stdin: String = "") throws -> Result {
+        let process = Process()
+        process.executableURL = Bundle.main.bundleURL.appendingPathComponent("albertmoe")
+        process.arguments = args
+        let (input, output, error) = (Pipe(), Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    func testTrainThenTokenize() throws {
+        let dir = try temporaryDirectory()
+        let corpus = dir.appendingPathComponent("corpus.txt")
+        let words = ["the", "cat", "sat", "on", "mat", "dog", "ran", "über", "naïve", "日本", "語"]
+        let text = (0..<800).map { i in (0..<10).map { j in words[(i * 7 + j * j * 3 + i / 5) % words.count] }.joined(separator: " ") }
+        try text.joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        for model in ["bpe", "wordpiece", "unigram"] {
+            let json = dir.appendingPathComponent("\(model).json")
+            let trained = try albertmoe(["train-tokenizer", "--model", model, "--vocab_size", "200", "--output", json.path, corpus.path])
+            XCTAssertEqual(trained.status, 0, trained.stderr)
+            let lines = ["the cat sat on über 日本語", "", "dog\tran"]
+            let tokenized = try albertmoe(["tokenize", "--tokenizer", json.path], stdin: lines.joined(separator: "\n") + "\n")
+            XCTAssertEqual(tokenized.status, 0, tokenized.stderr)
+            let tokenizer = try Tokenizer.load(from: json)
+            let expected = try lines.map { "[" + (try tokenizer.encode($0).ids.map(String.init).joined(separator: ", ")) + "]" }
+            XCTAssertEqual(tokenized.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init), expected, model)
+            let pairs = try albertmoe(["tokenize", "--tokenizer", json.path, "--pair", "--no_special_tokens"], stdin: "dog\tran\n")
+            XCTAssertEqual(pairs.stdout, "[" + (try tokenizer.encode("dog", pair: "ran", addSpecialTokens: false).ids.map(String.init).joined(separator: ", ")) + "]\n")
+        }
+    }
+
+    func testMistakesAreNamed() throws {
+        let missing = try albertmoe(["tokenize", "--tokenizer", "/no/such/tokenizer.json"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("/no/such/tokenizer.json"), missing.stderr)
+        let badModel = try albertmoe(["train-tokenizer", "--model", "bytes", "--vocab_size", "10", "--output", "x.json", "f.txt"])
+        XCTAssertNotEqual(badModel.status, 0)
+        XCTAssertTrue(badModel.stderr.contains("--model"), badModel.stderr)
+        let badBench = try albertmoe(["bench", "--config", "huge"])
+        XCTAssertNotEqual(badBench.status, 0)
+        XCTAssertTrue(badBench.stderr.contains("--config"), badBench.stderr)
+    }
+}
