@@ -64,6 +64,11 @@ typedef struct {
     long tasks;                    // how the work of a loop is split
 } job_t;
 
+// The mask of the first n of 16 lanes (n <= 0: none, n >= 16: all).
+static inline __mmask16 first_mask(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
 // Transposes a 16 x 16 block held in 16 registers (row i in r[i]) in place.
 AK_AVX512 static inline void transpose16(__m512 r[16]) {
     __m512 a[16], b[16];
@@ -104,8 +109,7 @@ AK_AVX512 static void pack_b_panel(const job_t *j, long jr, float *d) {
     long nr = j->nc - jr < NR ? j->nc - jr : NR;
     if (!j->transB) {
         const float *s = j->B + j->p0 * j->ldb + j->j0 + jr;
-        __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-        __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+        __mmask16 m0 = first_mask(nr), m1 = first_mask(nr - 16);
         for (long k = 0; k < j->kc; k++, s += j->ldb) {
             _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
             _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
@@ -133,7 +137,7 @@ AK_AVX512 static void pack_a_panel(const job_t *j, long ir, float *d) {
     if (j->transA) {
         // A stored K x M: row k holds the 12 values side by side.
         const float *s = j->A + j->p0 * j->lda + j->i0 + ir;
-        __mmask16 m = (__mmask16)((1u << mr) - 1);
+        __mmask16 m = first_mask(mr);
         for (long k = 0; k < kc; k++, s += j->lda) _mm512_mask_storeu_ps(d + k * MR, 0x0FFF, _mm512_maskz_loadu_ps(m, s));
     } else {
         // Row-major A: transpose 12 (of 16) rows x 16 k at a time.
@@ -165,8 +169,7 @@ AK_AVX512 static void ukr(long kc, const float *restrict a, const float *restric
         a += MR;
         b += NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __mmask16 m0 = first_mask(nr), m1 = first_mask(nr - 16);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (long i = 0; i < mr; i++) {
         float *ci = c + i * ldc;

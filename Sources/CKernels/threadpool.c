@@ -103,6 +103,7 @@ static void *ak_worker_main(void *arg) {
     int id = (int)(intptr_t)arg;
     ak_pool_t *p = &ak_pool;
     ak_in_task = 1;
+    ak_flush_denormals();
     // Not the generation current now: the loop that created this worker may already have been published.
     long seen = p->start_gen[id];
     for (;;) {
@@ -130,6 +131,7 @@ static void *ak_worker_main(void *arg) {
 
 void ak_parallel_for(long n, ak_task_fn fn, void *ctx) {
     if (n <= 0) return;
+    ak_flush_denormals();
     int nt = ak_get_num_threads();
     if (nt <= 1 || n == 1 || ak_in_task || pthread_mutex_trylock(&ak_pool.busy) != 0) {
         for (long i = 0; i < n; i++) fn(ctx, i);

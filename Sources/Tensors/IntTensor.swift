@@ -31,15 +31,7 @@ public struct IntTensor: Equatable {
         return IntTensor(scalars, shape: shape)
     }
 
-    public subscript(_ index: Int...) -> Int32 {
-        precondition(index.count == rank, "subscript: \(index.count) indices for an IntTensor of shape \(shape)")
-        var offset = 0
-        for (i, d) in zip(index, shape) {
-            precondition(i >= 0 && i < d, "subscript: index \(index) out of range for shape \(shape)")
-            offset = offset * d + i
-        }
-        return scalars[offset]
-    }
+    public subscript(_ index: Int...) -> Int32 { scalars[Shape.check { try Shape.offset(of: index, in: shape) }] }
 
     /// The values as a Float tensor (e.g. an attention mask).
     public func toFloat() -> Tensor { Tensor(scalars.map { Float($0) }, shape: shape) }

@@ -38,6 +38,19 @@ public enum Shape {
         return a
     }
 
+    /// The row-major position of a multi-index.
+    public static func offset(of index: [Int], in shape: [Int]) throws -> Int {
+        guard index.count == shape.count else {
+            throw TensorError("subscript: \(index.count) indices for shape \(shape)")
+        }
+        var offset = 0
+        for (i, d) in zip(index, shape) {
+            guard i >= 0 && i < d else { throw TensorError("subscript: index \(index) out of range for shape \(shape)") }
+            offset = offset * d + i
+        }
+        return offset
+    }
+
     /// Replaces a single -1 in `shape` by the size that makes it hold `count` elements.
     public static func resolve(_ shape: [Int], count: Int) -> [Int] {
         check { try resolving(shape, count: count) }

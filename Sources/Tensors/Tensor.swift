@@ -210,15 +210,7 @@ public final class Tensor {
     }
 
     /// The element at a multi-index.
-    public subscript(_ index: Int...) -> Float {
-        precondition(index.count == rank, "subscript: \(index.count) indices for a tensor of shape \(shape)")
-        var offset = 0
-        for (i, d) in zip(index, shape) {
-            precondition(i >= 0 && i < d, "subscript: index \(index) out of range for shape \(shape)")
-            offset = offset * d + i
-        }
-        return pointer[offset]
-    }
+    public subscript(_ index: Int...) -> Float { pointer[Shape.check { try Shape.offset(of: index, in: shape) }] }
 
     /// Row-major strides of `shape`.
     public static func strides(_ shape: [Int]) -> [Int] {

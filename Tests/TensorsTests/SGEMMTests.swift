@@ -271,4 +271,13 @@ final class SGEMMTests: XCTestCase {
             hits.deallocate()
         }
     }
+
+    /// Denormal inputs are read as zero (and the kernels stay fast on them).
+    func testDenormalsAreFlushed() {
+        let (m, n, k) = (24, 40, 16)
+        let a = [Float](repeating: 1e-39, count: m * k), b = [Float](repeating: 0.5, count: k * n)
+        var c = [Float](repeating: 7, count: m * n)
+        ak_sgemm(0, 0, m, n, k, 1, a, k, b, n, 0, &c, n)
+        XCTAssertEqual(c, [Float](repeating: 0, count: m * n))
+    }
 }

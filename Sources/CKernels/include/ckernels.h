@@ -24,6 +24,10 @@ const char *ak_kernel_isa(void);
 /// Forces the portable kernels (1) or restores run-time detection (0). For tests.
 void ak_force_portable(int on);
 
+/// Treats denormal floats as zero on the calling thread (x86 MXCSR FTZ + DAZ; elsewhere nothing). The SGEMM and
+/// the thread pool call it, so every thread that runs kernels has it: denormals would slow FMA 100x or more.
+void ak_flush_denormals(void);
+
 /// Number of threads the kernels may use (>= 1). Read once from ALBERTMOE_NUM_THREADS, else a default.
 int ak_get_num_threads(void);
 /// Sets the number of threads (values < 1 mean 1). The persistent pool grows as needed.
