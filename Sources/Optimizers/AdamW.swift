@@ -78,20 +78,9 @@ public final class AdamW: Optimizer {
     }
 
     public func stateDict() -> OptimizerState {
-        var state = OptimizerState()
-        state.metadata["optimizer"] = AdamW.kind
-        state.metadata["parameter_count"] = "\(parameters.count)"
-        state.metadata["learning_rate"] = metadataString(learningRate)
-        state.metadata["beta1"] = metadataString(betas.0)
-        state.metadata["beta2"] = metadataString(betas.1)
-        state.metadata["eps"] = metadataString(eps)
-        state.metadata["weight_decay"] = metadataString(weightDecay)
-        for i in parameters.indices where steps[i] > 0 {
-            state.metadata["\(i).step"] = "\(steps[i])"
-            state.tensors["\(i).exp_avg"] = expAvg[i]!.copy()
-            state.tensors["\(i).exp_avg_sq"] = expAvgSq[i]!.copy()
-        }
-        return state
+        adamState(kind: AdamW.kind, hyperParameters: [("learning_rate", learningRate), ("beta1", betas.0),
+                                                      ("beta2", betas.1), ("eps", eps), ("weight_decay", weightDecay)],
+                  steps: steps, expAvg: expAvg, expAvgSq: expAvgSq)
     }
 
     /// Restores moments, step counts and hyper-parameters; everything is checked first, on error nothing

@@ -107,22 +107,10 @@ public final class ChillAdam: Optimizer {
     }
 
     public func stateDict() -> OptimizerState {
-        var state = OptimizerState()
-        state.metadata["optimizer"] = ChillAdam.kind
-        state.metadata["parameter_count"] = "\(parameters.count)"
-        state.metadata["learning_rate"] = metadataString(learningRate)
-        state.metadata["min_lr"] = metadataString(minLR)
-        state.metadata["max_lr"] = metadataString(maxLR)
-        state.metadata["eps"] = metadataString(eps)
-        state.metadata["beta1"] = metadataString(betas.0)
-        state.metadata["beta2"] = metadataString(betas.1)
-        state.metadata["weight_decay"] = metadataString(weightDecay)
-        for i in parameters.indices where steps[i] > 0 {
-            state.metadata["\(i).step"] = "\(steps[i])"
-            state.tensors["\(i).exp_avg"] = expAvg[i]!.copy()
-            state.tensors["\(i).exp_avg_sq"] = expAvgSq[i]!.copy()
-        }
-        return state
+        adamState(kind: ChillAdam.kind,
+                  hyperParameters: [("learning_rate", learningRate), ("min_lr", minLR), ("max_lr", maxLR), ("eps", eps),
+                                    ("beta1", betas.0), ("beta2", betas.1), ("weight_decay", weightDecay)],
+                  steps: steps, expAvg: expAvg, expAvgSq: expAvgSq)
     }
 
     /// Restores moments, step counts and hyper-parameters (as torch's `load_state_dict` restores its

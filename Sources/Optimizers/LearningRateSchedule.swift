@@ -19,16 +19,9 @@ extension LearningRateSchedule {
     }
 }
 
-/// A schedule setting that makes no sense (e.g. negative warm-up), naming the field.
-public struct LearningRateScheduleError: Error, CustomStringConvertible {
-    public let field: String
-    public let message: String
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-    public var description: String { "\(field): \(message)" }
-}
+/// A schedule setting that makes no sense (e.g. negative warm-up), naming the field: the same error as an
+/// invalid optimizer hyper-parameter.
+public typealias LearningRateScheduleError = OptimizerConfigurationError
 
 private func checkLearningRate(_ learningRate: Float) throws {
     guard learningRate.isFinite && learningRate >= 0 else {

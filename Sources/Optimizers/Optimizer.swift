@@ -50,6 +50,22 @@ public struct OptimizerStateError: Error, CustomStringConvertible {
 /// Floats as metadata strings: Swift's shortest round-trip form, so `Float(string)` gives back the same bits.
 func metadataString(_ x: Float) -> String { "\(x)" }
 
+/// The state of an Adam-style optimizer: its kind, hyper-parameters and, for every parameter that has taken a
+/// step, the step count and both moments.
+func adamState(kind: String, hyperParameters: [(String, Float)], steps: [Int], expAvg: [Tensor?],
+               expAvgSq: [Tensor?]) -> OptimizerState {
+    var state = OptimizerState()
+    state.metadata["optimizer"] = kind
+    state.metadata["parameter_count"] = "\(steps.count)"
+    for (name, value) in hyperParameters { state.metadata[name] = metadataString(value) }
+    for i in steps.indices where steps[i] > 0 {
+        state.metadata["\(i).step"] = "\(steps[i])"
+        state.tensors["\(i).exp_avg"] = expAvg[i]!.copy()
+        state.tensors["\(i).exp_avg_sq"] = expAvgSq[i]!.copy()
+    }
+    return state
+}
+
 /// Reads and checks an `OptimizerState` for one optimizer kind before anything is changed, so that a
 /// failed load leaves the optimizer as it was.
 struct StateReader {
