@@ -3,8 +3,9 @@ import Foundation
 import Tokenizers
 
 /// `albertmoe tokenize`: one JSON array of ids per input line.
-struct Tokenize: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct Tokenize: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         abstract: "Print the token ids of each input line as a JSON array.")
 
     @Option(help: "A tokenizer.json, a SentencePiece .model, or a model directory holding either.")
@@ -14,7 +15,7 @@ struct Tokenize: ParsableCommand {
     @Flag(name: .customLong("no_special_tokens"), help: "Leave out the special tokens of the post-processor.")
     var noSpecialTokens = false
 
-    func run() throws {
+    public func run() throws {
         let tok: Tokenizer
         do { tok = try Tokenizer.load(from: URL(fileURLWithPath: tokenizer)) } catch {
             throw ValidationError("cannot load tokenizer \(tokenizer): \(error)")
@@ -49,8 +50,9 @@ struct Tokenize: ParsableCommand {
 }
 
 /// `albertmoe train-tokenizer`: trains a tokenizer on text files and writes its tokenizer.json.
-struct TrainTokenizer: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct TrainTokenizer: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         commandName: "train-tokenizer", abstract: "Train a BPE, WordPiece or Unigram tokenizer on text files.")
 
     enum Kind: String, ExpressibleByArgument, CaseIterable { case bpe, wordpiece, unigram }
@@ -63,7 +65,7 @@ struct TrainTokenizer: ParsableCommand {
     @Option(help: "Where to write tokenizer.json.") var output: String
     @Argument(help: "Text files to train on.") var files: [String]
 
-    func validate() throws {
+    public func validate() throws {
         guard vocabSize > 0 else { throw ValidationError("--vocab_size must be positive, got \(vocabSize)") }
         guard minFrequency >= 0 else { throw ValidationError("--min_frequency must not be negative") }
         guard !files.isEmpty else { throw ValidationError("give at least one text file to train on") }
@@ -72,7 +74,7 @@ struct TrainTokenizer: ParsableCommand {
         }
     }
 
-    func run() throws {
+    public func run() throws {
         let special = specialTokens.isEmpty ? defaultSpecialTokens : specialTokens
         let options = TrainerOptions(vocabSize: vocabSize, minFrequency: minFrequency, specialTokens: special)
         let urls = files.map { URL(fileURLWithPath: $0) }

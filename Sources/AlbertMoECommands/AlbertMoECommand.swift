@@ -1,9 +1,10 @@
 import AlbertMoE
 import ArgumentParser
 
-@main
-struct AlbertMoECommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+
+public struct AlbertMoECommand: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         commandName: "albertmoe",
         abstract: "Command-line tools for AlbertMoE: ALBERT models with Mixture-of-Experts feed-forward layers.",
         subcommands: [Bench.self, Tokenize.self, TrainTokenizer.self])

@@ -7,8 +7,9 @@ import Glibc
 
 /// Training, forward and generation throughput with the protocol of the reference's bench_ref.py, so the two
 /// can be run side by side: one JSON line.
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct Bench: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         abstract: "Measure training, forward and generation throughput (the reference benchmark's protocol).")
 
     @Option(help: "small or base.") var config: String = "small"
@@ -16,14 +17,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Kernel threads (default: ALBERTMOE_NUM_THREADS or the library's default).") var threads: Int?
     @Option(help: "New tokens in the generation measurement.") var generateTokens: Int = 256
 
-    func validate() throws {
+    public func validate() throws {
         guard ["small", "base"].contains(config) else { throw ValidationError("--config must be small or base, got \(config)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard generateTokens >= 1 else { throw ValidationError("--generate-tokens must be at least 1") }
     }
 
-    func run() throws {
+    public func run() throws {
         if let threads { Kernels.threads = threads }
         let (c, batch, seq): (AlbertMoEConfig, Int, Int) = config == "small"
             ? (AlbertMoEConfig(vocabSize: 8000, embeddingSize: 128, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 4,

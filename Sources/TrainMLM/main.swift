@@ -1,0 +1,3 @@
+import AlbertMoECommands
+
+TrainMLM.main()
