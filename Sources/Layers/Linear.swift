@@ -70,4 +70,9 @@ public final class Dropout: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         x.dropout(probability, training: isTraining, generator: &generator)
     }
+
+    public override var ownRandomState: [UInt64]? {
+        get { generator.state }
+        set { if let newValue { generator.state = newValue } }
+    }
 }

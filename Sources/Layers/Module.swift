@@ -54,6 +54,37 @@ open class Module {
         return out
     }
 
+    /// The state of the seeded generator this module itself holds (dropout masks), if any. Modules that hold one
+    /// override both accessors.
+    open var ownRandomState: [UInt64]? {
+        get { nil }
+        set {}
+    }
+
+    /// The states of every seeded generator in this module and the modules it holds, in a fixed order (the
+    /// order of the stored properties), so that a resumed training run draws the same dropout masks.
+    public var randomState: [[UInt64]] {
+        get { randomStateHolders().map { $0.ownRandomState! } }
+        set {
+            let holders = randomStateHolders()
+            precondition(newValue.count == holders.count,
+                         "randomState: \(newValue.count) generator states for \(holders.count) generators")
+            for (module, state) in zip(holders, newValue) { module.ownRandomState = state }
+        }
+    }
+
+    /// Every module in this tree that holds a generator, depth first; a module reached twice counts once.
+    func randomStateHolders() -> [Module] {
+        var seen = Set<ObjectIdentifier>(), out: [Module] = []
+        func visit(_ m: Module) {
+            guard seen.insert(ObjectIdentifier(m)).inserted else { return }
+            if m.ownRandomState != nil { out.append(m) }
+            for child in m.heldModules() { visit(child) }
+        }
+        visit(self)
+        return out
+    }
+
     /// Sets evaluation mode (dropout off).
     public func eval() { train(false) }
 

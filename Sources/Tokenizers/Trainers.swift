@@ -14,11 +14,9 @@ public struct TrainerOptions {
 }
 
 /// Counts the words produced by a tokenizer's normalizer and pre-tokenizer over text files.
-func countWords(files: [URL], using tok: Tokenizer) throws -> [(String, Int)] {
+func countWords<Texts: Sequence>(texts: Texts, using tok: Tokenizer) throws -> [(String, Int)] where Texts.Element == String {
     var counts: [VocabKey: Int] = [:]
-    for f in files {
-        guard let data = try? Data(contentsOf: f) else { throw TokenizerError.io("cannot read \(f.path)") }
-        let text = String(decoding: data, as: UTF8.self)
+    for text in texts {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             for w in try tok.pretokenize(String(line)) { counts[VocabKey(w), default: 0] += 1 }
         }
@@ -44,6 +42,14 @@ extension Tokenizer {
     public func save(to url: URL) throws {
         let s = try toJSONString()
         do { try Data(s.utf8).write(to: url) } catch { throw TokenizerError.io("cannot write \(url.path)") }
+    }
+}
+
+/// The contents of text files, for the trainers.
+func readTexts(_ files: [URL]) throws -> [String] {
+    try files.map { f in
+        guard let data = try? Data(contentsOf: f) else { throw TokenizerError.io("cannot read \(f.path)") }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 
@@ -152,12 +158,15 @@ public struct ByteLevelBPETrainer {
         self.options = options; self.addPrefixSpace = addPrefixSpace
     }
 
-    public func train(files: [URL]) throws -> Tokenizer {
+    public func train(files: [URL]) throws -> Tokenizer { try train(texts: readTexts(files)) }
+
+    /// Trains on texts (each may hold several lines).
+    public func train<Texts: Sequence>(texts: Texts) throws -> Tokenizer where Texts.Element == String {
         let pre = JSONValue.obj([("type", .string("ByteLevel")), ("add_prefix_space", .bool(addPrefixSpace)),
                                  ("trim_offsets", .bool(true)), ("use_regex", .bool(true))])
         let skeleton = try Tokenizer(jsonValue: .obj([("pre_tokenizer", pre),
                                                        ("model", .obj([("type", .string("WordLevel")), ("vocab", .obj([])), ("unk_token", .string("<unk>"))]))]))
-        let words = try countWords(files: files, using: skeleton)
+        let words = try countWords(texts: texts, using: skeleton)
         var l = BPELearner()
         l.learn(words: words, options: options, initialAlphabet: ByteLevelTable.byteToScalar, prefix: nil)
         let model = JSONValue.obj([
@@ -191,13 +200,16 @@ public struct WordPieceTrainer {
         self.options = options; self.lowercase = lowercase; self.unkToken = unkToken; self.prefix = prefix
     }
 
-    public func train(files: [URL]) throws -> Tokenizer {
+    public func train(files: [URL]) throws -> Tokenizer { try train(texts: readTexts(files)) }
+
+    /// Trains on texts (each may hold several lines).
+    public func train<Texts: Sequence>(texts: Texts) throws -> Tokenizer where Texts.Element == String {
         let norm = JSONValue.obj([("type", .string("BertNormalizer")), ("clean_text", .bool(true)),
                                   ("handle_chinese_chars", .bool(true)), ("strip_accents", .null), ("lowercase", .bool(lowercase))])
         let pre = JSONValue.obj([("type", .string("BertPreTokenizer"))])
         let skeleton = try Tokenizer(jsonValue: .obj([("normalizer", norm), ("pre_tokenizer", pre),
                                                        ("model", .obj([("type", .string("WordLevel")), ("vocab", .obj([])), ("unk_token", .string("<unk>"))]))]))
-        let words = try countWords(files: files, using: skeleton)
+        let words = try countWords(texts: texts, using: skeleton)
         var opts = options
         if !opts.specialTokens.contains(unkToken) { opts.specialTokens.insert(unkToken, at: 0) }
         var l = BPELearner()

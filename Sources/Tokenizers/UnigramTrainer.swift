@@ -26,7 +26,7 @@ public struct UnigramTrainer {
         let pre = JSONValue.obj([("type", .string("Metaspace"))] + meta)
         let skeleton = try Tokenizer(jsonValue: .obj([("normalizer", norm), ("pre_tokenizer", pre),
                                                        ("model", .obj([("type", .string("WordLevel")), ("vocab", .obj([])), ("unk_token", .string(unkToken))]))]))
-        let words = try countWords(files: files, using: skeleton).map { (Array($0.0.unicodeScalars), $0.1) }
+        let words = try countWords(texts: readTexts(files), using: skeleton).map { (Array($0.0.unicodeScalars), $0.1) }
         var specials = options.specialTokens
         if !specials.contains(unkToken) { specials.append(unkToken) }
         let target = max(options.vocabSize - specials.count, 1)

@@ -231,6 +231,28 @@ final class BehaviourTests: XCTestCase {
         let targets = IntTensor([9, 12, 7, 4, -100, -100].map { Int32($0) })
         XCTAssertEqual(o.clmLoss.item, crossEntropy(sliced, targets).item, accuracy: 1e-6)
     }
+
+    /// Restoring the dropout generators' states replays the same masks: what exact resumption relies on.
+    func testRandomStateRestoresDropoutMasks() {
+        let model = AlbertForCausalLM(tinyConfig(dropout: 0.3), seed: 1)
+        model.train()
+        let x = ids([[3, 4, 5, 6, 7, 8]])
+        _ = withNoGrad { model(x).logits }                     // advance the generators
+        let saved = model.randomState
+        XCTAssertEqual(saved.count, 9)   // embeddings, attention, two residual dropouts, the MoE and each of 4 experts
+        let first = withNoGrad { model(x).logits }.scalars
+        let second = withNoGrad { model(x).logits }.scalars
+        XCTAssertNotEqual(first, second)                       // fresh masks each call
+        let other = AlbertForCausalLM(tinyConfig(dropout: 0.3), seed: 1)
+        other.train()
+        other.randomState = saved
+        XCTAssertEqual(withNoGrad { other(x).logits }.scalars, first)
+        var g = SeededGenerator(seed: 9)
+        _ = g.nextNormal()                                      // leaves a spare normal variate pending
+        var h = SeededGenerator(seed: 0)
+        h.state = g.state
+        XCTAssertEqual((0..<5).map { _ in g.nextNormal() }, (0..<5).map { _ in h.nextNormal() })
+    }
 }
 
 func makeMoE(_ config: AlbertMoEConfig) -> MoE {

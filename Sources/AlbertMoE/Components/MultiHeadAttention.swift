@@ -21,6 +21,11 @@ public final class MultiHeadAttention: Module {
 
     public override var children: [(String, Module)] { [("qkv_layer", qkvLayer), ("output_proj", outputProj)] }
 
+    public override var ownRandomState: [UInt64]? {
+        get { dropoutSeeds.state }
+        set { if let newValue { dropoutSeeds.state = newValue } }
+    }
+
     /// x [B, T, H]; keyMask [B, T] (1 = token, 0 = padding) -> [B, T, H].
     public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil) -> Tensor {
         let heads = splitHeads(qkvLayer(x), heads: config.numAttentionHeads,
