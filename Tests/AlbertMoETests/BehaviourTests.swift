@@ -232,6 +232,35 @@ final class BehaviourTests: XCTestCase {
         XCTAssertEqual(o.clmLoss.item, crossEntropy(sliced, targets).item, accuracy: 1e-6)
     }
 
+    /// Decoding with the key/value cache gives the logits of running the whole sequence, position by position,
+    /// and the same greedy tokens.
+    func testCachedDecodingMatchesFullForward() {
+        for position in ["rope", "absolute"] {
+            let model = AlbertForCausalLM(tinyConfig(position, dropout: 0.2), seed: 5)
+            model.eval()
+            let tokens: [Int32] = [3, 17, 9, 41, 2, 30, 11, 5]
+            let full = withNoGrad { model(ids([tokens])).logits }.scalars            // [1, 8, 50]
+            let cache = KVCache(config: model.config)
+            var cached = model.nextTokenLogits(Array(tokens[..<3]), cache: cache)   // a 3-token prompt
+            for t in 2..<tokens.count {
+                let expected = Array(full[t * 50 ..< (t + 1) * 50])
+                XCTAssertLessThan(zip(cached, expected).map { abs($0 - $1) }.max()!, 1e-4, "\(position) position \(t)")
+                if t + 1 < tokens.count { cached = model.nextTokenLogits([tokens[t + 1]], cache: cache) }
+            }
+            XCTAssertEqual(cache.count, tokens.count)
+
+            var context: [Int32] = [7, 8, 9], uncached: [Int32] = []
+            for _ in 0..<10 {
+                let logits = withNoGrad { model(ids([context])).logits }.scalars.suffix(50)
+                let next = Int32(logits.indices.max { logits[$0] < logits[$1] }! - logits.startIndex)
+                uncached.append(next)
+                context.append(next)
+            }
+            XCTAssertEqual(model.greedyContinuation([7, 8, 9], maxNewTokens: 10), uncached, position)
+            XCTAssertTrue(model.isTraining == false)
+        }
+    }
+
     /// Restoring the dropout generators' states replays the same masks: what exact resumption relies on.
     func testRandomStateRestoresDropoutMasks() {
         let model = AlbertForCausalLM(tinyConfig(dropout: 0.3), seed: 1)
