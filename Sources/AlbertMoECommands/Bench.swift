@@ -69,12 +69,22 @@ public struct Bench: ParsableCommand {
         }
         let generate = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
 
+        // The same greedy decoding with the key/value cache: the prompt once, then one position per token.
+        let prompt = Array(ids.scalars[0..<32])
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let cachedTokens = model.greedyContinuation(prompt, maxNewTokens: generateTokens)
+        let cachedSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+        guard cachedTokens == Array(sequence[32...]) else {
+            throw ValidationError("cached decoding produced other tokens than full recomputation")
+        }
+
         let result: [(String, Any)] = [
             ("engine", "albertmoe-swift (\(Kernels.isa))"), ("config", config), ("threads", Kernels.threads),
             ("batch", batch), ("seq", seq), ("params", model.parameterCount),
             ("train_tokens_per_s", round1(Double(batch * seq) / train)),
             ("forward_tokens_per_s", round1(Double(batch * seq) / forward)),
             ("generate_tokens_per_s", round1(Double(generateTokens) / generate)),
+            ("generate_cached_tokens_per_s", round1(Double(cachedTokens.count) / cachedSeconds)),
             ("train_peak_rss_mb", round1(trainPeak)), ("peak_rss_mb", round1(peakResidentMB())),
         ]
         print("{" + result.map { "\"\($0.0)\": \(jsonValue($0.1))" }.joined(separator: ", ") + "}")

@@ -478,6 +478,7 @@ static void ak_sgemm_impl(int transA, int transB, long M, long N, long K, float 
         return;
     }
     ak_flush_denormals();
+    if (ak_sgemv_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads)) return;
     if (ak_sgemm_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                         (double)M * N * K < (double)AK_PARALLEL_MIN_WORK ? 1 : nthreads))
         return;

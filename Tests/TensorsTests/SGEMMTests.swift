@@ -122,6 +122,27 @@ final class SGEMMTests: XCTestCase {
         sweep(seed: 3)
     }
 
+    /// Products of 1 to 5 rows (the unpacked path for decoding, and the first shape past it), with columns split
+    /// across threads, on every instruction set.
+    func testFewRowsProducts() {
+        var n = 0
+        for portable: Int32 in [0, 1] {
+            ak_force_portable(portable)
+            for threads: Int32 in [1, 2] {
+                ak_set_num_threads(threads)
+                for tb: Int32 in [0, 1] {
+                    for m in 1...5 {
+                        for (cols, k) in [(1000, 300), (63, 129), (8000, 128)] {
+                            check(0, tb, m, cols, k, alpha: n % 2 == 0 ? 1 : 0.5, beta: [0, 1, 0.25][n % 3],
+                                  pad: n % 3, seed: 100 + UInt64(n))
+                            n += 1
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testISAReport() {
         ak_force_portable(0)
         let isa = String(cString: ak_kernel_isa())
