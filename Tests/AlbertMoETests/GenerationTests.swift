@@ -1,0 +1,67 @@
+import XCTest
+@testable import AlbertMoE
+
+/// Sampling settings do what they promise.
+final class GenerationTests: XCTestCase {
+    let logits: [Float] = [0.5, 3, 1, 2.9, -1, 0]
+
+    func testTemperatureZeroIsArgmax() {
+        var s = LogitSampler(SamplingOptions(temperature: 0, topK: nil))
+        for _ in 0..<5 { XCTAssertEqual(s.next(logits, history: []), 1) }
+    }
+
+    func testTopKOneAndTinyTopPAreArgmax() {
+        var k = LogitSampler(SamplingOptions(temperature: 1.5, topK: 1, seed: 3))
+        var p = LogitSampler(SamplingOptions(temperature: 1.5, topK: nil, topP: 0.01, seed: 3))
+        for _ in 0..<20 {
+            XCTAssertEqual(k.next(logits, history: []), 1)
+            XCTAssertEqual(p.next(logits, history: []), 1)
+        }
+    }
+
+    func testSamplingFollowsTheDistributionAndTheSeed() {
+        var s = LogitSampler(SamplingOptions(temperature: 1, topK: nil, seed: 7))
+        var counts = [Int](repeating: 0, count: logits.count)
+        let n = 20000
+        for _ in 0..<n { counts[Int(s.next(logits, history: []))] += 1 }
+        let z = logits.map { exp(Double($0)) }.reduce(0, +)
+        for i in logits.indices {
+            XCTAssertEqual(Double(counts[i]) / Double(n), exp(Double(logits[i])) / z, accuracy: 0.015, "token \(i)")
+        }
+        var a = LogitSampler(SamplingOptions(seed: 11)), b = LogitSampler(SamplingOptions(seed: 11))
+        XCTAssertEqual((0..<50).map { _ in a.next(logits, history: []) }, (0..<50).map { _ in b.next(logits, history: []) })
+        // top-k 2 never leaves the two best tokens.
+        var two = LogitSampler(SamplingOptions(temperature: 5, topK: 2, seed: 1))
+        XCTAssertEqual(Set((0..<200).map { _ in two.next(logits, history: []) }), [1, 3])
+    }
+
+    func testRepetitionPenaltyDemotesSeenTokens() {
+        var s = LogitSampler(SamplingOptions(temperature: 0, topK: nil, repetitionPenalty: 1.5))
+        XCTAssertEqual(s.next(logits, history: [1]), 3)          // 3 / 1.5 = 2 < 2.9
+    }
+
+    func testGenerateChecksItsInputsAndStops() throws {
+        let model = AlbertForCausalLM(tinyConfig(), seed: 2)   // max_position_embeddings 32
+        XCTAssertThrowsError(try model.generate([], options: .greedy(maxNewTokens: 3)))
+        XCTAssertThrowsError(try model.generate([60], options: .greedy(maxNewTokens: 3)))
+        XCTAssertThrowsError(try model.generate([1, 2], options: SamplingOptions(temperature: -1)))
+        let long = [Int32](repeating: 4, count: 30)
+        XCTAssertThrowsError(try model.generate(long, options: .greedy(maxNewTokens: 5))) { error in
+            XCTAssertTrue("\(error)".contains("max_position_embeddings"))
+        }
+        XCTAssertEqual(try model.generate(long, options: .greedy(maxNewTokens: 5), truncateFromLeft: true).count, 5)
+        let greedy = try model.generate([5, 6, 7], options: .greedy(maxNewTokens: 8))
+        let stop = greedy[2]
+        let stopped = try model.generate([5, 6, 7], options: .greedy(maxNewTokens: 8, stopTokens: [stop]))
+        XCTAssertEqual(stopped.last, stop)
+        XCTAssertLessThanOrEqual(stopped.count, 3)
+        var streamed: [Int32] = []
+        let returned = try model.generate([5, 6, 7], options: SamplingOptions(maxNewTokens: 6, seed: 4)) {
+            streamed.append($0)
+            return streamed.count < 4
+        }
+        XCTAssertEqual(returned, streamed)
+        XCTAssertEqual(streamed.count, 4)
+        XCTAssertEqual(try model.generate([5, 6, 7], options: SamplingOptions(maxNewTokens: 6, seed: 4)).prefix(4), returned[...])
+    }
+}
