@@ -1,5 +1,6 @@
 import Foundation
 import Layers
+import Tokenizers
 
 /// A model directory in the Hugging Face layout: `config.json` (the config keys plus "architectures" and
 /// "model_type") and `model.safetensors` (keys = state-dict names).
@@ -102,9 +103,18 @@ extension SentenceAlbert {
 
     /// Loads the encoder of any model directory (a bare encoder, or a causal or masked LM whose head is
     /// left aside).
+    /// The tokenizer in the directory (tokenizer.json or a SentencePiece model), if any, is loaded with it; a causal
+    /// model's encoder keeps its causal attention.
     public static func load(from directory: URL) throws -> SentenceAlbert {
-        let (config, _) = try ModelDirectory.readConfig(directory)
-        let model = SentenceAlbert(config)
+        let (config, architecture) = try ModelDirectory.readConfig(directory)
+        let model = SentenceAlbert(config, causal: architecture == "AlbertForCausalLM")
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path)
+            || ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).contains(where: { $0.hasSuffix(".model") }) {
+            do { model.tokenizer = try Tokenizer.load(from: directory) } catch {
+                throw CheckpointError("\(directory.path): the tokenizer cannot be loaded: \(error)")
+            }
+        }
         let weights = try ModelDirectory.readWeights(directory)
         let encoder = weights.filter { !headNames.contains($0.key) }
         try ModelDirectory.load(encoder, into: model, encoderPrefixed: false)

@@ -1,5 +1,6 @@
 import XCTest
 @testable import AlbertMoE
+import Tokenizers
 
 /// Sampling settings do what they promise.
 final class GenerationTests: XCTestCase {
@@ -63,5 +64,36 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(returned, streamed)
         XCTAssertEqual(streamed.count, 4)
         XCTAssertEqual(try model.generate([5, 6, 7], options: SamplingOptions(maxNewTokens: 6, seed: 4)).prefix(4), returned[...])
+    }
+}
+
+/// Sentence embeddings from a saved model directory.
+final class SentenceEncodingTests: XCTestCase {
+    func testEncodeKeepsOrderAndMatchesOneByOne() throws {
+        let texts = ["the cat sat on the mat", "a dog", "the bird sang a long song in the tall tree today", "cat and dog",
+                     "", "mat"]
+        let tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 60, minFrequency: 1,
+                                                                     specialTokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+            .train(texts: texts)
+        var config = tinyConfig()
+        config.vocabSize = tokenizer.vocabSize
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-sentence-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lm = AlbertForMaskedLM(config, seed: 4)
+        try lm.save(to: dir)
+        try tokenizer.save(to: dir.appendingPathComponent("tokenizer.json"))
+
+        let encoder = try SentenceAlbert.load(from: dir)
+        XCTAssertNotNil(encoder.tokenizer)
+        let batched = try encoder.encode(texts, batchSize: 4)
+        XCTAssertEqual(batched.count, texts.count)
+        for (i, text) in texts.enumerated() {
+            let alone = try encoder.encode([text])[0]
+            XCTAssertEqual(sqrt(alone.map { $0 * $0 }.reduce(0, +)), 1, accuracy: 1e-5)
+            XCTAssertLessThan(zip(alone, batched[i]).map { abs($0 - $1) }.max()!, 1e-5, text)
+        }
+        encoder.maxSequenceLength = 3
+        XCTAssertEqual(try encoder.encode(["the bird sang a long song"]).count, 1)
+        XCTAssertThrowsError(try SentenceAlbert(config).encode(["x"]))
     }
 }

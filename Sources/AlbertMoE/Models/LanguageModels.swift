@@ -1,4 +1,5 @@
 import Layers
+import Tokenizers
 
 /// What a language model produced.
 public struct LMOutput {
@@ -103,8 +104,15 @@ public final class AlbertForMaskedLM: AlbertLMModel {
 /// Its state dict is the bare encoder's (no `albert.` prefix).
 public final class SentenceAlbert: Module {
     public let albert: ALBERT
+    /// The tokenizer `encode(_:batchSize:)` uses (loaded with the model when its directory has one).
+    public var tokenizer: Tokenizer?
+    /// Longer texts are cut to this many tokens.
+    public var maxSequenceLength = 128
 
-    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) { albert = ALBERT(config, causal: false, seed: seed) }
+    /// `causal`: the encoder of a causal language model keeps seeing only the past, as it was trained.
+    public init(_ config: AlbertMoEConfig, causal: Bool = false, seed: UInt64 = 0) {
+        albert = ALBERT(config, causal: causal, seed: seed)
+    }
     public init(encoder: ALBERT) { albert = encoder }
 
     public override var children: [(String, Module)] { albert.children }
@@ -114,6 +122,44 @@ public final class SentenceAlbert: Module {
     public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor) -> Tensor {
         let h = albert(ids, attentionMask: attentionMask).hiddenStates   // [B, T, H]
         return SentenceAlbert.meanPool(h, attentionMask: attentionMask)
+    }
+
+    /// The embeddings of `sentences`, in their order: texts of similar length are batched together (dropout off,
+    /// no graph). Throws when the model has no tokenizer or a text cannot be encoded.
+    public func encode(_ sentences: [String], batchSize: Int = 32) throws -> [[Float]] {
+        guard let tokenizer else {
+            throw CheckpointError("this SentenceAlbert has no tokenizer: load it from a model directory holding "
+                                  + "tokenizer.json, or set `tokenizer`")
+        }
+        precondition(batchSize >= 1, "encode: batchSize must be at least 1")
+        let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
+        let pad = Int32(config.padTokenID)
+        let encoded: [[Int32]] = try sentences.map { text in
+            let ids = try tokenizer.encode(text).ids.map(Int32.init)
+            return ids.isEmpty ? [pad] : Array(ids.prefix(limit))
+        }
+        let order = encoded.indices.sorted { encoded[$0].count < encoded[$1].count }
+        var out = [[Float]](repeating: [], count: sentences.count)
+        let wasTraining = isTraining
+        eval()
+        defer { train(wasTraining) }
+        for start in stride(from: 0, to: order.count, by: batchSize) {
+            let rows = Array(order[start..<min(start + batchSize, order.count)])
+            let t = rows.map { encoded[$0].count }.max()!
+            var ids = [Int32](repeating: pad, count: rows.count * t), mask = [Int32](repeating: 0, count: rows.count * t)
+            for (r, i) in rows.enumerated() {
+                for (j, id) in encoded[i].enumerated() {
+                    ids[r * t + j] = id
+                    mask[r * t + j] = 1
+                }
+            }
+            let embeddings = withNoGrad {
+                self(IntTensor(ids, shape: [rows.count, t]), attentionMask: IntTensor(mask, shape: [rows.count, t]))
+            }.scalars                                                                           // [rows, H]
+            let h = config.hiddenSize
+            for (r, i) in rows.enumerated() { out[i] = Array(embeddings[r * h ..< (r + 1) * h]) }
+        }
+        return out
     }
 
     /// Mean over the tokens where the mask is 1, then L2-normalised.
