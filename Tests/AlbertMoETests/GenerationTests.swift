@@ -97,3 +97,30 @@ final class SentenceEncodingTests: XCTestCase {
         XCTAssertThrowsError(try SentenceAlbert(config).encode(["x"]))
     }
 }
+
+final class FillMaskTests: XCTestCase {
+    func testPredictionsPerMask() throws {
+        let texts = ["the cat sat on the mat", "the dog sat on the rug", "a cat and a dog"]
+        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        let tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 60, minFrequency: 1, specialTokens: specials))
+            .train(texts: texts)
+        var config = tinyConfig()
+        config.vocabSize = tokenizer.vocabSize
+        let model = AlbertForMaskedLM(config, seed: 1)
+        let fills = try model.fillMask("the [MASK] sat on the [MASK]", tokenizer: tokenizer, topK: 3)
+        XCTAssertEqual(fills.count, 2)
+        XCTAssertEqual(fills.map(\.position), [2, 6])               // after [CLS]
+        for fill in fills {
+            XCTAssertEqual(fill.predictions.count, 3)
+            XCTAssertEqual(fill.predictions.map(\.probability), fill.predictions.map(\.probability).sorted(by: >))
+            XCTAssertLessThanOrEqual(fill.predictions.map(\.probability).reduce(0, +), 1.0001)
+            XCTAssertEqual(fill.predictions[0].token, tokenizer.idToToken(fill.predictions[0].tokenID))
+        }
+        XCTAssertThrowsError(try model.fillMask("no mask here", tokenizer: tokenizer)) { error in
+            XCTAssertTrue("\(error)".contains("[MASK]"), "\(error)")
+        }
+        let plain = try WordPieceTrainer(options: TrainerOptions(vocabSize: 40, minFrequency: 1, specialTokens: ["[PAD]", "[UNK]"]))
+            .train(texts: texts)
+        XCTAssertThrowsError(try model.fillMask("the cat", tokenizer: plain))
+    }
+}

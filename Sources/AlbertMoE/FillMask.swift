@@ -1,0 +1,60 @@
+import Foundation
+import Tensors
+import Tokenizers
+
+/// One candidate for a masked position.
+public struct MaskPrediction: Equatable {
+    public let tokenID: Int
+    public let token: String
+    public let probability: Float
+}
+
+/// The candidates for one mask token of a text.
+public struct MaskFill: Equatable {
+    /// The mask's index among the text's tokens.
+    public let position: Int
+    /// Best first.
+    public let predictions: [MaskPrediction]
+}
+
+extension AlbertForMaskedLM {
+    /// For each mask token in `text` (whatever mask token the tokenizer defines: [MASK], <mask>, ...), the `topK`
+    /// most likely tokens with their probabilities. Throws when the tokenizer has no mask token, the text holds
+    /// none, or the text is longer than max_position_embeddings.
+    public func fillMask(_ text: String, tokenizer: Tokenizer, topK: Int = 5) throws -> [MaskFill] {
+        guard topK >= 1 else { throw GenerationError("top_k must be at least 1, got \(topK)") }
+        guard let mask = Self.maskToken(of: tokenizer) else {
+            throw GenerationError("the tokenizer defines no mask token ([MASK] or <mask>): it cannot fill masks")
+        }
+        let ids = try tokenizer.encode(text).ids
+        let positions = ids.indices.filter { ids[$0] == mask.id }
+        guard !positions.isEmpty else {
+            throw GenerationError("the text holds no mask token: write \(mask.content) where a word should be predicted")
+        }
+        guard ids.count <= config.maxPositionEmbeddings else {
+            throw GenerationError("the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")
+        }
+        if let bad = ids.first(where: { $0 >= config.vocabSize }) {
+            throw GenerationError("token \(bad) of the tokenizer is outside the model's vocabulary (\(config.vocabSize))")
+        }
+        let wasTraining = isTraining
+        eval()
+        defer { train(wasTraining) }
+        let logits = withNoGrad { self(IntTensor(ids.map(Int32.init), shape: [1, ids.count])).logits }   // [1, T, V]
+        let v = config.vocabSize
+        return positions.map { p in
+            let row = Tensor(Array(logits.scalars[p * v ..< (p + 1) * v]), shape: [v]).softmax().scalars
+            let best = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(topK)
+            return MaskFill(position: p, predictions: best.map {
+                MaskPrediction(tokenID: $0, token: tokenizer.idToToken($0) ?? "", probability: row[$0])
+            })
+        }
+    }
+
+    /// The tokenizer's mask token: a special added token named [MASK] or <mask> (or containing "mask").
+    public static func maskToken(of tokenizer: Tokenizer) -> AddedToken? {
+        let specials = tokenizer.addedTokens.filter(\.special)
+        return specials.first { $0.content == "[MASK]" || $0.content == "<mask>" }
+            ?? specials.first { $0.content.lowercased().contains("mask") }
+    }
+}
