@@ -1,5 +1,6 @@
 import XCTest
 @testable import AlbertMoE
+import Tokenizers
 
 final class EvaluationTests: XCTestCase {
     func testCorrelationsMatchSciPy() {
@@ -23,5 +24,30 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(s.manhattanSpearman, 1, accuracy: 1e-12)
         XCTAssertEqual(s.named.count, 6)
         XCTAssertThrowsError(try SentenceSimilarity.scores(pairs: Array(pairs.prefix(1)), first: [[1]], second: [[1]]))
+    }
+}
+
+final class PerplexityTests: XCTestCase {
+    func testWindowsScoreEveryTokenOnce() throws {
+        let texts = ["the cat sat on the mat and the dog sat on the rug while the bird sang", "a cat", "dog"]
+        let tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 60, minFrequency: 1, specialTokens: ["[PAD]", "[UNK]"]))
+            .train(texts: texts)
+        var config = tinyConfig()
+        config.vocabSize = tokenizer.vocabSize
+        let model = AlbertForCausalLM(config, seed: 8)
+        let ids = try tokenizer.encode(texts[0]).ids.map(Int32.init)
+        // One window: the mean cross-entropy of a plain forward.
+        let whole = try model.perplexity(of: [texts[0]], tokenizer: tokenizer)
+        model.eval()
+        let direct = withNoGrad { model(IntTensor(ids, shape: [1, ids.count]), labels: IntTensor(ids, shape: [1, ids.count])).ceLoss! }
+        XCTAssertEqual(whole.tokens, ids.count - 1)
+        XCTAssertEqual(whole.loss, Double(direct.item), accuracy: 1e-5)
+        // Short windows: every token still scored exactly once, with less context (another value).
+        let windowed = try model.perplexity(of: texts, tokenizer: tokenizer, window: 6, stride: 3)
+        let lengths = try texts.map { try tokenizer.encode($0).ids.count }
+        XCTAssertEqual(windowed.tokens, lengths.map { max($0 - 1, 0) }.reduce(0, +))
+        XCTAssertTrue(windowed.perplexity.isFinite && windowed.perplexity > 1)
+        XCTAssertThrowsError(try model.perplexity(of: texts, tokenizer: tokenizer, window: 6, stride: 6))
+        XCTAssertThrowsError(try model.perplexity(of: ["x"], tokenizer: tokenizer))
     }
 }
