@@ -1,13 +1,15 @@
 import AlbertMoE
 import ArgumentParser
 import Foundation
+import Tokenizers
 
 /// `train-clm`: the successor of the Python package's train_clm script.
 public struct TrainCLM: ParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(commandName: "train-clm",
         abstract: "Pretrain a causal AlbertMoE language model on a local text corpus.")
-    public func run() throws {}
+    @OptionGroup public var options: TrainingArguments
+    public func run() throws { try TrainingJob(options: options, task: .clm).run() }
 }
 
 /// `train-mlm`: the successor of the Python package's train_mlm script.
@@ -15,5 +17,236 @@ public struct TrainMLM: ParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(commandName: "train-mlm",
         abstract: "Pretrain a masked AlbertMoE language model on a local text corpus.")
-    public func run() throws {}
+    @OptionGroup public var options: TrainingArguments
+    public func run() throws { try TrainingJob(options: options, task: .mlm).run() }
+}
+
+/// `albertmoe train --task_type clm|mlm`.
+public struct Train: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
+        abstract: "Pretrain a causal (clm) or masked (mlm) AlbertMoE language model on a local text corpus.")
+    @Option(name: .customLong("task_type"), help: "clm (causal) or mlm (masked).") public var taskType: LanguageModelingTask
+    @OptionGroup public var options: TrainingArguments
+    public func run() throws { try TrainingJob(options: options, task: taskType).run() }
+}
+
+/// The two pretraining objectives.
+public enum LanguageModelingTask: String, ExpressibleByArgument, CaseIterable {
+    case clm, mlm
+}
+
+/// A training command's work: check the options, build tokenizer, data, model and optimizer, train, and show
+/// what the model learned.
+struct TrainingJob {
+    let options: TrainingArguments
+    let task: LanguageModelingTask
+
+    func run() throws {
+        switch options.mode {
+        case "pretrain": try pretrain()
+        case "serve": try serve()
+        case "evaluate": try evaluate()
+        default:
+            try pretrain()
+            try evaluate()
+        }
+    }
+
+    private func say(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+
+    func pretrain() throws {
+        let o = options
+        if let hub = o.pushToHub {
+            throw ValidationError("--push_to_hub \(hub): uploading to the Hugging Face Hub needs the network, which this "
+                                  + "version does not use; the trained model is written to --model_path \(o.modelPath)")
+        }
+        if o.useWandb {
+            say("--use_wandb: metrics are written as TensorBoard event files in the logging directory; "
+                + "`wandb sync --sync-tensorboard DIR` uploads them to project \(o.wandbProject).")
+        }
+        let datasetURL = URL(fileURLWithPath: o.dataset)
+        guard FileManager.default.fileExists(atPath: datasetURL.path) else {
+            throw ValidationError("--dataset \(o.dataset) is not a local file or directory. Hub datasets need the network, "
+                                  + "which this version does not use: pass a text, JSON-lines, CSV or TSV file, or a directory of them")
+        }
+        let outputURL = URL(fileURLWithPath: o.modelPath)
+        let resumeURL = o.resumeFromCheckpoint.map { URL(fileURLWithPath: $0) }
+        if let resumeURL, !FileManager.default.fileExists(atPath: resumeURL.appendingPathComponent(Trainer.stateFile).path) {
+            throw ValidationError("--resume_from_checkpoint \(resumeURL.path) is not a checkpoint directory (no \(Trainer.stateFile))")
+        }
+
+        let corpus = try TextCorpus(path: datasetURL, textColumn: o.textColumn)
+        let validationCorpus = try o.validationFile.map { try TextCorpus(path: URL(fileURLWithPath: $0), textColumn: o.textColumn) }
+        let split = validationCorpus == nil && o.validationSplitPercentage > 0
+            ? SplitRule(percentage: o.validationSplitPercentage, seed: o.seed) : nil
+
+        let tokenizer = try makeTokenizer(corpus: corpus, split: split, resumeFrom: resumeURL, output: outputURL)
+        let padID = SpecialTokenIDs.padID(for: tokenizer)
+        let vocabSize = o.vocabSize ?? tokenizer.vocabSize
+        guard vocabSize >= tokenizer.vocabSize else {
+            throw ValidationError("--vocab_size \(vocabSize) is smaller than the tokenizer's vocabulary (\(tokenizer.vocabSize) tokens)")
+        }
+        let config: AlbertMoEConfig
+        do { config = try o.modelConfig(vocabSize: vocabSize, padTokenID: Int(padID)) } catch {
+            throw ValidationError("\(error)")
+        }
+        let model: AlbertLMModel = task == .clm ? AlbertForCausalLM(config, seed: o.seed) : AlbertForMaskedLM(config, seed: o.seed)
+
+        let collator: Collator
+        if task == .clm {
+            collator = CausalLMCollator(padID: padID)
+        } else {
+            do { collator = try MaskedLMCollator(tokenizer: tokenizer) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        func loader(_ corpus: TextCorpus, split: SplitRule?, validation: Bool) throws -> BatchLoader {
+            let configuration = BatchLoader.Configuration(
+                batchSize: o.batchSize, maxLength: o.maxLength, packing: o.packing, shuffle: !validation, seed: o.seed,
+                streaming: o.streaming, maxSamples: validation ? nil : o.maxSamples, split: split,
+                side: validation ? .validation : .train)
+            return try BatchLoader(corpus: corpus, tokenizer: tokenizer, collator: collator, configuration: configuration)
+        }
+        let trainData = try loader(corpus, split: split, validation: false)
+        let validationData = try validationCorpus.map { try loader($0, split: nil, validation: true) }
+            ?? split.map { try loader(corpus, split: $0, validation: true) }
+
+        var trainingOptions = TrainingOptions(outputDirectory: outputURL,
+                                              loggingDirectory: o.loggingDir.map { URL(fileURLWithPath: $0) })
+        trainingOptions.numEpochs = o.numEpochs
+        trainingOptions.maxSteps = o.maxSteps
+        trainingOptions.gradientAccumulationSteps = o.gradientAccumulationSteps
+        trainingOptions.maxGradNorm = o.maxGradNorm
+        trainingOptions.loggingSteps = o.loggingSteps
+        trainingOptions.evalSteps = o.evalSteps
+        trainingOptions.saveSteps = o.saveSteps ?? o.saveEvery
+        trainingOptions.saveTotalLimit = o.saveTotalLimit
+
+        let optimizer = try makeOptimizer(model.parameters())
+        // The schedule's length needs the number of steps, which streaming data does not know.
+        let probe = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, trainData: trainData,
+                            seed: o.seed, options: trainingOptions)
+        let schedule = try makeSchedule(totalSteps: probe.totalSteps)
+        let trainer = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, schedule: schedule,
+                              trainData: trainData, validationData: validationData, seed: o.seed, options: trainingOptions)
+        if let resumeURL {
+            try trainer.resume(from: resumeURL)
+            say("Resuming from \(resumeURL.path) at step \(trainer.state.globalStep) (epoch \(trainer.state.epoch + 1)).")
+        }
+        say("Training a \(task == .clm ? "causal" : "masked") model of \(model.parameterCount) parameters on \(corpus.files.count) "
+            + "file(s) from \(o.dataset); \(trainer.totalSteps.map { "\($0) steps" } ?? "steps: until the data ends"); "
+            + "logs in \(trainingOptions.loggingDirectory.path).")
+        let summary = try trainer.train()
+        guard !summary.interrupted else { return }
+
+        var lines = ["Trained \(summary.state.globalStep) steps, \(summary.state.tokensSeen) tokens, "
+                     + String(format: "%.0f tokens/s", summary.tokensPerSecond) + "."]
+        if let first = summary.firstLoss, let last = summary.lastLoss {
+            lines.append(String(format: "Training loss: %.4f at the first step, %.4f at the last.", first, last))
+        }
+        if let v = summary.validation {
+            lines.append(String(format: "Validation loss %.4f, perplexity %.2f over %d tokens.", v.loss, v.perplexity, v.tokens))
+        }
+        lines.append("The model is in \(outputURL.path).")
+        say(lines.joined(separator: "\n"))
+        if let causal = model as? AlbertForCausalLM {
+            try showCompletions(causal, tokenizer: tokenizer, corpus: validationCorpus ?? corpus)
+        }
+    }
+
+    /// Greedy completions of the beginnings of a few corpus examples: what the model learned.
+    private func showCompletions(_ model: AlbertForCausalLM, tokenizer: Tokenizer, corpus: TextCorpus) throws {
+        var prompts: [String] = []
+        try corpus.forEachExample { example in
+            let words = example.text.split(separator: " ")
+            if words.count >= 6 { prompts.append(words.prefix(words.count / 2).joined(separator: " ")) }
+            return prompts.count < 3
+        }
+        guard !prompts.isEmpty else { return }
+        let eos = SpecialTokenIDs.eosID(for: tokenizer)
+        say("Sample completions (greedy):")
+        for prompt in prompts {
+            let ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
+            guard !ids.isEmpty else { continue }
+            let new = model.greedyContinuation(ids, maxNewTokens: min(24, options.genMaxLength), eosID: eos)
+            let text = try tokenizer.decode(new.filter { $0 != eos }.map(Int.init))
+            say("  \(prompt) ⟶ \(text)")
+        }
+    }
+
+    /// The tokenizer named by --tokenizer_name, the one saved with the checkpoint being resumed, or one trained on
+    /// the corpus (byte-level BPE for causal models, WordPiece for masked ones), saved into the output directory.
+    private func makeTokenizer(corpus: TextCorpus, split: SplitRule?, resumeFrom: URL?, output: URL) throws -> Tokenizer {
+        if let name = options.tokenizerName {
+            do { return try Tokenizer.load(from: URL(fileURLWithPath: name)) } catch {
+                throw ValidationError("--tokenizer_name \(name): \(error) (a tokenizer.json, a SentencePiece .model, or a "
+                                      + "model directory holding one; hub names need the network)")
+            }
+        }
+        if let resumeFrom {
+            return try Tokenizer.load(from: resumeFrom.appendingPathComponent(Trainer.tokenizerFile))
+        }
+        say("Training a \(task == .clm ? "byte-level BPE" : "WordPiece") tokenizer of \(options.tokenizerVocabSize) tokens on the corpus...")
+        var texts: [String] = [], bytes = 0
+        try corpus.forEachExample { example in
+            if split?.isValidation(index: example.index) == true { return true }
+            texts.append(example.text)
+            bytes += example.text.utf8.count
+            // A sample of 64 MB is plenty to learn a vocabulary.
+            return bytes < 64 << 20 && (options.maxSamples.map { texts.count < $0 } ?? true)
+        }
+        let trainerOptions = { (specials: [String]) in
+            TrainerOptions(vocabSize: options.tokenizerVocabSize, minFrequency: 2, specialTokens: specials)
+        }
+        let tokenizer = task == .clm
+            ? try ByteLevelBPETrainer(options: trainerOptions(["<pad>", "<|endoftext|>"])).train(texts: texts)
+            : try WordPieceTrainer(options: trainerOptions(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])).train(texts: texts)
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        try Data(tokenizer.toJSONString().utf8).write(to: output.appendingPathComponent(Trainer.tokenizerFile), options: .atomic)
+        return tokenizer
+    }
+
+    private func makeOptimizer(_ parameters: [Tensor]) throws -> Optimizer {
+        let o = options
+        let betas = (o.beta1, o.beta2)
+        do {
+            switch o.optimizer {
+            case "adamw":
+                let (lr, eps) = (o.learningRate ?? 1e-3, o.eps ?? 1e-8)
+                try AdamW.validate(learningRate: lr, betas: betas, eps: eps, weightDecay: o.weightDecay)
+                return AdamW(parameters, learningRate: lr, betas: betas, eps: eps, weightDecay: o.weightDecay)
+            case "sgd":
+                let lr = o.learningRate ?? 1e-2
+                try SGD.validate(learningRate: lr, momentum: o.momentum, weightDecay: o.weightDecay)
+                return SGD(parameters, learningRate: lr, momentum: o.momentum, weightDecay: o.weightDecay)
+            default:
+                let (lr, eps) = (o.learningRate ?? 1, o.eps ?? 1e-3)
+                try ChillAdam.validate(minLR: o.minLR, maxLR: o.maxLR, eps: eps, betas: betas, weightDecay: o.weightDecay,
+                                       learningRate: lr)
+                return ChillAdam(parameters, minLR: o.minLR, maxLR: o.maxLR, eps: eps, betas: betas,
+                                 weightDecay: o.weightDecay, learningRate: lr)
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// The learning-rate schedule; its peak is --learning_rate (for ChillAdam a factor, 1 by default).
+    private func makeSchedule(totalSteps: Int?) throws -> (any LearningRateSchedule)? {
+        let o = options
+        do {
+            let kind = try LearningRateScheduleKind(parsing: o.lrScheduler)
+            if kind == .constant && o.warmupSteps == 0 { return nil }
+            let peak = o.learningRate ?? (o.optimizer == "adamw" ? 1e-3 : o.optimizer == "sgd" ? 1e-2 : 1)
+            guard let total = totalSteps ?? (kind == .constant ? 1 : nil) else {
+                throw ValidationError("--lr_scheduler \(o.lrScheduler) needs the number of steps: with --streaming, give --max_steps")
+            }
+            return try kind.make(learningRate: peak, warmupSteps: o.warmupSteps, totalSteps: max(total, o.warmupSteps))
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 }

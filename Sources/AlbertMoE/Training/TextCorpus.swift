@@ -1,0 +1,411 @@
+import Foundation
+import Tokenizers
+
+// Local text datasets for training: a file or a directory of files, read lazily in chunks.
+//
+//   .jsonl / .json   JSON lines: one object per line, the text in `textColumn` (a string)
+//   .csv             comma-separated values with a header row (RFC 4180 quoting)
+//   .tsv             tab-separated values with a header row (same quoting rules)
+//   anything else    plain text, one example per line
+//
+// Blank lines and empty (or whitespace-only) texts are skipped, like the Hugging Face scripts do. Every
+// problem is a `DatasetError` that names the file and, when there is one, the line.
+
+/// A problem with a dataset (or with the data pipeline's settings). The description starts with the
+/// file and line when there are ones, e.g. `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
+public struct DatasetError: Error, CustomStringConvertible, LocalizedError {
+    /// The file the problem is in, if any.
+    public let file: URL?
+    /// The 1-based line the problem is on (the first line of a multi-line CSV record), if any.
+    public let line: Int?
+    /// What is wrong.
+    public let reason: String
+
+    public init(file: URL? = nil, line: Int? = nil, _ reason: String) {
+        self.file = file
+        self.line = line
+        self.reason = reason
+    }
+
+    public var description: String {
+        guard let file else { return reason }
+        if let line { return "\(file.path):\(line): \(reason)" }
+        return "\(file.path): \(reason)"
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// One text of a corpus and where it comes from.
+public struct TextExample: Equatable, Sendable {
+    /// The text.
+    public let text: String
+    /// The file it was read from.
+    public let file: URL
+    /// The 1-based line it starts on.
+    public let line: Int
+    /// Its 0-based position among all the corpus's examples (skipped lines not counted): what `SplitRule` uses.
+    public let index: Int
+}
+
+/// Which side of a train/validation split to use.
+public enum SplitSide: Sendable {
+    case train
+    case validation
+}
+
+/// A deterministic train/validation split that needs no second pass over the data: example number `i`
+/// (0-based over the whole corpus, counting only examples that were not skipped) goes to validation when a hash
+/// of `(seed, i)` modulo 10 000 is below `percentage * 100`. So `percentage` 10 sends about 10% of the examples
+/// to validation, the same ones on every machine and every run.
+public struct SplitRule: Equatable, Sendable {
+    /// The share of examples that go to validation, in percent (0...100).
+    public var percentage: Double
+    /// The seed of the hash.
+    public var seed: UInt64
+
+    public init(percentage: Double, seed: UInt64 = 42) {
+        self.percentage = percentage
+        self.seed = seed
+    }
+
+    /// Whether example number `index` belongs to the validation side.
+    public func isValidation(index: Int) -> Bool {
+        let hash = mixSeeds(seed, SeedPurpose.split.rawValue, UInt64(bitPattern: Int64(index)))
+        return Double(hash % 10_000) < percentage * 100
+    }
+
+    /// Whether example number `index` belongs to `side`.
+    public func includes(index: Int, side: SplitSide) -> Bool {
+        isValidation(index: index) == (side == .validation)
+    }
+}
+
+/// A local text dataset: one file, or every file under a directory (recursively, sorted by path, hidden
+/// files and folders skipped). Files are only listed here; they are read lazily by `forEachExample`.
+public struct TextCorpus: Sendable {
+    /// How a file is read, chosen by its extension.
+    public enum Format: Equatable, Sendable {
+        case jsonLines, csv, tsv, plainText
+
+        /// The format of a file: .jsonl and .json are JSON lines, .csv and .tsv delimited, anything else text.
+        public init(file: URL) {
+            switch file.pathExtension.lowercased() {
+            case "jsonl", "json": self = .jsonLines
+            case "csv": self = .csv
+            case "tsv": self = .tsv
+            default: self = .plainText
+            }
+        }
+    }
+
+    /// The path the corpus was opened with.
+    public let path: URL
+    /// The files read, in order.
+    public let files: [URL]
+    /// The JSON key or CSV/TSV column holding the text.
+    public let textColumn: String
+    /// How many bytes each read takes (small values are for tests of the line splitting).
+    var readChunkSize = 1 << 20
+
+    /// Opens a file or a directory. Throws when the path does not exist or a directory holds no files.
+    public init(path: URL, textColumn: String = "text") throws {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
+            throw DatasetError(file: path, "no such file or directory")
+        }
+        if isDirectory.boolValue {
+            var found: [URL] = []
+            let walker = manager.enumerator(at: path, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles])
+            while let url = walker?.nextObject() as? URL {
+                var isDir: ObjCBool = false
+                if manager.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue { found.append(url) }
+            }
+            guard !found.isEmpty else { throw DatasetError(file: path, "the directory holds no (non-hidden) files") }
+            files = found.sorted { $0.path < $1.path }
+        } else {
+            files = [path]
+        }
+        self.path = path
+        self.textColumn = textColumn
+    }
+
+    /// Calls `body` with each example in order, reading the files in chunks (memory does not grow with the
+    /// corpus). Stops as soon as `body` returns false. Throws a `DatasetError` at the first problem found, and
+    /// for a file that turns out to hold no example at all.
+    public func forEachExample(_ body: (TextExample) throws -> Bool) throws {
+        var index = 0
+        for file in files {
+            var countInFile = 0
+            var stopped = false
+            try forEachText(in: file) { text, line in
+                let example = TextExample(text: text, file: file, line: line, index: index)
+                index += 1
+                countInFile += 1
+                stopped = try !body(example)
+                return !stopped
+            }
+            if stopped { return }
+            if countInFile == 0 {
+                throw DatasetError(file: file, "no examples (the file is empty, or holds only blank lines or empty texts)")
+            }
+        }
+    }
+
+    /// All the examples (or the first `maxSamples`), in order.
+    public func readAll(maxSamples: Int? = nil) throws -> [TextExample] {
+        var out: [TextExample] = []
+        if let maxSamples, maxSamples <= 0 { return out }
+        try forEachExample { example in
+            out.append(example)
+            return maxSamples.map { out.count < $0 } ?? true
+        }
+        return out
+    }
+
+    /// Calls `body(text, line)` for each non-empty text of one file, until it returns false.
+    private func forEachText(in file: URL, _ body: (String, Int) throws -> Bool) throws {
+        var reader = try LineReader(file: file, chunkSize: readChunkSize)
+        defer { reader.close() }
+        switch Format(file: file) {
+        case .plainText:
+            while let (text, line) = try reader.nextLine() {
+                if isBlank(text) { continue }
+                if try !body(text, line) { return }
+            }
+        case .jsonLines:
+            while let (text, line) = try reader.nextLine() {
+                if isBlank(text) { continue }
+                let value = try jsonText(text, file: file, line: line)
+                if isBlank(value) { continue }
+                if try !body(value, line) { return }
+            }
+        case .csv, .tsv:
+            let tsv = Format(file: file) == .tsv
+            var parser = DelimitedRecordParser(delimiter: tsv ? UInt8(ascii: "\t") : UInt8(ascii: ","))
+            var header: [String]? = nil
+            var column = 0
+            while let (text, line) = try reader.nextLine() {
+                guard let (fields, firstLine) = parser.feed(text, line: line) else { continue }
+                guard let header else {
+                    guard let c = fields.firstIndex(of: textColumn) else {
+                        let names = fields.map { "'\($0)'" }.joined(separator: ", ")
+                        throw DatasetError(file: file, line: firstLine, "no column '\(textColumn)' in the header (columns: \(names))")
+                    }
+                    header = fields
+                    column = c
+                    continue
+                }
+                guard fields.count == header.count else {
+                    let hint = tsv ? "" : "; quote fields that contain commas"
+                    throw DatasetError(file: file, line: firstLine,
+                                       "\(fields.count) fields, but the header has \(header.count)\(hint)")
+                }
+                let value = fields[column]
+                if isBlank(value) { continue }
+                if try !body(value, firstLine) { return }
+            }
+            if let open = parser.openRecordLine {
+                throw DatasetError(file: file, line: open, "unterminated quoted field (the quote opened here is never closed)")
+            }
+        }
+    }
+
+    /// The text of one JSON line.
+    private func jsonText(_ text: String, file: URL, line: Int) throws -> String {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(text)
+        } catch let TokenizerError.malformedJSON(offset, reason) {
+            throw DatasetError(file: file, line: line, "not valid JSON (column \(offset + 1): \(reason))")
+        } catch {
+            throw DatasetError(file: file, line: line, "not valid JSON (\(error))")
+        }
+        guard case let .object(object) = value else {
+            throw DatasetError(file: file, line: line, "expected a JSON object, found \(describe(value))")
+        }
+        guard let field = object[textColumn] else {
+            let keys = object.pairs.map { "'\($0.0)'" }.joined(separator: ", ")
+            throw DatasetError(file: file, line: line, "no key '\(textColumn)' in this object (keys: \(keys))")
+        }
+        guard case let .string(s) = field else {
+            throw DatasetError(file: file, line: line, "'\(textColumn)' is \(describe(field)), not a string")
+        }
+        return s
+    }
+
+    private func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}
+
+/// Whether a text is empty or only whitespace (such texts are skipped).
+func isBlank(_ text: String) -> Bool { text.allSatisfy(\.isWhitespace) }
+
+/// Reads a file line by line through a fixed-size buffer. Lines are split on "\n" (a "\r" before it is
+/// dropped), a UTF-8 byte-order mark at the start of the file is dropped, and each line must be valid UTF-8.
+struct LineReader {
+    private let file: URL
+    private let handle: FileHandle
+    private let chunkSize: Int
+    private var buffer: [UInt8] = []
+    /// Where the next line starts in `buffer`.
+    private var start = 0
+    /// Bytes of `buffer` from `start` up to here hold no newline.
+    private var scanned = 0
+    private var atEnd = false
+    private var lineNumber = 0
+
+    init(file: URL, chunkSize: Int) throws {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw DatasetError(file: file, "cannot open the file for reading")
+        }
+        self.file = file
+        self.handle = handle
+        self.chunkSize = max(1, chunkSize)
+    }
+
+    func close() { try? handle.close() }
+
+    /// The next line and its 1-based number, or nil at the end of the file.
+    mutating func nextLine() throws -> (String, Int)? {
+        while true {
+            if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = try decode(buffer[start..<newline])
+                start = newline + 1
+                scanned = start
+                return line
+            }
+            scanned = buffer.count
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let line = try decode(buffer[start...])
+                start = buffer.count
+                return line
+            }
+            try refill()
+        }
+    }
+
+    /// Drops the consumed bytes and appends the next chunk of the file.
+    private mutating func refill() throws {
+        if start > 0 {
+            buffer.removeFirst(start)
+            scanned -= start
+            start = 0
+        }
+        let data: Data?
+        do { data = try handle.read(upToCount: chunkSize) } catch {
+            throw DatasetError(file: file, line: lineNumber + 1, "cannot read the file (\(error.localizedDescription))")
+        }
+        if let data, !data.isEmpty { buffer.append(contentsOf: data) } else { atEnd = true }
+    }
+
+    private mutating func decode(_ bytes: ArraySlice<UInt8>) throws -> (String, Int) {
+        lineNumber += 1
+        var bytes = bytes
+        if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+        if lineNumber == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            let offset = validUTF8PrefixLength(bytes)
+            throw DatasetError(file: file, line: lineNumber, "invalid UTF-8 (byte \(offset + 1) of the line)")
+        }
+        return (text, lineNumber)
+    }
+
+    /// How many bytes at the start of `bytes` are valid UTF-8 (where the first bad sequence starts).
+    private func validUTF8PrefixLength(_ bytes: ArraySlice<UInt8>) -> Int {
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case let .scalarValue(scalar): offset += UTF8.width(scalar)
+            case .emptyInput, .error: return offset
+            }
+        }
+    }
+}
+
+/// Splits CSV/TSV lines into records with RFC 4180 quoting: a field that starts with a quote runs to the
+/// matching quote and may hold delimiters, doubled quotes ("" for ") and newlines. A quote inside an unquoted
+/// field is an ordinary character, and characters after a closing quote are kept (like Python's csv module).
+struct DelimitedRecordParser {
+    private enum State { case fieldStart, unquoted, quoted, quoteInQuoted }
+
+    let delimiter: UInt8
+    private var state = State.fieldStart
+    private var fields: [String] = []
+    private var field: [UInt8] = []
+    private var recordLine: Int? = nil
+
+    init(delimiter: UInt8) { self.delimiter = delimiter }
+
+    /// The line where a record that is still open (inside quotes) started, if any.
+    var openRecordLine: Int? { recordLine }
+
+    /// Feeds one line. Returns the record's fields and the line it started on when the line ends a record;
+    /// nil when the record continues on the next line (a newline inside quotes) or the line is blank.
+    mutating func feed(_ text: String, line: Int) -> ([String], Int)? {
+        if recordLine == nil {
+            if isBlank(text) { return nil }
+            recordLine = line
+        } else {
+            field.append(UInt8(ascii: "\n"))  // the newline inside a quoted field
+        }
+        let quote = UInt8(ascii: "\"")
+        for byte in text.utf8 {
+            switch state {
+            case .fieldStart:
+                if byte == quote { state = .quoted }
+                else if byte == delimiter { endField() }
+                else { field.append(byte); state = .unquoted }
+            case .unquoted:
+                if byte == delimiter { endField() } else { field.append(byte) }
+            case .quoted:
+                if byte == quote { state = .quoteInQuoted } else { field.append(byte) }
+            case .quoteInQuoted:
+                if byte == quote { field.append(quote); state = .quoted }
+                else if byte == delimiter { endField() }
+                else { field.append(byte); state = .unquoted }
+            }
+        }
+        if state == .quoted { return nil }
+        endField()
+        let record = (fields, recordLine!)
+        fields = []
+        recordLine = nil
+        return record
+    }
+
+    private mutating func endField() {
+        fields.append(String(decoding: field, as: UTF8.self))
+        field.removeAll(keepingCapacity: true)
+        state = .fieldStart
+    }
+}
+
+/// What a derived seed is used for, so that the streams of random numbers never coincide.
+enum SeedPurpose: UInt64 {
+    case split = 1, epochOrder, shuffleBuffer, collator
+}
+
+/// Mixes several values into one 64-bit seed (SplitMix64 finaliser after each value).
+func mixSeeds(_ values: UInt64...) -> UInt64 {
+    var hash: UInt64 = 0x243F_6A88_85A3_08D3
+    for value in values {
+        var z = (hash ^ value) &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        hash = z ^ (z >> 31)
+    }
+    return hash
+}

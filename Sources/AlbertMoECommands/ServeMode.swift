@@ -1,0 +1,67 @@
+import AlbertMoE
+import ArgumentParser
+import Foundation
+import Tokenizers
+
+/// `--mode serve`, as the Python package had it: one answer for --input_text, or a prompt loop with --interactive
+/// (a completion from a causal model, the predictions for each mask from a masked one).
+extension TrainingJob {
+    func serve() throws {
+        let o = options
+        guard o.interactive || o.inputText != nil else {
+            throw ValidationError("--mode serve needs --input_text TEXT or --interactive")
+        }
+        let directory = URL(fileURLWithPath: o.modelPath)
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer.load(from: directory) } catch {
+            throw ValidationError("--model_path \(o.modelPath): no usable tokenizer (\(error)); train a model there first")
+        }
+        let answer: (String) throws -> String
+        switch task {
+        case .clm:
+            let model = try AlbertForCausalLM.load(from: directory)
+            answer = { try complete($0, model: model, tokenizer: tokenizer) }
+        case .mlm:
+            let model = try AlbertForMaskedLM.load(from: directory)
+            answer = { text in
+                let fills = try model.fillMask(text, tokenizer: tokenizer, topK: 5)
+                return fills.enumerated().map { n, fill in
+                    "Mask #\(n + 1) (position \(fill.position)):\n" + fill.predictions.enumerated().map { rank, p in
+                        String(format: "   %d. '%@' (probability: %.3f)", rank + 1, p.token, p.probability)
+                    }.joined(separator: "\n")
+                }.joined(separator: "\n")
+            }
+        }
+        if let text = o.inputText {
+            print(try answer(text))
+            return
+        }
+        print(task == .clm ? "Enter a prompt to complete (quit or exit to stop)." : "Enter text with a mask token (quit or exit to stop).")
+        while true {
+            print("> ", terminator: "")
+            fflush(stdout)
+            guard let line = readLine() else { break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if ["quit", "exit", "q"].contains(text.lowercased()) { break }
+            if text.isEmpty { continue }
+            do { print(try answer(text)) } catch { print("Error: \(error)") }
+        }
+    }
+
+    /// The prompt and its continuation, decoded: at most --gen_max_length tokens in all (the prompt included),
+    /// sampled with --temperature, --top_k and --top_p; the prompt has no end token appended.
+    func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer) throws -> String {
+        let o = options
+        let ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
+        guard !ids.isEmpty else { throw ValidationError("the prompt has no token") }
+        let room = o.genMaxLength - ids.count
+        guard room > 0 else {
+            throw ValidationError("the prompt has \(ids.count) tokens, --gen_max_length \(o.genMaxLength) leaves none to generate")
+        }
+        let stop = SpecialTokenIDs.eosID(for: tokenizer).map { Set([$0]) } ?? []
+        let sampling = SamplingOptions(maxNewTokens: room, temperature: o.temperature, topK: o.topK, topP: o.topP,
+                                       seed: o.seed, stopTokens: stop)
+        let new = try model.generate(ids, options: sampling, truncateFromLeft: true)
+        return try tokenizer.decode((ids + new.filter { !stop.contains($0) }).map(Int.init))
+    }
+}

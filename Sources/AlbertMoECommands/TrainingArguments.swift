@@ -1,0 +1,186 @@
+import AlbertMoE
+import ArgumentParser
+import Foundation
+
+/// Every option of the training commands (`train-clm`, `train-mlm`, `albertmoe train`), under the Python
+/// package's snake_case names and defaults, plus this package's additions. Reusable in a user's own command
+/// as `@OptionGroup var training: TrainingArguments`.
+public struct TrainingArguments: ParsableArguments {
+    public init() {}
+
+    // MARK: Mode
+    @Option(name: .customLong("mode"), help: "pretrain, evaluate, serve or all (pretrain, then evaluate).")
+    public var mode: String = "all"
+    @Option(name: .customLong("model_path"), help: "Where the trained model and its checkpoints are written.")
+    public var modelPath: String = "./albert_from_scratch_output"
+
+    // MARK: Model
+    @Option(name: .customLong("vocab_size"),
+            help: "Vocabulary size of the model, at least the tokenizer's (default: the tokenizer's).")
+    public var vocabSize: Int?
+    @Option(name: .customLong("embedding_size")) public var embeddingSize: Int = 128
+    @Option(name: .customLong("hidden_size")) public var hiddenSize: Int = 768
+    @Option(name: .customLong("num_hidden_layers"), help: "Passes through the one shared layer.")
+    public var numHiddenLayers: Int = 12
+    @Option(name: .customLong("num_attention_heads")) public var numAttentionHeads: Int = 12
+    @Option(name: .customLong("intermediate_size")) public var intermediateSize: Int = 3072
+    @Option(name: .customLong("num_experts")) public var numExperts: Int = 8
+    @Option(name: .customLong("top_k_experts")) public var topKExperts: Int = 2
+    @Option(name: .customLong("max_position_embeddings")) public var maxPositionEmbeddings: Int = 512
+    @Option(name: .customLong("aux_loss_coefficient"), help: "Weight of the MoE load-balancing loss.")
+    public var auxLossCoefficient: Float = 0.01
+    @Option(name: .customLong("position_embedding_type"), help: "rope or absolute.")
+    public var positionEmbeddingType: String = "rope"
+    @Option(name: .customLong("hidden_dropout_prob")) public var hiddenDropoutProb: Float = 0.1
+    @Option(name: .customLong("attention_probs_dropout_prob")) public var attentionProbsDropoutProb: Float = 0.1
+    @Option(name: .customLong("expert_capacity"),
+            help: "Tokens each expert takes per batch; overflow skips the expert (default: dropless).")
+    public var expertCapacity: Int?
+    @Option(name: .customLong("router_z_loss_coefficient")) public var routerZLossCoefficient: Float = 0
+
+    // MARK: Data
+    @Option(name: .customLong("dataset"),
+            help: "A local text, JSON-lines, CSV or TSV file, or a directory of them.")
+    public var dataset: String = "wikitext"
+    @Option(name: .customLong("dataset_config"), help: "Hub dataset configuration (hub datasets need the network).")
+    public var datasetConfig: String = "wikitext-2-raw-v1"
+    @Option(name: .customLong("dataset_split"), help: "Hub dataset split (hub datasets need the network).")
+    public var datasetSplit: String = "train"
+    @Option(name: .customLong("tokenizer_name"),
+            help: "A tokenizer.json, a SentencePiece .model, or a model directory (default: train one on the corpus).")
+    public var tokenizerName: String?
+    @Option(name: .customLong("tokenizer_vocab_size"), help: "Vocabulary size of a tokenizer trained on the corpus.")
+    public var tokenizerVocabSize: Int = 8000
+    @Flag(name: .customLong("streaming"), help: "Read the corpus lazily (memory does not grow with its size).")
+    public var streaming = false
+    @Option(name: .customLong("max_samples")) public var maxSamples: Int?
+    @Option(name: .customLong("text_column"), help: "The text field of JSON-lines, CSV and TSV files.")
+    public var textColumn: String = "text"
+    @Flag(name: .customLong("packing"), help: "Concatenate the examples and cut them into max_length blocks.")
+    public var packing = false
+    @Option(name: .customLong("validation_file")) public var validationFile: String?
+    @Option(name: .customLong("validation_split_percentage"),
+            help: "Percent of the corpus held out for validation when there is no --validation_file.")
+    public var validationSplitPercentage: Double = 5
+
+    // MARK: Training
+    @Option(name: .customLong("num_epochs")) public var numEpochs: Int = 3
+    @Option(name: .customLong("max_steps"), help: "Stop after this many optimizer steps (overrides --num_epochs).")
+    public var maxSteps: Int?
+    @Option(name: .customLong("batch_size")) public var batchSize: Int = 8
+    @Option(name: .customLong("max_length")) public var maxLength: Int = 512
+    @Option(name: .customLong("save_every"), help: "Checkpoint interval in steps (the Python package's name).")
+    public var saveEvery: Int = 1000
+    @Option(name: .customLong("save_steps"), help: "Checkpoint interval in steps (default: --save_every).")
+    public var saveSteps: Int?
+    @Option(name: .customLong("save_total_limit"), help: "Checkpoints kept (the oldest are deleted).")
+    public var saveTotalLimit: Int?
+    @Option(name: .customLong("resume_from_checkpoint"), help: "A checkpoint-STEP directory to continue from.")
+    public var resumeFromCheckpoint: String?
+    @Option(name: .customLong("seed")) public var seed: UInt64 = 42
+    @Option(name: .customLong("gradient_accumulation_steps")) public var gradientAccumulationSteps: Int = 1
+    @Option(name: .customLong("max_grad_norm"), help: "Clip the gradient norm to this value (default: no clipping).")
+    public var maxGradNorm: Float?
+    @Option(name: .customLong("eval_steps"), help: "Validate every N steps (always at each epoch's end).")
+    public var evalSteps: Int?
+    @Option(name: .customLong("logging_steps")) public var loggingSteps: Int = 10
+    @Option(name: .customLong("logging_dir"), help: "TensorBoard and JSON-lines logs (default: MODEL_PATH/logs).")
+    public var loggingDir: String?
+
+    // MARK: Optimizer
+    @Option(name: .customLong("optimizer"), help: "chilladam, adamw or sgd.") public var optimizer: String = "chilladam"
+    @Option(name: .customLong("learning_rate"),
+            help: "AdamW/SGD learning rate (defaults 1e-3 / 1e-2); for ChillAdam a factor on its own rate (default 1).")
+    public var learningRate: Float?
+    @Option(name: .customLong("lr_scheduler"), help: "constant, linear or cosine.") public var lrScheduler: String = "constant"
+    @Option(name: .customLong("warmup_steps")) public var warmupSteps: Int = 0
+    @Option(name: .customLong("min_lr"), help: "ChillAdam's lowest per-parameter rate.") public var minLR: Float = 1e-4
+    @Option(name: .customLong("max_lr"), help: "ChillAdam's highest per-parameter rate.") public var maxLR: Float = 1.0
+    @Option(name: .customLong("eps"), help: "Adam epsilon (default 1e-3 for ChillAdam, 1e-8 for AdamW).")
+    public var eps: Float?
+    @Option(name: .customLong("beta1")) public var beta1: Float = 0.9
+    @Option(name: .customLong("beta2")) public var beta2: Float = 0.999
+    @Option(name: .customLong("weight_decay")) public var weightDecay: Float = 0
+    @Option(name: .customLong("momentum"), help: "SGD momentum.") public var momentum: Float = 0.9
+
+    // MARK: Evaluation
+    @Option(name: .customLong("eval_tasks"), help: "basic or comprehensive.") public var evalTasks: String = "basic"
+    @Option(name: .customLong("custom_tasks"), parsing: .upToNextOption, help: "Local sentence-pair files to evaluate on.")
+    public var customTasks: [String] = []
+
+    // MARK: Logging
+    @Flag(name: .customLong("use_wandb"), help: "Metrics go to TensorBoard event files; `wandb sync --sync-tensorboard` uploads them.")
+    public var useWandb = false
+    @Option(name: .customLong("wandb_project")) public var wandbProject: String = "albert-moe"
+    @Option(name: .customLong("wandb_name")) public var wandbName: String?
+
+    // MARK: Hub
+    @Option(name: .customLong("push_to_hub"), help: "Hub repository id (needs the network).") public var pushToHub: String?
+    @Option(name: .customLong("hub_token")) public var hubToken: String?
+    @Flag(name: .customLong("hub_private")) public var hubPrivate = false
+    @Option(name: .customLong("hub_commit_message")) public var hubCommitMessage: String?
+
+    // MARK: Serving
+    @Flag(name: .customLong("interactive")) public var interactive = false
+    @Option(name: .customLong("input_text")) public var inputText: String?
+    @Option(name: .customLong("gen_max_length")) public var genMaxLength: Int = 100
+    @Option(name: .customLong("temperature")) public var temperature: Float = 1.0
+    @Option(name: .customLong("top_k")) public var topK: Int = 50
+    @Option(name: .customLong("top_p")) public var topP: Float = 0.95
+
+    public func validate() throws {
+        let modes = ["pretrain", "evaluate", "serve", "all"]
+        guard modes.contains(mode) else { throw ValidationError("--mode must be one of \(modes.joined(separator: ", ")), got \(mode)") }
+        let optimizers = ["chilladam", "adamw", "sgd"]
+        guard optimizers.contains(optimizer) else {
+            throw ValidationError("--optimizer must be one of \(optimizers.joined(separator: ", ")), got \(optimizer)")
+        }
+        func positive(_ value: Int, _ flag: String) throws {
+            guard value >= 1 else { throw ValidationError("--\(flag) must be at least 1, got \(value)") }
+        }
+        try positive(numEpochs, "num_epochs")
+        try positive(batchSize, "batch_size")
+        try positive(maxLength, "max_length")
+        try positive(saveEvery, "save_every")
+        try positive(gradientAccumulationSteps, "gradient_accumulation_steps")
+        try positive(loggingSteps, "logging_steps")
+        try positive(tokenizerVocabSize, "tokenizer_vocab_size")
+        if let vocabSize { try positive(vocabSize, "vocab_size") }
+        if let maxSteps { try positive(maxSteps, "max_steps") }
+        if let saveSteps { try positive(saveSteps, "save_steps") }
+        if let saveTotalLimit { try positive(saveTotalLimit, "save_total_limit") }
+        if let evalSteps { try positive(evalSteps, "eval_steps") }
+        if let maxSamples { try positive(maxSamples, "max_samples") }
+        guard warmupSteps >= 0 else { throw ValidationError("--warmup_steps must be >= 0, got \(warmupSteps)") }
+        guard validationSplitPercentage >= 0 && validationSplitPercentage < 100 else {
+            throw ValidationError("--validation_split_percentage must be in [0, 100), got \(validationSplitPercentage)")
+        }
+        if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
+            throw ValidationError("--max_grad_norm must be a positive number, got \(maxGradNorm)")
+        }
+        guard maxLength <= maxPositionEmbeddings else {
+            throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(maxPositionEmbeddings): "
+                                  + "the model has no position beyond it")
+        }
+    }
+
+    /// The model configuration these options describe, checked (an invalid combination names its field).
+    public func modelConfig(vocabSize: Int, padTokenID: Int) throws -> AlbertMoEConfig {
+        var c = AlbertMoEConfig(vocabSize: vocabSize, embeddingSize: embeddingSize, hiddenSize: hiddenSize,
+                                numHiddenLayers: numHiddenLayers, numAttentionHeads: numAttentionHeads,
+                                intermediateSize: intermediateSize, maxPositionEmbeddings: maxPositionEmbeddings,
+                                numExperts: numExperts, topKExperts: topKExperts)
+        c.auxLossCoefficient = auxLossCoefficient
+        c.positionEmbeddingType = positionEmbeddingType
+        c.hiddenDropoutProb = hiddenDropoutProb
+        c.attentionProbsDropoutProb = attentionProbsDropoutProb
+        c.padTokenID = padTokenID
+        c.routerZLossCoefficient = routerZLossCoefficient
+        if let expertCapacity {
+            c.expertCapacity = expertCapacity
+            c.dropless = false
+        }
+        try c.validate()
+        return c
+    }
+}

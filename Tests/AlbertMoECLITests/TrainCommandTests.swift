@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+
+/// Runs the built training commands (`train-clm`, `train-mlm`, `albertmoe train`) as a user would.
+final class TrainCommandTests: XCTestCase {
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    func run(_ executable: String, _ args: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = Bundle.main.bundleURL.appendingPathComponent(executable)
+        process.arguments = args
+        // Standard error goes to a file, so that a long log cannot fill a pipe and block the process.
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-stderr-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let err = try Data(contentsOf: errURL)
+        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    /// A corpus with repeated structure, and the flags of a model small enough to train in a second.
+    func corpus(in dir: URL, lines: Int = 200) throws -> URL {
+        let words = ["red", "green", "blue", "cat", "dog", "bird", "runs", "sleeps", "eats", "fast", "slowly", "today"]
+        var g = SystemRandomNumberGenerator()
+        var text = ""
+        for _ in 0..<lines { text += (0..<8).map { _ in words.randomElement(using: &g)! }.joined(separator: " ") + "\n" }
+        let url = dir.appendingPathComponent("corpus.txt")
+        try Data(text.utf8).write(to: url)
+        return url
+    }
+
+    let tinyModel = ["--hidden_size", "32", "--embedding_size", "16", "--num_hidden_layers", "2", "--num_attention_heads", "2",
+                     "--intermediate_size", "48", "--num_experts", "4", "--max_position_embeddings", "64", "--max_length", "32",
+                     "--batch_size", "8", "--tokenizer_vocab_size", "120", "--logging_steps", "2"]
+
+    func testTrainCLMEndToEnd() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir)
+        let out = dir.appendingPathComponent("model")
+        let r = try run("train-clm", ["--mode", "pretrain", "--dataset", data.path, "--model_path", out.path, "--max_steps", "6",
+                                      "--save_steps", "3", "--save_total_limit", "1", "--validation_split_percentage", "10"] + tinyModel)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for file in ["config.json", "model.safetensors", "tokenizer.json", "checkpoint-6/optimizer.safetensors",
+                     "checkpoint-6/trainer_state.json", "logs/metrics.jsonl"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), file)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-3").path))
+        XCTAssertTrue(r.stderr.contains("perplexity"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("Sample completions"), r.stderr)
+
+        // Resuming continues from the checkpoint's step.
+        let resumed = try run("train-clm", ["--mode", "pretrain", "--dataset", data.path, "--model_path", out.path,
+                                            "--max_steps", "8", "--validation_split_percentage", "10",
+                                            "--resume_from_checkpoint", out.appendingPathComponent("checkpoint-6").path] + tinyModel)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("at step 6"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("Trained 8 steps"), resumed.stderr)
+    }
+
+    func testUmbrellaTrainMLM() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir)
+        let out = dir.appendingPathComponent("mlm")
+        let r = try run("albertmoe", ["train", "--task_type", "mlm", "--mode", "pretrain", "--dataset", data.path,
+                                      "--model_path", out.path, "--max_steps", "3", "--optimizer", "adamw",
+                                      "--lr_scheduler", "cosine", "--warmup_steps", "1", "--max_grad_norm", "1"] + tinyModel)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
+        XCTAssertEqual(config["architectures"] as? [String], ["AlbertForMaskedLM"])
+    }
+
+    func testMistakesAreNamedBeforeTraining() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir)
+        let out = dir.appendingPathComponent("m").path
+        func expectFailure(_ args: [String], mentioning needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            let r = try run("train-clm", ["--mode", "pretrain", "--model_path", out] + args)
+            XCTAssertNotEqual(r.status, 0, file: file, line: line)
+            XCTAssertTrue(r.stderr.contains(needle), "expected \(needle) in: \(r.stderr)", file: file, line: line)
+        }
+        try expectFailure(["--dataset", "wikitext"] + tinyModel, mentioning: "network")
+        try expectFailure(["--dataset", dir.appendingPathComponent("missing.txt").path] + tinyModel, mentioning: "missing.txt")
+        try expectFailure(["--dataset", data.path, "--max_length", "600"], mentioning: "max_position_embeddings")
+        try expectFailure(["--dataset", data.path, "--push_to_hub", "me/model"] + tinyModel, mentioning: "network")
+        try expectFailure(["--dataset", data.path, "--optimizer", "lion"] + tinyModel, mentioning: "--optimizer")
+        try expectFailure(["--dataset", data.path, "--hidden_size", "30"] + tinyModel.dropFirst(2), mentioning: "num_attention_heads")
+        let bad = dir.appendingPathComponent("bad.jsonl")
+        try Data("{\"text\": \"fine\"}\n{\"text\": broken}\n".utf8).write(to: bad)
+        try expectFailure(["--dataset", bad.path] + tinyModel, mentioning: "bad.jsonl:2")
+        try expectFailure(["--dataset", data.path, "--tokenizer_name", "albert-base-v2"] + tinyModel, mentioning: "albert-base-v2")
+        try expectFailure(["--dataset", data.path, "--resume_from_checkpoint", dir.path] + tinyModel, mentioning: "not a checkpoint")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    }
+}
