@@ -53,7 +53,6 @@ struct TrainingJob {
         }
     }
 
-    private func say(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
     func pretrain() throws {
         let o = options

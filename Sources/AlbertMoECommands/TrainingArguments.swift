@@ -105,6 +105,9 @@ public struct TrainingArguments: ParsableArguments {
 
     // MARK: Evaluation
     @Option(name: .customLong("eval_tasks"), help: "basic or comprehensive.") public var evalTasks: String = "basic"
+    @Option(name: .customLong("sts_file"),
+            help: "The STS Benchmark as a local file (TSV, CSV or JSON lines with sentence1, sentence2, score).")
+    public var stsFile: String?
     @Option(name: .customLong("custom_tasks"), parsing: .upToNextOption, help: "Local sentence-pair files to evaluate on.")
     public var customTasks: [String] = []
 

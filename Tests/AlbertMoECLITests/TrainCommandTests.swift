@@ -68,6 +68,26 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("at step 6"), resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("Trained 8 steps"), resumed.stderr)
+
+        // Evaluation: held-out perplexity and a sentence-pair task, as a table and eval_results.json.
+        let pairs = dir.appendingPathComponent("pairs.tsv")
+        try Data("sentence1\tsentence2\tscore\nred cat runs\tred cat runs\t5\nred cat\tblue dog sleeps\t1\ngreen bird\tgreen bird eats\t4\n".utf8)
+            .write(to: pairs)
+        let evaluated = try run("train-clm", ["--mode", "evaluate", "--model_path", out.path, "--dataset", data.path,
+                                              "--validation_split_percentage", "10", "--custom_tasks", pairs.path] + tinyModel)
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        XCTAssertTrue(evaluated.stdout.contains("perplexity") && evaluated.stdout.contains("cosine_spearman"), evaluated.stdout)
+        let results = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("eval_results.json"))) as! [String: Any]
+        XCTAssertEqual((results["results"] as? [[String: Any]])?.map { $0["task"] as? String }, ["perplexity", "pairs"])
+
+        // Serving: one completion of --input_text, the prompt first.
+        let served = try run("train-clm", ["--mode", "serve", "--model_path", out.path, "--input_text", "red cat",
+                                           "--gen_max_length", "10", "--temperature", "0"] + tinyModel)
+        XCTAssertEqual(served.status, 0, served.stderr)
+        XCTAssertTrue(served.stdout.hasPrefix("red cat"), served.stdout)
+        let bad = try run("train-clm", ["--mode", "evaluate", "--model_path", out.path, "--custom_tasks", data.path] + tinyModel)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("corpus.txt"), bad.stderr)
     }
 
     func testUmbrellaTrainMLM() throws {
@@ -80,6 +100,19 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
         XCTAssertEqual(config["architectures"] as? [String], ["AlbertForMaskedLM"])
+
+        let evaluated = try run("albertmoe", ["train", "--task_type", "mlm", "--mode", "evaluate", "--model_path", out.path,
+                                              "--validation_file", data.path] + tinyModel)
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        XCTAssertTrue(evaluated.stdout.contains("masked_token_accuracy"), evaluated.stdout)
+        let served = try run("albertmoe", ["train", "--task_type", "mlm", "--mode", "serve", "--model_path", out.path,
+                                           "--input_text", "red [MASK] runs"] + tinyModel)
+        XCTAssertEqual(served.status, 0, served.stderr)
+        XCTAssertTrue(served.stdout.contains("Mask #1"), served.stdout)
+        let noMask = try run("albertmoe", ["train", "--task_type", "mlm", "--mode", "serve", "--model_path", out.path,
+                                           "--input_text", "red cat runs"] + tinyModel)
+        XCTAssertNotEqual(noMask.status, 0)
+        XCTAssertTrue(noMask.stderr.contains("[MASK]"), noMask.stderr)
     }
 
     func testMistakesAreNamedBeforeTraining() throws {

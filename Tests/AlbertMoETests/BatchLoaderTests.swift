@@ -139,6 +139,24 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertTrue(buffer.drain().isEmpty)
     }
 
+    func testParallelTokenizationKeepsTheCorpusOrder() throws {
+        // Enough texts for several tokenizing threads (in memory) against one (streaming).
+        let dir = try DataTestSupport.temporaryDirectory(self)
+        let texts = (0..<3000).map { i in (0..<(1 + i % 9)).map { "w\((i * 31 + $0 * 7) % 200)" }.joined(separator: " ") }
+        let corpus = try TextCorpus(path: DataTestSupport.write(texts.joined(separator: "\n"), to: "many.txt", in: dir))
+        let configuration = BatchLoader.Configuration(batchSize: 32, maxLength: 8, shuffle: false)
+        var streaming = configuration
+        streaming.streaming = true
+        let inMemory = try sequences(drain(makeLoader(corpus, configuration).batches(epoch: 0)))
+        let tokenizer = try DataTestSupport.wordTokenizer()
+        let expected = try texts.map { text -> [Int32] in
+            let ids = try tokenizer.encode(text).ids.map { Int32($0) }
+            return ids.count <= 8 ? ids : Array(ids.prefix(7)) + [3]
+        }
+        XCTAssertEqual(inMemory, expected)
+        XCTAssertEqual(try sequences(drain(makeLoader(corpus, streaming).batches(epoch: 0))), expected)
+    }
+
     func testSplitSidesAreDisjointAndComplete() throws {
         let corpus = try corpus(self)
         let split = SplitRule(percentage: 25, seed: 1)

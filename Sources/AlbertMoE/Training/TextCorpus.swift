@@ -166,35 +166,51 @@ public struct TextCorpus: Sendable {
 
     /// Calls `body(text, line)` for each non-empty text of one file, until it returns false.
     private func forEachText(in file: URL, _ body: (String, Int) throws -> Bool) throws {
+        guard Format(file: file) == .plainText else {
+            try Self.forEachRecord(in: file, columns: [textColumn], chunkSize: readChunkSize) { fields, line in
+                isBlank(fields[0]) ? true : try body(fields[0], line)
+            }
+            return
+        }
         var reader = try LineReader(file: file, chunkSize: readChunkSize)
+        defer { reader.close() }
+        while let (text, line) = try reader.nextLine() {
+            if isBlank(text) { continue }
+            if try !body(text, line) { return }
+        }
+    }
+
+    /// Calls `body(values, line)` with the values of `columns`, in that order, for each record of a JSON-lines,
+    /// CSV or TSV file (a CSV record that spans lines reports its first line), until it returns false. In JSON
+    /// lines a column must be a string, or a number when it is one of `numericColumns`. Throws a `DatasetError`
+    /// naming the file and line for anything malformed or missing.
+    static func forEachRecord(in file: URL, columns: [String], numericColumns: Set<String> = [], chunkSize: Int = 1 << 20,
+                              _ body: ([String], Int) throws -> Bool) throws {
+        var reader = try LineReader(file: file, chunkSize: chunkSize)
         defer { reader.close() }
         switch Format(file: file) {
         case .plainText:
-            while let (text, line) = try reader.nextLine() {
-                if isBlank(text) { continue }
-                if try !body(text, line) { return }
-            }
+            throw DatasetError(file: file, "expected a .jsonl, .csv or .tsv file with the columns \(columns.joined(separator: ", "))")
         case .jsonLines:
             while let (text, line) = try reader.nextLine() {
                 if isBlank(text) { continue }
-                let value = try jsonText(text, file: file, line: line)
-                if isBlank(value) { continue }
-                if try !body(value, line) { return }
+                let values = try jsonValues(text, columns: columns, numericColumns: numericColumns, file: file, line: line)
+                if try !body(values, line) { return }
             }
         case .csv, .tsv:
             let tsv = Format(file: file) == .tsv
             var parser = DelimitedRecordParser(delimiter: tsv ? UInt8(ascii: "\t") : UInt8(ascii: ","))
             var header: [String]? = nil
-            var column = 0
+            var positions: [Int] = []
             while let (text, line) = try reader.nextLine() {
                 guard let (fields, firstLine) = parser.feed(text, line: line) else { continue }
                 guard let header else {
-                    guard let c = fields.firstIndex(of: textColumn) else {
-                        let names = fields.map { "'\($0)'" }.joined(separator: ", ")
-                        throw DatasetError(file: file, line: firstLine, "no column '\(textColumn)' in the header (columns: \(names))")
+                    let names = fields.map { "'\($0)'" }.joined(separator: ", ")
+                    for column in columns where !fields.contains(column) {
+                        throw DatasetError(file: file, line: firstLine, "no column '\(column)' in the header (columns: \(names))")
                     }
                     header = fields
-                    column = c
+                    positions = columns.map { fields.firstIndex(of: $0)! }
                     continue
                 }
                 guard fields.count == header.count else {
@@ -202,9 +218,7 @@ public struct TextCorpus: Sendable {
                     throw DatasetError(file: file, line: firstLine,
                                        "\(fields.count) fields, but the header has \(header.count)\(hint)")
                 }
-                let value = fields[column]
-                if isBlank(value) { continue }
-                if try !body(value, firstLine) { return }
+                if try !body(positions.map { fields[$0] }, firstLine) { return }
             }
             if let open = parser.openRecordLine {
                 throw DatasetError(file: file, line: open, "unterminated quoted field (the quote opened here is never closed)")
@@ -212,8 +226,9 @@ public struct TextCorpus: Sendable {
         }
     }
 
-    /// The text of one JSON line.
-    private func jsonText(_ text: String, file: URL, line: Int) throws -> String {
+    /// The values of `columns` in one JSON line.
+    private static func jsonValues(_ text: String, columns: [String], numericColumns: Set<String>, file: URL,
+                                   line: Int) throws -> [String] {
         let value: JSONValue
         do {
             value = try JSONValue.parse(text)
@@ -225,17 +240,21 @@ public struct TextCorpus: Sendable {
         guard case let .object(object) = value else {
             throw DatasetError(file: file, line: line, "expected a JSON object, found \(describe(value))")
         }
-        guard let field = object[textColumn] else {
-            let keys = object.pairs.map { "'\($0.0)'" }.joined(separator: ", ")
-            throw DatasetError(file: file, line: line, "no key '\(textColumn)' in this object (keys: \(keys))")
+        return try columns.map { column in
+            guard let field = object[column] else {
+                let keys = object.pairs.map { "'\($0.0)'" }.joined(separator: ", ")
+                throw DatasetError(file: file, line: line, "no key '\(column)' in this object (keys: \(keys))")
+            }
+            switch field {
+            case let .string(s): return s
+            case let .number(n) where numericColumns.contains(column): return String(n)
+            default:
+                throw DatasetError(file: file, line: line, "'\(column)' is \(describe(field)), not a string")
+            }
         }
-        guard case let .string(s) = field else {
-            throw DatasetError(file: file, line: line, "'\(textColumn)' is \(describe(field)), not a string")
-        }
-        return s
     }
 
-    private func describe(_ value: JSONValue) -> String {
+    private static func describe(_ value: JSONValue) -> String {
         switch value {
         case .null: return "null"
         case .bool: return "a boolean"
