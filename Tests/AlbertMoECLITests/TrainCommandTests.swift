@@ -80,6 +80,23 @@ final class TrainCommandTests: XCTestCase {
         let results = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("eval_results.json"))) as! [String: Any]
         XCTAssertEqual((results["results"] as? [[String: Any]])?.map { $0["task"] as? String }, ["perplexity", "pairs"])
 
+        // Sentence embeddings of each line, as JSON arrays or a .npy file.
+        let lines = dir.appendingPathComponent("lines.txt")
+        try Data("red cat runs\nblue dog\n".utf8).write(to: lines)
+        let embedded = try run("albertmoe", ["embed", "--model", out.path, "--input", lines.path])
+        XCTAssertEqual(embedded.status, 0, embedded.stderr)
+        let vectors = try embedded.stdout.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [Double] }
+        XCTAssertEqual(vectors.map(\.count), [32, 32])
+        for v in vectors { XCTAssertEqual(v.map { $0 * $0 }.reduce(0, +), 1, accuracy: 1e-4) }
+        let npy = dir.appendingPathComponent("e.npy")
+        XCTAssertEqual(try run("albertmoe", ["embed", "--model", out.path, "--input", lines.path, "--output", npy.path]).status, 0)
+        let bytes = try Data(contentsOf: npy)
+        XCTAssertEqual(Array(bytes.prefix(6)), [0x93] + Array("NUMPY".utf8))
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+        XCTAssertEqual((10 + headerLength) % 64, 0)
+        XCTAssertEqual(bytes.count, 10 + headerLength + 2 * 32 * 4)
+        XCTAssertTrue(String(decoding: bytes[10..<(10 + headerLength)], as: UTF8.self).contains("'shape': (2, 32)"))
+
         // Serving: one completion of --input_text, the prompt first.
         let served = try run("train-clm", ["--mode", "serve", "--model_path", out.path, "--input_text", "red cat",
                                            "--gen_max_length", "10", "--temperature", "0"] + tinyModel)
