@@ -132,6 +132,31 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(noMask.stderr.contains("[MASK]"), noMask.stderr)
     }
 
+    /// Ctrl-C finishes the step, writes a checkpoint, says how to resume, and exits cleanly.
+    func testInterruptWritesACheckpoint() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir)
+        let out = dir.appendingPathComponent("model")
+        let errURL = dir.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = Bundle.main.bundleURL.appendingPathComponent("train-clm")
+        process.arguments = ["--mode", "pretrain", "--dataset", data.path, "--model_path", out.path, "--max_steps", "1000000"] + tinyModel
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !(try String(contentsOf: errURL, encoding: .utf8)).contains("step 4") { usleep(50_000) }
+        process.interrupt()
+        process.waitUntilExit()
+        let err = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssertEqual(process.terminationStatus, 0, err)
+        XCTAssertTrue(err.contains("Resume with --resume_from_checkpoint"), err)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix("checkpoint-") }
+        XCTAssertEqual(checkpoints.count, 1, "\(checkpoints)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(checkpoints[0] + "/trainer_state.json").path))
+    }
+
     func testMistakesAreNamedBeforeTraining() throws {
         let dir = try temporaryDirectory()
         let data = try corpus(in: dir)
