@@ -106,6 +106,8 @@ public final class Trainer {
     private var lastCheckpoint: URL?
     /// The step this trainer started from (0, or the resumed checkpoint's), for the ETA.
     private var startStep = 0
+    /// Seconds spent validating and writing checkpoints in this `train()` call (left out of tokens/s).
+    private var overheadSeconds = 0.0
 
     public init(model: AlbertLMModel, tokenizer: Tokenizer, optimizer: Optimizer, schedule: (any LearningRateSchedule)? = nil,
                 trainData: BatchLoader, validationData: BatchLoader? = nil, seed: UInt64, options: TrainingOptions) {
@@ -151,10 +153,22 @@ public final class Trainer {
         let accumulation = options.gradientAccumulationSteps
         let total = totalSteps
         let runStart = Date()
+        overheadSeconds = 0
         let tokensAtStart = state.tokensSeen
         var window = MetricsWindow(), firstLoss: Double? = nil, lastLoss: Double? = nil
         var validation: EvaluationResult? = nil
         model.train()
+
+        /// Runs validation or checkpointing, leaving its time out of the tokens/s figures.
+        func overhead<T>(_ body: () throws -> T) rethrows -> T {
+            let t0 = Date()
+            defer {
+                let seconds = Date().timeIntervalSince(t0)
+                overheadSeconds += seconds
+                window.exclude(seconds)
+            }
+            return try body()
+        }
 
         func finished() -> Bool {
             if let m = options.maxSteps, state.globalStep >= m { return true }
@@ -206,11 +220,11 @@ public final class Trainer {
                     log.log(step: state.globalStep, scalars)
                     showProgress(figures, total: total, runStart: runStart)
                 }
-                if let every = options.evalSteps, state.globalStep % every == 0, let result = try evaluate() {
+                if let every = options.evalSteps, state.globalStep % every == 0, let result = try overhead({ try evaluate() }) {
                     validation = result
                     record(result, in: log)
                 }
-                if state.globalStep % options.saveSteps == 0 { try saveCheckpoint() }
+                if state.globalStep % options.saveSteps == 0 { try overhead { try saveCheckpoint() } }
                 if interrupt.requested {
                     if options.progressBar { report("\n") }
                     let checkpoint = try saveCheckpoint()
@@ -229,13 +243,13 @@ public final class Trainer {
             // The epoch is complete: validate and checkpoint at its end, then start the next one.
             state.epoch += 1
             state.batchInEpoch = 0
-            if let result = try evaluate() {
+            if let result = try overhead({ try evaluate() }) {
                 validation = result
                 record(result, in: log)
             }
-            try saveCheckpoint()
+            try overhead { try saveCheckpoint() }
         }
-        if state.batchInEpoch > 0, let result = try evaluate() {   // stopped inside an epoch: validate once more
+        if state.batchInEpoch > 0, let result = try overhead({ try evaluate() }) {   // stopped inside an epoch: validate once more
             validation = result
             record(result, in: log)
         }
@@ -251,7 +265,7 @@ public final class Trainer {
 
     private func summary(interrupted: Bool, _ first: Double?, _ last: Double?, _ validation: EvaluationResult?,
                          _ start: Date, _ tokensAtStart: Int) -> TrainingSummary {
-        let seconds = max(Date().timeIntervalSince(start), 1e-9)
+        let seconds = max(Date().timeIntervalSince(start) - overheadSeconds, 1e-9)
         return TrainingSummary(state: state, interrupted: interrupted, firstLoss: first, lastLoss: last,
                                validation: validation, tokensPerSecond: Double(state.tokensSeen - tokensAtStart) / seconds,
                                lastCheckpoint: lastCheckpoint)
@@ -428,6 +442,10 @@ struct MetricsWindow {
     private var loss = 0.0, ce = 0.0, aux = 0.0, batches = 0, tokens = 0
     private var load: [Double] = []
     private var start = Date()
+    /// Time spent on something else than training (validation, checkpoints) since `start`.
+    private var excluded = 0.0
+
+    mutating func exclude(_ seconds: Double) { excluded += seconds }
 
     mutating func add(loss: Double, ce: Double, aux: Double, load: [Float], tokens: Int) {
         self.loss += loss; self.ce += ce; self.aux += aux; batches += 1; self.tokens += tokens
@@ -437,7 +455,7 @@ struct MetricsWindow {
 
     /// The means since the last call, then starts a new window.
     mutating func drain() -> Figures {
-        let n = Double(max(batches, 1)), seconds = max(Date().timeIntervalSince(start), 1e-9)
+        let n = Double(max(batches, 1)), seconds = max(Date().timeIntervalSince(start) - excluded, 1e-9)
         let f = Figures(loss: loss / n, ce: ce / n, aux: aux / n, tokensPerSecond: Double(tokens) / seconds,
                         load: load.map { Float($0 / n) })
         self = MetricsWindow()
