@@ -23,13 +23,14 @@ extension AlbertForMaskedLM {
     /// none, or the text is longer than max_position_embeddings.
     public func fillMask(_ text: String, tokenizer: Tokenizer, topK: Int = 5) throws -> [MaskFill] {
         guard topK >= 1 else { throw GenerationError("top_k must be at least 1, got \(topK)") }
-        guard let mask = Self.maskToken(of: tokenizer) else {
+        guard let maskID = SpecialTokenIDs.maskID(for: tokenizer) else {
             throw GenerationError("the tokenizer defines no mask token ([MASK] or <mask>): it cannot fill masks")
         }
         let ids = try tokenizer.encode(text).ids
-        let positions = ids.indices.filter { ids[$0] == mask.id }
+        let positions = ids.indices.filter { ids[$0] == Int(maskID) }
         guard !positions.isEmpty else {
-            throw GenerationError("the text holds no mask token: write \(mask.content) where a word should be predicted")
+            let name = tokenizer.idToToken(Int(maskID)) ?? "the mask token"
+            throw GenerationError("the text holds no mask token: write \(name) where a word should be predicted")
         }
         guard ids.count <= config.maxPositionEmbeddings else {
             throw GenerationError("the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")

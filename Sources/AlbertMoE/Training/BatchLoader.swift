@@ -79,6 +79,7 @@ public final class BatchLoader {
     }
 
     public let corpus: TextCorpus
+    /// Called on the loader's background thread: it must not share mutable state with other threads.
     public let collator: any Collator
     public let configuration: Configuration
     private let sequencer: Sequencer
@@ -232,7 +233,8 @@ struct Sequencer {
     }
 
     /// Calls `body` with each sequence in corpus order, until it returns false or `maxSamples` sequences were
-    /// given. Texts are tokenized `chunkSize` at a time, on `workers` threads.
+    /// given. Texts are tokenized `chunkSize` at a time, on `workers` threads. When the corpus has an error, the
+    /// sequences of the examples before it are given first, then the error is thrown.
     func forEachSequence(workers: Int, _ body: ([Int32]) throws -> Bool) throws {
         var packer = BlockPacker(length: configuration.maxLength)
         var chunk: [TextExample] = []
@@ -248,11 +250,17 @@ struct Sequencer {
             }
             chunk.removeAll(keepingCapacity: true)
         }
-        try corpus.forEachExample { example in
-            if let split = configuration.split, !split.includes(index: example.index, side: configuration.side) { return true }
-            chunk.append(example)
-            if chunk.count >= chunkSize { try process() }
-            return !stopped
+        do {
+            try corpus.forEachExample { example in
+                if let split = configuration.split, !split.includes(index: example.index, side: configuration.side) { return true }
+                chunk.append(example)
+                if chunk.count >= chunkSize { try process() }
+                return !stopped
+            }
+        } catch let error as DatasetError {
+            // A reading error: the examples read before it still give their sequences first.
+            if !stopped && !chunk.isEmpty { try process() }
+            throw error
         }
         if !stopped && !chunk.isEmpty { try process() }
     }
