@@ -20,7 +20,13 @@ extension TrainingJob {
         switch task {
         case .clm:
             let model = try AlbertForCausalLM.load(from: directory)
-            answer = { try complete($0, model: model, tokenizer: tokenizer) }
+            answer = { prompt in
+                // The text streams to standard output as the tokens are made.
+                _ = try complete(prompt, model: model, tokenizer: tokenizer) { piece in
+                    FileHandle.standardOutput.write(Data(piece.utf8))
+                }
+                return ""
+            }
         case .mlm:
             let model = try AlbertForMaskedLM.load(from: directory)
             answer = { text in
@@ -33,7 +39,8 @@ extension TrainingJob {
             }
         }
         if let text = o.inputText {
-            print(try answer(text))
+            let reply = try answer(text)
+            if !reply.isEmpty { print(reply) }
             return
         }
         print(task == .clm ? "Enter a prompt to complete (quit or exit to stop)." : "Enter text with a mask token (quit or exit to stop).")
@@ -44,13 +51,20 @@ extension TrainingJob {
             let text = line.trimmingCharacters(in: .whitespaces)
             if ["quit", "exit", "q"].contains(text.lowercased()) { break }
             if text.isEmpty { continue }
-            do { print(try answer(text)) } catch { print("Error: \(error)") }
+            do {
+                let reply = try answer(text)
+                if !reply.isEmpty { print(reply) }
+            } catch {
+                print("Error: \(error)")
+            }
         }
     }
 
     /// The prompt and its continuation, decoded: at most --gen_max_length tokens in all (the prompt included),
-    /// sampled with --temperature, --top_k and --top_p; the prompt has no end token appended.
-    func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer) throws -> String {
+    /// sampled with --temperature, --top_k and --top_p; the prompt has no end token appended. `stream` receives the
+    /// text piece by piece as it is made (the prompt first), whole characters only.
+    func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer,
+                  stream: (String) -> Void = { _ in }) throws -> String {
         let o = options
         let ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
         guard !ids.isEmpty else { throw ValidationError("the prompt has no token") }
@@ -61,7 +75,21 @@ extension TrainingJob {
         let stop = SpecialTokenIDs.eosID(for: tokenizer).map { Set([$0]) } ?? []
         let sampling = SamplingOptions(maxNewTokens: room, temperature: o.temperature, topK: o.topK, topP: o.topP,
                                        seed: o.seed, stopTokens: stop)
-        let new = try model.generate(ids, options: sampling, truncateFromLeft: true)
-        return try tokenizer.decode((ids + new.filter { !stop.contains($0) }).map(Int.init))
+        var shown = try tokenizer.decode(ids.map(Int.init))
+        stream(shown)
+        var new: [Int32] = []
+        try model.generate(ids, options: sampling, truncateFromLeft: true) { token in
+            if !stop.contains(token) { new.append(token) }
+            // Decode everything so far and show what is new, once it no longer ends inside a character.
+            if let text = try? tokenizer.decode((ids + new).map(Int.init)), text.hasPrefix(shown), !text.hasSuffix("\u{FFFD}") {
+                stream(String(text.dropFirst(shown.count)))
+                shown = text
+            }
+            return true
+        }
+        let text = try tokenizer.decode((ids + new).map(Int.init))
+        if text.hasPrefix(shown) { stream(String(text.dropFirst(shown.count))) }
+        stream("\n")
+        return text
     }
 }
