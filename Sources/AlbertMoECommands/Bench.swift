@@ -16,13 +16,20 @@ public struct Bench: ParsableCommand {
     @Option(help: "Timed steps per measurement (the median is reported).") var steps: Int = 5
     @Option(help: "Kernel threads (default: ALBERTMOE_NUM_THREADS or the library's default).") var threads: Int?
     @Option(help: "New tokens in the generation measurement.") var generateTokens: Int = 256
+    @Option(help: "Measure only this: train, forward, generate (full recomputation) or generate-cached.")
+    var only: String?
 
     public func validate() throws {
         guard ["small", "base"].contains(config) else { throw ValidationError("--config must be small or base, got \(config)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard generateTokens >= 1 else { throw ValidationError("--generate-tokens must be at least 1") }
+        if let only, !Self.parts.contains(only) {
+            throw ValidationError("--only must be one of \(Self.parts.joined(separator: ", ")), got \(only)")
+        }
     }
+
+    static let parts = ["train", "forward", "generate", "generate-cached"]
 
     public func run() throws {
         if let threads { Kernels.threads = threads }
@@ -47,46 +54,54 @@ public struct Bench: ParsableCommand {
             }
             return times.sorted()[times.count / 2]
         }
-        model.train()
-        let train = median {
-            optimizer.zeroGrad()
-            model(ids, attentionMask: mask, labels: ids).loss.backward()
-            optimizer.step()
-        }
-        let trainPeak = peakResidentMB()
-        model.eval()
-        let forward = median { _ = withNoGrad { model(ids, attentionMask: mask) } }
-
-        // Greedy decoding the way the reference generates: the whole sequence again for every new token.
-        var sequence = Array(ids.scalars[0..<32])
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        withNoGrad {
-            for _ in 0..<generateTokens {
-                let logits = model(IntTensor(sequence, shape: [1, sequence.count])).logits     // [1, T, V]
-                let last = logits.slice(axis: 1, (sequence.count - 1)..<sequence.count).reshaped([c.vocabSize])
-                sequence.append(last.topk(1).indices.scalars[0])
-            }
-        }
-        let generate = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-
-        // The same greedy decoding with the key/value cache: the prompt once, then one position per token.
-        let prompt = Array(ids.scalars[0..<32])
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        let cachedTokens = model.greedyContinuation(prompt, maxNewTokens: generateTokens)
-        let cachedSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
-        guard cachedTokens == Array(sequence[32...]) else {
-            throw ValidationError("cached decoding produced other tokens than full recomputation")
-        }
-
-        let result: [(String, Any)] = [
+        func wanted(_ part: String) -> Bool { only == nil || only == part }
+        var result: [(String, Any)] = [
             ("engine", "albertmoe-swift (\(Kernels.isa))"), ("config", config), ("threads", Kernels.threads),
             ("batch", batch), ("seq", seq), ("params", model.parameterCount),
-            ("train_tokens_per_s", round1(Double(batch * seq) / train)),
-            ("forward_tokens_per_s", round1(Double(batch * seq) / forward)),
-            ("generate_tokens_per_s", round1(Double(generateTokens) / generate)),
-            ("generate_cached_tokens_per_s", round1(Double(cachedTokens.count) / cachedSeconds)),
-            ("train_peak_rss_mb", round1(trainPeak)), ("peak_rss_mb", round1(peakResidentMB())),
         ]
+        if wanted("train") {
+            model.train()
+            let train = median {
+                optimizer.zeroGrad()
+                model(ids, attentionMask: mask, labels: ids).loss.backward()
+                optimizer.step()
+            }
+            result += [("train_tokens_per_s", round1(Double(batch * seq) / train)), ("train_peak_rss_mb", round1(peakResidentMB()))]
+        }
+        model.eval()
+        if wanted("forward") {
+            let forward = median { _ = withNoGrad { model(ids, attentionMask: mask) } }
+            result.append(("forward_tokens_per_s", round1(Double(batch * seq) / forward)))
+        }
+
+        // Greedy decoding the way the reference generates: the whole sequence again for every new token.
+        let prompt = Array(ids.scalars[0..<32])
+        var uncached: [Int32]? = nil
+        if wanted("generate") {
+            var sequence = prompt
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            withNoGrad {
+                for _ in 0..<generateTokens {
+                    let logits = model(IntTensor(sequence, shape: [1, sequence.count])).logits     // [1, T, V]
+                    let last = logits.slice(axis: 1, (sequence.count - 1)..<sequence.count).reshaped([c.vocabSize])
+                    sequence.append(last.topk(1).indices.scalars[0])
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            result.append(("generate_tokens_per_s", round1(Double(generateTokens) / seconds)))
+            uncached = Array(sequence[32...])
+        }
+        // The same greedy decoding with the key/value cache: the prompt once, then one position per token.
+        if wanted("generate-cached") {
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            let cachedTokens = model.greedyContinuation(prompt, maxNewTokens: generateTokens)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
+            if let uncached, cachedTokens != uncached {
+                throw ValidationError("cached decoding produced other tokens than full recomputation")
+            }
+            result.append(("generate_cached_tokens_per_s", round1(Double(cachedTokens.count) / seconds)))
+        }
+        result.append(("peak_rss_mb", round1(peakResidentMB())))
         print("{" + result.map { "\"\($0.0)\": \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
     }
 

@@ -58,24 +58,37 @@ AK_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Four rows of B at a time, so that each load of A serves four dot products.
 AK_AVX2 static void dots_avx2(const ak_gemv_ctx_t *g, long n0, long n1) {
-    const long K = g->K, K32 = K & ~31L;
-    for (long n = n0; n < n1; n++) {
-        const float *b = g->B + n * g->ldb;
-        for (long i = 0; i < g->M; i++) {
-            const float *a = g->A + i * g->lda;
+    const long K = g->K, K8 = K & ~7L;
+    for (long i = 0; i < g->M; i++) {
+        const float *a = g->A + i * g->lda;
+        long n = n0;
+        for (; n + 4 <= n1; n += 4) {
+            const float *b0 = g->B + n * g->ldb, *b1 = b0 + g->ldb, *b2 = b1 + g->ldb, *b3 = b2 + g->ldb;
             __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
             long k = 0;
-            for (; k < K32; k += 32) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
-                s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), s2);
-                s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), s3);
+            for (; k < K8; k += 8) {
+                __m256 x = _mm256_loadu_ps(a + k);
+                s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + k), s0);
+                s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + k), s1);
+                s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + k), s2);
+                s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + k), s3);
             }
-            for (; k + 8 <= K; k += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-            float s = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-            for (; k < K; k++) s += a[k] * b[k];
-            ak_store(g->C + i * g->ldc + n, s, g->alpha, g->beta);
+            float d[4] = {hsum256(s0), hsum256(s1), hsum256(s2), hsum256(s3)};
+            for (; k < K; k++) {
+                d[0] += a[k] * b0[k]; d[1] += a[k] * b1[k]; d[2] += a[k] * b2[k]; d[3] += a[k] * b3[k];
+            }
+            for (int r = 0; r < 4; r++) ak_store(g->C + i * g->ldc + n + r, d[r], g->alpha, g->beta);
+        }
+        for (; n < n1; n++) {
+            const float *b = g->B + n * g->ldb;
+            __m256 s0 = _mm256_setzero_ps();
+            long k = 0;
+            for (; k < K8; k += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
+            float d = hsum256(s0);
+            for (; k < K; k++) d += a[k] * b[k];
+            ak_store(g->C + i * g->ldc + n, d, g->alpha, g->beta);
         }
     }
 }
