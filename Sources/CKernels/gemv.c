@@ -1,6 +1,7 @@
-// Products with very few rows (M <= AK_GEMV_MAX_M, op(A) not transposed): incremental decoding runs one token
-// at a time, and there packing B (a whole weight matrix) for the blocked SGEMM would cost as much as the product
-// itself. Here B is streamed once, straight from where it lies: with B stored N x K (a Linear weight) each
+// Products of one row (op(A) not transposed): incremental decoding runs one token at a time, and there packing B
+// (a whole weight matrix) for the blocked SGEMM would cost as much as the product itself. (The code handles up to
+// AK_GEMV_MAX_M rows; it is used for one only, so that batched training keeps the packed kernel's summation
+// order, which the parity fixtures are checked against.) Here B is streamed once, straight from where it lies: with B stored N x K (a Linear weight) each
 // output is a dot product of two contiguous rows; with B stored K x N each output row is a sum of B's rows.
 // Columns are split across threads when the product is large enough.
 #include "ckernels.h"
@@ -13,7 +14,7 @@
 #define AK_X86 0
 #endif
 
-#define AK_GEMV_MAX_M 4
+#define AK_GEMV_MAX_M 1
 // Below this many multiply-adds the product stays on one thread.
 #define AK_GEMV_PARALLEL_MIN_WORK (1L << 17)
 

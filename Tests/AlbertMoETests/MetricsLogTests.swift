@@ -184,7 +184,8 @@ final class MetricsLogTests: XCTestCase {
         XCTAssertEqual(events.map(\.step), [10, 20])
         XCTAssertEqual(events.first!.values.map(\.tag), ["train/loss", "train/lr", "say \"hi\"\\ λ"])
         XCTAssertEqual(events.first!.values.map(\.value), [2.5, 1e-5, 0.1])
-        XCTAssertEqual(events.first!.wallTime, lines[0]["time"] as? Double)  // the same time in both files
+        // The same time in both files (to the microsecond: Foundation's JSON parser may round the last digit).
+        XCTAssertEqual(events.first!.wallTime ?? 0, (lines[0]["time"] as? Double) ?? 0, accuracy: 1e-5)
         XCTAssertTrue(events.last!.values[0].value.isNaN)
         XCTAssertEqual(events.last!.values[1].value, -.infinity)
     }

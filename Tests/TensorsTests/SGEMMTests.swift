@@ -122,7 +122,7 @@ final class SGEMMTests: XCTestCase {
         sweep(seed: 3)
     }
 
-    /// Products of 1 to 5 rows (the unpacked path for decoding, and the first shape past it), with columns split
+    /// Products of 1 to 5 rows (the unpacked path for one row, the packed kernel past it), with columns split
     /// across threads, on every instruction set.
     func testFewRowsProducts() {
         var n = 0

@@ -49,8 +49,8 @@ void ak_sgemm(int transA, int transB, long M, long N, long K, float alpha, const
 void ak_sgemm_strided_batched(int transA, int transB, long M, long N, long K, float alpha,
                               const float *A, long lda, long strideA, const float *B, long ldb, long strideB,
                               float beta, float *C, long ldc, long strideC, long batch);
-/// The path ak_sgemm takes for products of at most 4 rows with op(A) = A (incremental decoding): B streamed
-/// once without packing. Returns 0, doing nothing, for other shapes.
+/// The path ak_sgemm takes for products of one row with op(A) = A (incremental decoding): B streamed once
+/// without packing. Returns 0, doing nothing, for other shapes.
 int ak_sgemv_small(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                    const float *B, long ldb, float beta, float *C, long ldc, int nthreads);
 /// Naive triple loop with double accumulation, same contract as ak_sgemm. For tests.
