@@ -66,9 +66,18 @@ extension TrainingJob {
     func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer,
                   stream: (String) -> Void = { _ in }) throws -> String {
         let o = options
-        let ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
+        var ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
         guard !ids.isEmpty else { throw ValidationError("the prompt has no token") }
-        let room = o.genMaxLength - ids.count
+        let limit = model.config.maxPositionEmbeddings - 1
+        if ids.count > limit {
+            guard o.truncatePrompt else {
+                throw ValidationError("the prompt has \(ids.count) tokens, more than the model's max_position_embeddings "
+                                      + "(\(limit + 1)) allows; shorten it, or pass --truncate_prompt to keep its last \(limit)")
+            }
+            say("Warning: the prompt has \(ids.count) tokens; only its last \(limit) are used.")
+            ids = Array(ids.suffix(limit))
+        }
+        let room = min(o.genMaxLength, model.config.maxPositionEmbeddings) - ids.count
         guard room > 0 else {
             throw ValidationError("the prompt has \(ids.count) tokens, --gen_max_length \(o.genMaxLength) leaves none to generate")
         }
@@ -78,7 +87,7 @@ extension TrainingJob {
         var shown = try tokenizer.decode(ids.map(Int.init))
         stream(shown)
         var new: [Int32] = []
-        try model.generate(ids, options: sampling, truncateFromLeft: true) { token in
+        try model.generate(ids, options: sampling) { token in
             if !stop.contains(token) { new.append(token) }
             // Decode everything so far and show what is new, once it no longer ends inside a character.
             if let text = try? tokenizer.decode((ids + new).map(Int.init)), text.hasPrefix(shown), !text.hasSuffix("\u{FFFD}") {

@@ -126,7 +126,11 @@ public struct TrainingArguments: ParsableArguments {
     // MARK: Serving
     @Flag(name: .customLong("interactive")) public var interactive = false
     @Option(name: .customLong("input_text")) public var inputText: String?
-    @Option(name: .customLong("gen_max_length")) public var genMaxLength: Int = 100
+    @Option(name: .customLong("gen_max_length"), help: "Tokens in the prompt and its completion together.")
+    public var genMaxLength: Int = 100
+    @Flag(name: .customLong("truncate_prompt"),
+          help: "Cut a prompt too long for the model from the left (with a warning) instead of stopping with an error.")
+    public var truncatePrompt = false
     @Option(name: .customLong("temperature")) public var temperature: Float = 1.0
     @Option(name: .customLong("top_k")) public var topK: Int = 50
     @Option(name: .customLong("top_p")) public var topP: Float = 0.95
