@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// Training metrics, written as JSON lines (`metrics.jsonl`) and, optionally, as a TensorBoard event file in
 /// the same directory.
@@ -119,21 +120,5 @@ public final class MetricsLog {
     }
 
     /// A JSON string literal: quotes, backslashes and control characters escaped; other characters as UTF-8.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ text: String) -> String { JSONValue.string(text).serialized(indent: nil) }
 }
