@@ -12,14 +12,17 @@ let package = Package(
         .library(name: "AlbertMoE", targets: ["AlbertMoE"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .executable(name: "kernel-bench", targets: ["KernelBench"]),
+        .executable(name: "tokenizer-bench", targets: ["TokenizerBench"]),
         .executable(name: "albertmoe", targets: ["AlbertMoECLI"]),
         .executable(name: "train-clm", targets: ["TrainCLM"]),
         .executable(name: "train-mlm", targets: ["TrainMLM"]),
         .library(name: "AlbertMoECommands", targets: ["AlbertMoECommands"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "AlbertMoEServer", targets: ["AlbertMoEServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags, linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]),
@@ -30,10 +33,16 @@ let package = Package(
         .target(name: "AlbertMoECommands", dependencies: [
             "AlbertMoE", "Tokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "AlbertMoECLI", dependencies: ["AlbertMoECommands"]),
+        .target(name: "AlbertMoEServer", dependencies: [
+            "AlbertMoE", "Tokenizers", .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .executableTarget(name: "AlbertMoECLI", dependencies: [
+            "AlbertMoECommands", "AlbertMoEServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "TrainCLM", dependencies: ["AlbertMoECommands"]),
         .executableTarget(name: "TrainMLM", dependencies: ["AlbertMoECommands"]),
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
+        .executableTarget(name: "TokenizerBench", dependencies: ["Tokenizers"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
         .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "Tokenizers"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
@@ -41,6 +50,7 @@ let package = Package(
         .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers"], resources: [.copy("Fixtures")]),
         .target(name: "Tokenizers"),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AlbertMoEServerTests", dependencies: ["AlbertMoEServer"]),
     ],
     swiftLanguageModes: [.v5]
 )

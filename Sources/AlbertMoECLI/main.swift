@@ -1,3 +1,1 @@
-import AlbertMoECommands
-
 AlbertMoECommand.main()

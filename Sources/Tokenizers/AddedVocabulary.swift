@@ -120,9 +120,18 @@ struct AddedVocabulary {
     private func splitWith(_ ns: NormalizedString, _ matcher: TokenMatcher) -> [Split] {
         if matcher.isEmpty { return [Split(normalized: ns, tokens: nil)] }
         let s = ns.scalars
+        let found = matcher.find(s)
+        if found.isEmpty {
+            // What `ns.slice(0..<count)` below gives, without copying the scalars and alignments.
+            if s.isEmpty { return [] }
+            var whole = ns
+            whole.originalStart = Int(ns.starts[0])
+            whole.originalEnd = Int(ns.ends[ns.count - 1])
+            return [Split(normalized: whole, tokens: nil)]
+        }
         var out: [Split] = []
         var startOffset = 0
-        for (r, ti) in matcher.find(s) {
+        for (r, ti) in found {
             let tok = tokens[ti]
             var start = r.lowerBound, stop = r.upperBound
             if tok.singleWord {

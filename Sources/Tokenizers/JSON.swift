@@ -50,7 +50,7 @@ public struct VocabKey: Hashable, CustomStringConvertible {
 }
 
 /// A parsed JSON value. Object key order is kept (`keys`), which matters for vocabularies.
-public indirect enum JSONValue: Equatable {
+public enum JSONValue: Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -235,15 +235,26 @@ struct JSONParser {
 
     mutating func parseNumber() throws -> Double {
         let start = pos
+        var plainInteger = true  // digits with an optional leading '-'
         while pos < bytes.count {
             let c = bytes[pos]
-            if (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+            if c >= 0x30 && c <= 0x39 {
+                pos += 1
+            } else if c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                if !(c == UInt8(ascii: "-") && pos == start) { plainInteger = false }
                 pos += 1
             } else { break }
         }
         if start == pos { throw fail("unexpected character") }
+        let negative = bytes[start] == UInt8(ascii: "-")
+        let digits = pos - start - (negative ? 1 : 0)
+        // Integers of up to 15 digits are exact in a Double: no need for strtod.
+        if plainInteger && digits > 0 && digits <= 15 {
+            var v = 0
+            for i in (pos - digits)..<pos { v = v * 10 + Int(bytes[i] &- 0x30) }
+            return negative ? -Double(v) : Double(v)
+        }
         let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
-        if s == "NaN" { return .nan }
         guard let d = Double(s) else { pos = start; throw fail("invalid number '\(s)'") }
         return d
     }
@@ -370,6 +381,16 @@ struct JNode {
     func array() throws -> [JNode] {
         guard case let .array(a) = value else { throw invalid("expected an array, found \(value.kindName)") }
         return a.enumerated().map { JNode($0.element, path: "\(path)[\($0.offset)]", component: component) }
+    }
+    /// The elements of an array without a JNode each (for large arrays; see `element` for errors).
+    func rawArray() throws -> [JSONValue] {
+        guard case let .array(a) = value else { throw invalid("expected an array, found \(value.kindName)") }
+        return a
+    }
+    /// Element `i` of an array as a JNode.
+    func element(_ i: Int) -> JNode {
+        guard case let .array(a) = value, i >= 0, i < a.count else { return JNode(.null, path: "\(path)[\(i)]", component: component) }
+        return JNode(a[i], path: "\(path)[\(i)]", component: component)
     }
     func object() throws -> [(String, JNode)] {
         guard case let .object(o) = value else { throw invalid("expected an object, found \(value.kindName)") }

@@ -14,12 +14,6 @@ func mergeEncodings(_ encs: [Encoding]) -> Encoding {
     return e
 }
 
-func specialEncoding(ids: [Int], tokens: [String], typeId: Int) -> Encoding {
-    var e = Encoding()
-    for (i, t) in zip(ids, tokens) { e.append(id: i, token: t, typeId: typeId, offset: (0, 0), special: true, word: nil) }
-    return e
-}
-
 struct BertProcessing: PostProcessor {
     let sep: (String, Int)
     let cls: (String, Int)
@@ -121,16 +115,17 @@ struct TemplateProcessing: PostProcessor {
     func processEncodings(_ encs: [Encoding], addSpecialTokens: Bool) throws -> [Encoding] {
         let template = encs.count > 1 ? pair : single
         var out = Encoding()
+        out.reserve(encs.reduce(0) { $0 + $1.count } + addedTokens(isPair: encs.count > 1))
         for p in template {
             switch p {
             case let .sequence(i, typeId):
                 guard i < encs.count else { continue }
-                var e = encs[i]
-                e.typeIds = Array(repeating: typeId, count: e.count)
-                out.append(e)
+                out.append(encs[i], typeId: typeId)
             case let .special(id, typeId):
                 if addSpecialTokens, let s = specials[id] {
-                    out.append(specialEncoding(ids: s.ids, tokens: s.tokens, typeId: typeId))
+                    for (i, t) in zip(s.ids, s.tokens) {
+                        out.append(id: i, token: t, typeId: typeId, offset: (0, 0), special: true, word: nil)
+                    }
                 }
             }
         }

@@ -255,39 +255,34 @@ struct ByteLevelPreTokenizer: PreTokenizer {
 
 /// The byte-level form of `n[r]`: one char per UTF-8 byte, each aligned with its source char.
 func byteLevelSlice(_ n: NormalizedString, _ r: Range<Int>) -> NormalizedString {
-    let table = ByteLevelTable.byteToScalar
-    var ns: [Unicode.Scalar] = []
-    var st: [Int32] = []
-    var en: [Int32] = []
-    ns.reserveCapacity(r.count); st.reserveCapacity(r.count); en.reserveCapacity(r.count)
-    for i in r {
-        let c = n.scalars[i]
-        if c.value < 0x80 {
-            ns.append(table[Int(c.value)]); st.append(n.starts[i]); en.append(n.ends[i])
-        } else {
-            for b in String(c).utf8 { ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
-        }
-    }
+    let (ns, st, en) = byteLevelChars(n, r)
     let os = r.isEmpty ? n.originalStart : Int(n.starts[r.lowerBound])
     let oe = r.isEmpty ? os : Int(n.ends[r.upperBound - 1])
     return NormalizedString(scalars: ns, starts: st, ends: en, originalStart: os, originalEnd: oe)
 }
 
 func byteLevelEncode(_ n: inout NormalizedString) {
+    (n.scalars, n.starts, n.ends) = byteLevelChars(n, 0..<n.count)
+}
+
+/// The byte-level chars of `n[r]` and their alignments.
+private func byteLevelChars(_ n: NormalizedString, _ r: Range<Int>) -> ([Unicode.Scalar], [Int32], [Int32]) {
     let table = ByteLevelTable.byteToScalar
+    var size = 0
+    for i in r { size += UTF8.width(n.scalars[i]) }
     var ns: [Unicode.Scalar] = []
     var st: [Int32] = []
     var en: [Int32] = []
-    ns.reserveCapacity(n.count); st.reserveCapacity(n.count); en.reserveCapacity(n.count)
-    for i in 0..<n.count {
+    ns.reserveCapacity(size); st.reserveCapacity(size); en.reserveCapacity(size)
+    for i in r {
         let c = n.scalars[i]
         if c.value < 0x80 {
             ns.append(table[Int(c.value)]); st.append(n.starts[i]); en.append(n.ends[i])
         } else {
-            for b in String(c).utf8 { ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
+            UTF8.encode(c) { b in ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
         }
     }
-    n.scalars = ns; n.starts = st; n.ends = en
+    return (ns, st, en)
 }
 
 /// Chunks of `length` characters.

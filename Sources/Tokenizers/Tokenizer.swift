@@ -169,6 +169,7 @@ public final class Tokenizer {
         var pre = try addedVocabulary.extractAndNormalize(scalars, normalizer: normalizer)
         try preTokenizer?.preTokenize(&pre)
         var enc = Encoding()
+        enc.reserve(pre.splits.count + pre.splits.count / 4 + 4)  // most words are one or two tokens
         for (w, split) in pre.splits.enumerated() {
             let n = split.normalized
             let toks = try split.tokens ?? model.tokenize(n.scalars[...])
@@ -225,16 +226,17 @@ public final class Tokenizer {
         return merged
     }
 
-    /// Encodes a batch of texts, padding them together when padding is configured.
-    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true) throws -> [Encoding] {
-        var out = try concurrentMap(texts) { try self.encode($0, addSpecialTokens: addSpecialTokens) }
+    /// Encodes a batch of texts, padding them together when padding is configured. The texts are
+    /// spread over the cores unless `parallel` is false (then all work is done on the calling thread).
+    public func encodeBatch(_ texts: [String], addSpecialTokens: Bool = true, parallel: Bool = true) throws -> [Encoding] {
+        var out = try concurrentMap(texts, parallel: parallel) { try self.encode($0, addSpecialTokens: addSpecialTokens) }
         if let p = padding { padEncodings(&out, p) }
         return out
     }
 
     /// Encodes a batch of pairs.
-    public func encodeBatch(pairs: [(String, String)], addSpecialTokens: Bool = true) throws -> [Encoding] {
-        var out = try concurrentMap(pairs) { try self.encode($0.0, pair: $0.1, addSpecialTokens: addSpecialTokens) }
+    public func encodeBatch(pairs: [(String, String)], addSpecialTokens: Bool = true, parallel: Bool = true) throws -> [Encoding] {
+        var out = try concurrentMap(pairs, parallel: parallel) { try self.encode($0.0, pair: $0.1, addSpecialTokens: addSpecialTokens) }
         if let p = padding { padEncodings(&out, p) }
         return out
     }
@@ -256,8 +258,8 @@ public final class Tokenizer {
 }
 
 /// Maps in parallel over large inputs (order is kept); errors are rethrown.
-func concurrentMap<T, R>(_ items: [T], _ f: (T) throws -> R) throws -> [R] {
-    if items.count < 8 { return try items.map(f) }
+func concurrentMap<T, R>(_ items: [T], parallel: Bool = true, _ f: (T) throws -> R) throws -> [R] {
+    if items.count < 8 || !parallel { return try items.map(f) }
     var results = [Result<R, Error>?](repeating: nil, count: items.count)
     let lock = NSLock()
     withoutActuallyEscaping(f) { f in

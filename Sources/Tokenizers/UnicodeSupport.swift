@@ -1,11 +1,13 @@
 import Foundation
 
 extension Unicode.Scalar {
-    /// Rust's `char::is_whitespace` (the White_Space property).
+    /// Rust's `char::is_whitespace` (the White_Space property: this fixed list is all of it, the same
+    /// as `properties.isWhitespace` for every scalar, without the property lookup).
     @inline(__always) var isWS: Bool {
-        let v = value
-        if v < 0x80 { return v == 0x20 || (v >= 0x09 && v <= 0x0D) }
-        return properties.isWhitespace
+        switch value {
+        case 0x09...0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: return true
+        default: return false
+        }
     }
     /// Rust's `char::is_numeric`: general categories Nd, Nl, No.
     var isNumericChar: Bool {

@@ -2,10 +2,9 @@ import Foundation
 
 public final class BPEModel: TokenizerModel {
     public let vocab: [VocabKey: Int]
-    let vocabR: [Int: String]
     let idToString: [String?]
-    /// (left id, right id) -> (rank, new id)
-    let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// (left id << 32 | right id) -> (rank << 32 | new id)
+    let merges: U64Map
     public let mergeList: [(String, String)]
     public let unkToken: String?
     public let prefix: String?
@@ -23,7 +22,6 @@ public final class BPEModel: TokenizerModel {
                 suffix: String? = nil, fuseUnk: Bool = false, byteFallback: Bool = false, ignoreMerges: Bool = false,
                 dropout: Double? = nil, path: String = "$.model") throws {
         self.vocab = vocab
-        self.vocabR = reverseVocab(vocab)
         self.idToString = vocabArray(vocab)
         self.mergeList = merges
         self.unkToken = unkToken
@@ -33,21 +31,20 @@ public final class BPEModel: TokenizerModel {
         self.byteFallback = byteFallback
         self.ignoreMerges = ignoreMerges
         self.dropout = dropout
-        var m: [UInt64: (rank: Int32, id: Int32)] = [:]
-        m.reserveCapacity(merges.count)
+        var m = U64Map(capacity: merges.count)
         let prefixLen = prefix?.utf8.count ?? 0
         for (i, (a, b)) in merges.enumerated() {
             guard let ai = vocab[VocabKey(a)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merge token '\(a)' not in vocabulary") }
             guard let bi = vocab[VocabKey(b)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merge token '\(b)' not in vocabulary") }
-            let bb = Array(b.utf8)
-            let newToken = a + String(decoding: bb[min(prefixLen, bb.count)...], as: UTF8.self)
+            let newToken = prefixLen == 0 ? a + b : a + String(decoding: b.utf8.dropFirst(prefixLen), as: UTF8.self)
             guard let ni = vocab[VocabKey(newToken)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merged token '\(newToken)' not in vocabulary") }
-            let key = UInt64(UInt32(ai)) << 32 | UInt64(UInt32(bi))
-            if m[key] == nil { m[key] = (Int32(i), Int32(ni)) }
+            m.getOrInsert(BPEModel.pairKey(Int32(ai), Int32(bi)), UInt64(i) << 32 | UInt64(UInt32(ni)))  // the first merge wins
         }
         self.merges = m
+        let affixLen = prefixLen + (suffix?.utf8.count ?? 0)
         for (key, id) in vocab {
             let tok = key.string
+            if tok.utf8.count > 4 + affixLen { continue }  // longer than one character with prefix and suffix
             var u = Array(tok.utf8)[...]
             var cls = 0
             if let p = prefix, !p.isEmpty, u.starts(with: p.utf8) { u = u.dropFirst(p.utf8.count); cls |= 1 }
@@ -58,24 +55,32 @@ public final class BPEModel: TokenizerModel {
             if cls != 0, tok.unicodeScalars.count == 1 { charIds[0][tok.unicodeScalars.first!.value] = Int32(id) }
         }
         for b in 0..<256 {
-            if let id = vocab[VocabKey(String(format: "<0x%02X>", b))] { byteIds[b] = Int32(id) }
+            if let id = vocab[VocabKey(byteTokenName(UInt8(b)))] { byteIds[b] = Int32(id) }
         }
     }
 
     convenience init(json n: JNode) throws {
         let vocab = try parseVocabObject(try n.field("vocab"))
+        let mergesNode = try n.field("merges")
+        let items = try mergesNode.rawArray()
         var merges: [(String, String)] = []
-        for m in try n.field("merges").array() {
-            switch m.value {
+        merges.reserveCapacity(items.count)
+        for (i, m) in items.enumerated() {
+            switch m {
             case let .string(s):
-                let parts = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw m.invalid("a merge must be two tokens separated by one space") }
-                merges.append((String(parts[0]), String(parts[1])))
+                // "a b": split at the one space (bytes, like Rust's `split(' ')`).
+                let u = s.utf8
+                guard let sp = u.firstIndex(of: UInt8(ascii: " ")), !u[u.index(after: sp)...].contains(UInt8(ascii: " ")) else {
+                    throw mergesNode.element(i).invalid("a merge must be two tokens separated by one space")
+                }
+                merges.append((String(decoding: u[..<sp], as: UTF8.self), String(decoding: u[u.index(after: sp)...], as: UTF8.self)))
             case let .array(a):
-                guard a.count == 2, case let .string(x) = a[0], case let .string(y) = a[1] else { throw m.invalid("a merge must be a pair of strings") }
+                guard a.count == 2, case let .string(x) = a[0], case let .string(y) = a[1] else {
+                    throw mergesNode.element(i).invalid("a merge must be a pair of strings")
+                }
                 merges.append((x, y))
             default:
-                throw m.invalid("a merge must be a string or a pair of strings")
+                throw mergesNode.element(i).invalid("a merge must be a string or a pair of strings")
             }
         }
         var dropout: Double? = nil
@@ -88,6 +93,14 @@ public final class BPEModel: TokenizerModel {
                       byteFallback: try n.bool("byte_fallback", default: false),
                       ignoreMerges: try n.bool("ignore_merges", default: false),
                       dropout: dropout, path: n.path)
+    }
+
+    @inline(__always) static func pairKey(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+
+    /// The merge of the pair (a, b): its rank and the id of the merged token.
+    @inline(__always) func merge(_ a: Int32, _ b: Int32) -> (rank: Int32, id: Int32)? {
+        guard let v = merges.get(BPEModel.pairKey(a, b)) else { return nil }
+        return (Int32(truncatingIfNeeded: v >> 32), Int32(truncatingIfNeeded: v))
     }
 
     struct Symbol {
@@ -116,8 +129,7 @@ public final class BPEModel: TokenizerModel {
             let s = makeString(word)
             if let id = vocab[VocabKey(s)] { return [ModelToken(id: id, value: s, start: 0, end: word.count)] }
         }
-        let key = Array(word)
-        if let hit = cache.get(key) { return hit }
+        if let hit = cache.get(word) { return hit }
         let syms = try mergeWord(word)
         var out: [ModelToken] = []
         out.reserveCapacity(syms.count)
@@ -125,7 +137,7 @@ public final class BPEModel: TokenizerModel {
             let id = Int(s.id)
             out.append(ModelToken(id: id, value: id < idToString.count ? (idToString[id] ?? "") : "", start: Int(s.start), end: Int(s.end)))
         }
-        if word.count < 256 { cache.put(key, out) }
+        if word.count < 256 { cache.put(word, out) }
         return out
     }
 
@@ -178,7 +190,7 @@ public final class BPEModel: TokenizerModel {
         // Priority queue of (rank, pos, newId); smallest rank, then smallest pos, first.
         var heap = MergeHeap()
         for i in 0..<(symbols.count - 1) {
-            if let m = merges[UInt64(UInt32(symbols[i].id)) << 32 | UInt64(UInt32(symbols[i + 1].id))] {
+            if let m = merge(symbols[i].id, symbols[i + 1].id) {
                 heap.push(MergeEntry(rank: m.rank, pos: Int32(i), newId: m.id))
             }
         }
@@ -188,7 +200,7 @@ public final class BPEModel: TokenizerModel {
             if !alive[p] { continue }
             let nx = Int(symbols[p].next)
             if nx < 0 { continue }
-            guard let m = merges[UInt64(UInt32(symbols[p].id)) << 32 | UInt64(UInt32(symbols[nx].id))], m.id == top.newId else { continue }
+            guard let m = merge(symbols[p].id, symbols[nx].id), m.id == top.newId else { continue }
             symbols[p].id = top.newId
             symbols[p].end = symbols[nx].end
             symbols[p].next = symbols[nx].next
@@ -196,10 +208,10 @@ public final class BPEModel: TokenizerModel {
             let nn = Int(symbols[nx].next)
             if nn >= 0 { symbols[nn].prev = Int32(p) }
             let pv = Int(symbols[p].prev)
-            if pv >= 0, let m2 = merges[UInt64(UInt32(symbols[pv].id)) << 32 | UInt64(UInt32(symbols[p].id))] {
+            if pv >= 0, let m2 = merge(symbols[pv].id, symbols[p].id) {
                 heap.push(MergeEntry(rank: m2.rank, pos: Int32(pv), newId: m2.id))
             }
-            if nn >= 0, let m3 = merges[UInt64(UInt32(symbols[p].id)) << 32 | UInt64(UInt32(symbols[nn].id))] {
+            if nn >= 0, let m3 = merge(symbols[p].id, symbols[nn].id) {
                 heap.push(MergeEntry(rank: m3.rank, pos: Int32(p), newId: m3.id))
             }
         }
@@ -213,7 +225,7 @@ public final class BPEModel: TokenizerModel {
     }
 
     public func tokenToId(_ token: String) -> Int? { vocab[VocabKey(token)] }
-    public func idToToken(_ id: Int) -> String? { vocabR[id] }
+    public func idToToken(_ id: Int) -> String? { id >= 0 && id < idToString.count ? idToString[id] : nil }
     public var vocabSize: Int { vocab.count }
 
     public func toJSON() -> JSONValue {
@@ -267,28 +279,39 @@ struct MergeHeap {
 }
 
 /// A thread-safe word cache (word scalars -> tokens), shared by BPE and Unigram. Sharded so
-/// that parallel batch encoding rarely waits on a lock.
+/// that parallel batch encoding rarely waits on a lock. Looked up by slice, so a hit allocates nothing.
 final class BPECache: @unchecked Sendable {
+    /// A word with a hash of its own (one multiply per scalar), so that the dictionary hashes 8 bytes
+    /// instead of the whole word.
+    struct Key: Hashable {
+        let hash: UInt64
+        let word: ArraySlice<Unicode.Scalar>
+        init(_ word: ArraySlice<Unicode.Scalar>) {
+            var h: UInt64 = UInt64(word.count)
+            for c in word { h = (h ^ UInt64(c.value)) &* 0x100_0000_01B3 ^ (h >> 29) }
+            hash = h
+            self.word = word
+        }
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.word == b.word }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
     private final class Shard {
         let lock = NSLock()
-        var map: [[Unicode.Scalar]: [ModelToken]] = [:]
+        var map: [Key: [ModelToken]] = [:]
     }
     private let shards: [Shard] = (0..<16).map { _ in Shard() }
     let capacityPerShard = 1_000
 
-    @inline(__always) private func shard(_ k: [Unicode.Scalar]) -> Shard {
-        var h = UInt32(truncatingIfNeeded: k.count) &* 0x9E37_79B9
-        if let f = k.first { h ^= f.value &* 0x85EB_CA6B }
-        if let l = k.last { h ^= l.value &* 0xC2B2_AE35 }
-        return shards[Int((h >> 7) & 15)]
-    }
-    func get(_ k: [Unicode.Scalar]) -> [ModelToken]? {
-        let s = shard(k)
+    func get(_ word: ArraySlice<Unicode.Scalar>) -> [ModelToken]? {
+        let k = Key(word)
+        let s = shards[Int(k.hash >> 60)]
         s.lock.lock(); defer { s.lock.unlock() }
         return s.map[k]
     }
-    func put(_ k: [Unicode.Scalar], _ v: [ModelToken]) {
-        let s = shard(k)
+    func put(_ word: ArraySlice<Unicode.Scalar>, _ v: [ModelToken]) {
+        // Stored as a copy of its own, so that the key does not keep a larger array alive.
+        let k = Key(ArraySlice(Array(word)))
+        let s = shards[Int(k.hash >> 60)]
         s.lock.lock(); defer { s.lock.unlock() }
         if s.map.count < capacityPerShard { s.map[k] = v }
     }

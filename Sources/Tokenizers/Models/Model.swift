@@ -31,11 +31,12 @@ func parseVocabObject(_ node: JNode) throws -> [VocabKey: Int] {
     return vocab
 }
 
-func reverseVocab(_ vocab: [VocabKey: Int]) -> [Int: String] {
-    var r: [Int: String] = [:]
-    r.reserveCapacity(vocab.count)
-    for (k, v) in vocab { r[v] = k.string }
-    return r
+/// "<0xAB>": the name of a byte-fallback token.
+func byteTokenName(_ b: UInt8) -> String {
+    let hex: StaticString = "0123456789ABCDEF"
+    let h = hex.utf8Start
+    return String(decoding: [UInt8(ascii: "<"), UInt8(ascii: "0"), UInt8(ascii: "x"), h[Int(b >> 4)], h[Int(b & 15)], UInt8(ascii: ">")],
+                  as: UTF8.self)
 }
 
 func vocabArray(_ vocab: [VocabKey: Int]) -> [String?] {
@@ -78,12 +79,12 @@ enum ModelFactory {
 
 public final class WordLevelModel: TokenizerModel {
     let vocab: [VocabKey: Int]
-    let vocabR: [Int: String]
+    let idToString: [String?]
     let unkToken: String
 
     init(json n: JNode) throws {
         vocab = try parseVocabObject(try n.field("vocab"))
-        vocabR = reverseVocab(vocab)
+        idToString = vocabArray(vocab)
         unkToken = try n.string("unk_token", default: "<unk>")
     }
 
@@ -95,7 +96,7 @@ public final class WordLevelModel: TokenizerModel {
         return [ModelToken(id: u, value: unkToken, start: 0, end: word.endIndex - b)]
     }
     public func tokenToId(_ token: String) -> Int? { vocab[VocabKey(token)] }
-    public func idToToken(_ id: Int) -> String? { vocabR[id] }
+    public func idToToken(_ id: Int) -> String? { id >= 0 && id < idToString.count ? idToString[id] : nil }
     public var vocabSize: Int { vocab.count }
     public func toJSON() -> JSONValue {
         .obj([("type", .string("WordLevel")), ("vocab", vocabJSON(vocab)), ("unk_token", .string(unkToken))])

@@ -2,29 +2,33 @@ import Foundation
 
 /// A trie over unicode scalars stored in one hash map: (node << 21 | scalar) -> child node.
 struct ScalarTrie {
-    private var children: [UInt64: Int32] = [:]
+    private var children: U64Map
     private(set) var values: [Int32] = [-1]  // per node: token id ending here, or -1
 
-    mutating func insert(_ key: String, id: Int) {
+    /// `keys`: about how many keys will be inserted (a vocabulary's tries have about twice as many nodes).
+    init(keys: Int = 0) {
+        children = U64Map(capacity: 2 * keys)
+        values.reserveCapacity(2 * keys + 1)
+    }
+
+    mutating func insert<S: Sequence>(_ key: S, id: Int) where S.Element == Unicode.Scalar {
         var node: Int32 = 0
-        for c in key.unicodeScalars {
-            let k = UInt64(node) << 21 | UInt64(c.value)
-            if let nx = children[k] { node = nx } else {
-                let nx = Int32(values.count)
-                values.append(-1)
-                children[k] = nx
-                node = nx
-            }
+        for c in key {
+            let next = Int32(values.count)
+            node = Int32(children.getOrInsert(UInt64(node) << 21 | UInt64(c.value), UInt64(next)))
+            if node == next { values.append(-1) }
         }
         values[Int(node)] = Int32(id)  // later duplicates win, like the Rust token map
     }
 
+    mutating func insert(_ key: String, id: Int) { insert(key.unicodeScalars, id: id) }
+
     /// Calls `f(length, id)` for every vocabulary entry that is a prefix of `s[start...]`, shortest first.
     @inline(__always) func prefixes(_ s: ArraySlice<Unicode.Scalar>, from start: Int, _ f: (Int, Int) -> Void) {
-        var node: Int32 = 0
+        var node: UInt64 = 0
         var i = start
         while i < s.endIndex {
-            guard let nx = children[UInt64(node) << 21 | UInt64(s[i].value)] else { return }
+            guard let nx = children.get(node << 21 | UInt64(s[i].value)) else { return }
             node = nx
             i += 1
             let v = values[Int(nx)]
@@ -52,8 +56,9 @@ public final class UnigramModel: TokenizerModel {
         self.pieces = pieces
         self.unkId = unkId
         self.byteFallback = byteFallback
-        var t = ScalarTrie()
+        var t = ScalarTrie(keys: pieces.count)
         var ids: [VocabKey: Int] = [:]
+        ids.reserveCapacity(pieces.count)
         var mn = Double.infinity
         for (i, (p, s)) in pieces.enumerated() {
             ids[VocabKey(p)] = i
@@ -64,15 +69,25 @@ public final class UnigramModel: TokenizerModel {
         tokenToIds = ids
         trie = t
         minScore = mn
-        for b in 0..<256 { if let id = ids[VocabKey(String(format: "<0x%02X>", b))] { byteIds[b] = id } }
+        for b in 0..<256 { if let id = ids[VocabKey(byteTokenName(UInt8(b)))] { byteIds[b] = id } }
     }
 
     convenience init(json n: JNode) throws {
+        let vocab = try n.field("vocab")
+        let items = try vocab.rawArray()
         var pieces: [(String, Double)] = []
-        for v in try n.field("vocab").array() {
-            let pair = try v.array()
-            guard pair.count == 2 else { throw v.invalid("expected [piece, score]") }
-            pieces.append((try pair[0].string(), try pair[1].double()))
+        pieces.reserveCapacity(items.count)
+        for (i, v) in items.enumerated() {
+            if case let .array(pair) = v, pair.count == 2, case let .string(p) = pair[0], case let .number(score) = pair[1] {
+                pieces.append((p, score))
+                continue
+            }
+            // Not a [piece, score] pair: the same checks through JNode, which name the path in the error.
+            let e = vocab.element(i)
+            let pair = try e.array()
+            guard pair.count == 2 else { throw e.invalid("expected [piece, score]") }
+            _ = try pair[0].string()
+            _ = try pair[1].double()
         }
         var unk: Int? = nil
         if let u = n.optional("unk_id") { unk = try u.int() }
@@ -81,10 +96,9 @@ public final class UnigramModel: TokenizerModel {
 
     public func tokenize(_ word: ArraySlice<Unicode.Scalar>) throws -> [ModelToken] {
         if word.isEmpty { return [] }
-        let key = Array(word)
-        if let hit = cache.get(key) { return hit }
+        if let hit = cache.get(word) { return hit }
         let out = try viterbi(word)
-        if word.count < 256 { cache.put(key, out) }
+        if word.count < 256 { cache.put(word, out) }
         return out
     }
 
@@ -147,7 +161,7 @@ public final class UnigramModel: TokenizerModel {
                 let bytes = Array(str.utf8)
                 if bytes.allSatisfy({ byteIds[Int($0)] >= 0 }) {
                     for x in bytes {
-                        out.append(ModelToken(id: byteIds[Int(x)], value: String(format: "<0x%02X>", x), start: s, end: e))
+                        out.append(ModelToken(id: byteIds[Int(x)], value: byteTokenName(x), start: s, end: e))
                     }
                     continue
                 }

@@ -2,7 +2,6 @@ import Foundation
 
 public final class WordPieceModel: TokenizerModel {
     public let vocab: [VocabKey: Int]
-    let vocabR: [Int: String]
     let idToString: [String?]
     /// Tries for word-initial tokens and for continuation tokens (prefix stripped).
     let initialTrie: ScalarTrie
@@ -13,17 +12,17 @@ public final class WordPieceModel: TokenizerModel {
 
     public init(vocab: [VocabKey: Int], unkToken: String = "[UNK]", prefix: String = "##", maxInputCharsPerWord: Int = 100) {
         self.vocab = vocab
-        self.vocabR = reverseVocab(vocab)
         self.unkToken = unkToken
         self.prefix = prefix
         self.maxInputCharsPerWord = maxInputCharsPerWord
         self.idToString = vocabArray(vocab)
-        var a = ScalarTrie(), b = ScalarTrie()
+        var a = ScalarTrie(keys: vocab.count), b = ScalarTrie(keys: prefix.isEmpty ? 0 : vocab.count)
+        let prefixScalars = prefix.unicodeScalars.count
         for (k, id) in vocab {
             a.insert(k.string, id: id)
-            let u = Array(k.string.utf8)
-            if !prefix.isEmpty, u.starts(with: prefix.utf8) {
-                b.insert(String(decoding: u[prefix.utf8.count...], as: UTF8.self), id: id)
+            // Byte prefix; a valid UTF-8 prefix ends on a scalar boundary, so dropping its scalars is the same.
+            if !prefix.isEmpty, k.string.utf8.starts(with: prefix.utf8) {
+                b.insert(k.string.unicodeScalars.dropFirst(prefixScalars), id: id)
             }
         }
         if prefix.isEmpty { b = a }
@@ -63,7 +62,7 @@ public final class WordPieceModel: TokenizerModel {
     }
 
     public func tokenToId(_ token: String) -> Int? { vocab[VocabKey(token)] }
-    public func idToToken(_ id: Int) -> String? { vocabR[id] }
+    public func idToToken(_ id: Int) -> String? { id >= 0 && id < idToString.count ? idToString[id] : nil }
     public var vocabSize: Int { vocab.count }
     public func toJSON() -> JSONValue {
         .obj([("type", .string("WordPiece")), ("unk_token", .string(unkToken)),

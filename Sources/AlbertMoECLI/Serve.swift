@@ -1,0 +1,81 @@
+import AlbertMoEServer
+import ArgumentParser
+import Dispatch
+import Foundation
+
+/// `albertmoe serve`: an HTTP server with an OpenAI-like API (completions, embeddings, mask filling) for one model
+/// directory, until SIGINT or SIGTERM.
+struct Serve: ParsableCommand {
+
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over HTTP: /v1/completions, /v1/embeddings, /v1/fill-mask, /v1/models, /health.")
+
+    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors, tokenizer.json).")
+    var model: String
+    @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
+    @Option(help: "The port to listen on (0: any free port).") var port: Int = 8080
+    @Option(name: .customLong("model_name"), help: "The model's name in the API (default: the directory's name).")
+    var modelName: String?
+    @Option(name: .customLong("max_body_bytes"), help: "Larger request bodies are refused (413).")
+    var maxBodyBytes: Int = 1 << 20
+    @Option(name: .customLong("max_tokens_limit"), help: "The largest max_tokens a completion may ask for.")
+    var maxTokensLimit: Int = 2048
+
+    func validate() throws {
+        guard (0 ... 65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max_body_bytes must be at least 1, got \(maxBodyBytes)") }
+        guard maxTokensLimit >= 1 else {
+            throw ValidationError("--max_tokens_limit must be at least 1, got \(maxTokensLimit)")
+        }
+        if let modelName, modelName.isEmpty { throw ValidationError("--model_name must not be empty") }
+    }
+
+    func run() throws {
+        let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
+                                                maxTokensLimit: maxTokensLimit, modelName: modelName)
+        let server: InferenceServer
+        do { server = try InferenceServer(modelDirectory: URL(fileURLWithPath: model), configuration: configuration) } catch {
+            throw ValidationError("--model \(model): \(error)")
+        }
+        let (kind, name, address) = (server.modelKind, server.modelName, "\(host):\(port)")
+        try waitFor {
+            let listening = Flag()
+            do {
+                try await server.run { host, port in
+                    listening.set()
+                    print("Serving \(name) (\(kind.summary)) on http://\(host):\(port)")
+                    fflush(stdout)
+                }
+            } catch where !listening.isSet {
+                throw ServeError(message: "cannot listen on \(address): \(error)")
+            }
+        }
+    }
+}
+
+/// A failure to start serving.
+struct ServeError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Whether something happened, noted from any thread.
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Runs `body` in a task and blocks the calling thread until it ends: the command line's entry point is synchronous.
+private func waitFor(_ body: @escaping @Sendable () async throws -> Void) throws {
+    final class Outcome: @unchecked Sendable { var error: Error? }
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { try await body() } catch { outcome.error = error }
+        done.signal()
+    }
+    done.wait()
+    if let error = outcome.error { throw error }
+}

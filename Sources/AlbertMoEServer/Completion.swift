@@ -1,0 +1,186 @@
+import AlbertMoE
+import Foundation
+import Tokenizers
+
+/// The settings of a `/v1/completions` request, read and checked.
+struct CompletionRequest {
+    var prompt: String
+    var maxTokens: Int
+    var sampling: SamplingOptions
+    var stops: [String]
+    var stream: Bool
+
+    /// Reads the OpenAI fields (prompt, max_tokens, temperature, top_p, seed, stop, stream, n, logprobs) and the
+    /// extensions top_k and repetition_penalty; other fields are ignored.
+    init(_ fields: RequestFields, maxTokensLimit: Int) throws {
+        guard let prompts = try fields.strings("prompt") else {
+            throw APIError.invalid("prompt is required", param: "prompt")
+        }
+        guard prompts.count == 1 else {
+            throw APIError.invalid("prompt must be a string or an array of one string (got \(prompts.count) prompts)",
+                                   param: "prompt")
+        }
+        prompt = prompts[0]
+        guard !prompt.isEmpty else { throw APIError.invalid("prompt must not be empty", param: "prompt") }
+
+        maxTokens = try fields.int("max_tokens") ?? 16
+        guard maxTokens >= 1 else {
+            throw APIError.invalid("max_tokens must be at least 1, got \(maxTokens)", param: "max_tokens")
+        }
+        guard maxTokens <= maxTokensLimit else {
+            throw APIError.invalid("max_tokens must be at most \(maxTokensLimit) (the server's limit), got \(maxTokens)",
+                                   param: "max_tokens")
+        }
+        if let n = try fields.int("n"), n != 1 {
+            throw APIError.invalid("n must be 1: one completion per request", param: "n")
+        }
+        if fields.has("logprobs") {
+            throw APIError.invalid("logprobs is not supported", param: "logprobs")
+        }
+        let seed = try fields.int("seed")
+        if let seed, seed < 0 { throw APIError.invalid("seed must be >= 0, got \(seed)", param: "seed") }
+        sampling = SamplingOptions(
+            maxNewTokens: maxTokens,
+            temperature: Float(try fields.double("temperature") ?? 1),
+            topK: try fields.int("top_k"),
+            topP: Float(try fields.double("top_p") ?? 1),
+            repetitionPenalty: Float(try fields.double("repetition_penalty") ?? 1),
+            seed: seed.map { UInt64($0) } ?? UInt64.random(in: 0 ... .max))
+        do { try sampling.validate() } catch let error as GenerationError {
+            // The message starts with the field's name: "temperature: must be >= 0, got -1.0".
+            let parts = error.message.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { throw APIError.invalid(error.message) }
+            let field = String(parts[0])
+            throw APIError.invalid("\(field) \(parts[1].trimmingCharacters(in: .whitespaces))", param: field)
+        }
+
+        stops = try fields.strings("stop") ?? []
+        guard stops.count <= 16 else { throw APIError.invalid("stop holds at most 16 strings", param: "stop") }
+        guard !stops.contains("") else { throw APIError.invalid("stop strings must not be empty", param: "stop") }
+        stream = try fields.bool("stream") ?? false
+    }
+}
+
+/// One generation, advanced one token at a time with `step()` so that requests can take turns on the model. It
+/// samples exactly as `AlbertForCausalLM.generate` does (the key/value cache, `LogitSampler`), so a seed gives the
+/// same tokens; it also stops at stop strings and turns the tokens into text pieces. Use it on the model worker only.
+final class CompletionGenerator: @unchecked Sendable {
+    /// What one step made.
+    struct Step {
+        /// New text to send (may be empty: an incomplete character or a possible stop string is held back).
+        var text: String
+        /// "stop" or "length" once the generation is over, else nil.
+        var finishReason: String?
+    }
+
+    let promptTokens: Int
+    /// Tokens sampled so far (the end-of-text token included).
+    private(set) var completionTokens = 0
+
+    private let model: AlbertForCausalLM
+    private let tokenizer: Tokenizer
+    private let endOfText: Int32?
+    private let maxTokens: Int
+    private let cache: KVCache
+    private var sampler: LogitSampler
+    private var context: [Int32]
+    private var pending: [Int32]
+    private var generated: [Int32] = []
+    private var text: CompletionText
+
+    /// Tokenizes the prompt and checks that it and max_tokens fit the model's context.
+    init(_ request: CompletionRequest, served: ServedModel) throws {
+        guard let model = served.causal else { preconditionFailure("CompletionGenerator needs a causal model") }
+        let prompt: [Int32]
+        do {
+            prompt = try served.tokenizer.encode(request.prompt, addSpecialTokens: false).ids.map { Int32($0) }
+        } catch {
+            throw APIError.invalid("prompt cannot be tokenized: \(error)", param: "prompt")
+        }
+        guard !prompt.isEmpty else { throw APIError.invalid("prompt has no tokens", param: "prompt") }
+        let room = model.config.maxPositionEmbeddings
+        guard prompt.count + request.maxTokens <= room else {
+            throw APIError.invalid("the prompt (\(prompt.count) tokens) and max_tokens (\(request.maxTokens)) exceed the "
+                                   + "model's context of \(room) tokens: shorten the prompt or lower max_tokens",
+                                   param: "prompt")
+        }
+        if let bad = prompt.first(where: { Int($0) >= model.config.vocabSize }) {
+            throw APIError.invalid("prompt token \(bad) is outside the model's vocabulary", param: "prompt")
+        }
+        self.model = model
+        tokenizer = served.tokenizer
+        endOfText = served.endOfText
+        maxTokens = request.maxTokens
+        promptTokens = prompt.count
+        cache = KVCache(config: model.config)
+        sampler = LogitSampler(request.sampling)
+        context = prompt
+        pending = prompt
+        text = CompletionText(stops: request.stops)
+    }
+
+    /// Runs the model once (the prompt on the first call, then the last token) and samples the next token.
+    func step() throws -> Step {
+        let next = sampler.next(model.nextTokenLogits(pending, cache: cache), history: context)
+        completionTokens += 1
+        context.append(next)
+        pending = [next]
+        if next == endOfText {
+            return Step(text: text.finish(try decoded()), finishReason: "stop")
+        }
+        generated.append(next)
+        let all = try decoded()
+        let (piece, stopped) = text.update(all)
+        if stopped { return Step(text: piece, finishReason: "stop") }
+        if generated.count >= maxTokens { return Step(text: piece + text.finish(all), finishReason: "length") }
+        return Step(text: piece, finishReason: nil)
+    }
+
+    private func decoded() throws -> String {
+        try tokenizer.decode(generated.map { Int($0) }, skipSpecialTokens: true)
+    }
+}
+
+/// Turns the decoded text of the tokens generated so far into the pieces to send. It holds back what may still
+/// change: an incomplete character at the end (decoded as U+FFFD) and an ending that could be the start of a stop
+/// string. The completion's text is always the concatenation of the pieces, streamed or not. Pieces are cut between
+/// Unicode scalars, not characters, so that a combining mark that follows is not lost.
+struct CompletionText {
+    let stops: [String]
+    /// The text sent so far.
+    private(set) var sent = ""
+
+    /// The new piece for `decoded` (the decoded text of all tokens so far), and whether a stop string was found
+    /// (the text then ends before it).
+    mutating func update(_ decoded: String) -> (piece: String, stopped: Bool) {
+        let cuts = stops.compactMap { decoded.firstRange(of: $0)?.lowerBound }
+        if let cut = cuts.min() {
+            return (advance(to: String(decoded[..<cut])), true)
+        }
+        return (advance(to: String(String.UnicodeScalarView(decoded.unicodeScalars.dropLast(heldBack(decoded))))), false)
+    }
+
+    /// The rest of `decoded`, at the end of the generation.
+    mutating func finish(_ decoded: String) -> String { advance(to: decoded) }
+
+    /// The scalars of `target` beyond as many as were already sent.
+    private mutating func advance(to target: String) -> String {
+        let done = sent.unicodeScalars.count
+        guard target.unicodeScalars.count > done else { return "" }
+        let piece = String(String.UnicodeScalarView(target.unicodeScalars.dropFirst(done)))
+        sent += piece
+        return piece
+    }
+
+    /// How many scalars at the end of `decoded` to keep back for now.
+    private func heldBack(_ decoded: String) -> Int {
+        let scalars = Array(decoded.unicodeScalars)
+        let incomplete = scalars.reversed().prefix { $0 == "\u{FFFD}" }.count
+        let stopStart = stops.map { stop in
+            let start = Array(stop.unicodeScalars)
+            return stride(from: min(start.count - 1, scalars.count), to: 0, by: -1)
+                .first { scalars.suffix($0).elementsEqual(start.prefix($0)) } ?? 0
+        }.max() ?? 0
+        return max(incomplete, stopStart)
+    }
+}

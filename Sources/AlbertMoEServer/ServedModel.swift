@@ -1,0 +1,71 @@
+import AlbertMoE
+import Foundation
+import Tokenizers
+
+/// What kind of model a server holds, which decides the endpoints it can answer.
+public enum ModelKind: String, Sendable {
+    /// A causal language model (AlbertForCausalLM): completions and embeddings.
+    case causal
+    /// A masked language model (AlbertForMaskedLM): mask filling and embeddings.
+    case masked
+    /// A bare sentence encoder (SentenceAlbert): embeddings only.
+    case encoder
+
+    /// "causal language model", "masked language model" or "sentence encoder".
+    public var summary: String {
+        switch self {
+        case .causal: return "causal language model"
+        case .masked: return "masked language model"
+        case .encoder: return "sentence encoder"
+        }
+    }
+}
+
+/// A model directory loaded for serving: the model, its tokenizer and a sentence encoder sharing the model's
+/// encoder weights. Everything here is used on the `ModelWorker`'s queue only.
+final class ServedModel: @unchecked Sendable {
+    let kind: ModelKind
+    let config: AlbertMoEConfig
+    let tokenizer: Tokenizer
+    let causal: AlbertForCausalLM?
+    let masked: AlbertForMaskedLM?
+    let encoder: SentenceAlbert
+    /// The token that ends a completion: the first special added token among <|endoftext|>, </s>, <eos>, [SEP].
+    let endOfText: Int32?
+
+    /// Loads `directory` (config.json, model.safetensors, tokenizer.json or a SentencePiece model), in evaluation mode.
+    init(directory: URL) throws {
+        let (config, architecture) = try ModelDirectory.readConfig(directory)
+        tokenizer = try Tokenizer.load(from: directory)
+        guard tokenizer.vocabSize <= config.vocabSize else {
+            throw CheckpointError("\(directory.path): the tokenizer has \(tokenizer.vocabSize) tokens, more than the "
+                                  + "model's vocabulary (\(config.vocabSize))")
+        }
+        switch architecture {
+        case "AlbertForCausalLM":
+            let model = try AlbertForCausalLM.load(from: directory)
+            (kind, causal, masked) = (.causal, model, nil)
+            encoder = SentenceAlbert(encoder: model.albert)
+        case "AlbertForMaskedLM":
+            let model = try AlbertForMaskedLM.load(from: directory)
+            (kind, causal, masked) = (.masked, nil, model)
+            encoder = SentenceAlbert(encoder: model.albert)
+        case "SentenceAlbert":
+            (kind, causal, masked) = (.encoder, nil, nil)
+            encoder = try SentenceAlbert.load(from: directory)
+        default:
+            throw CheckpointError("\(directory.path): config.json names the architecture \(architecture ?? "(none)"); "
+                                  + "expected AlbertForCausalLM, AlbertForMaskedLM or SentenceAlbert")
+        }
+        self.config = config
+        encoder.tokenizer = tokenizer
+        // Dropout off once and for all: the encoder shares its modules with the language model.
+        causal?.eval()
+        masked?.eval()
+        encoder.eval()
+        let specials = tokenizer.addedTokens.filter(\.special)
+        endOfText = ["<|endoftext|>", "</s>", "<eos>", "[SEP]"].lazy
+            .compactMap { name in specials.first { $0.content == name } }
+            .first.map { Int32($0.id) }
+    }
+}

@@ -1,0 +1,23 @@
+/// How an `InferenceServer` listens and what it accepts.
+public struct ServerConfiguration: Sendable {
+    /// The address to listen on.
+    public var host: String
+    /// The TCP port; 0 picks a free one (read `InferenceServer.port` once started).
+    public var port: Int
+    /// Larger request bodies are refused with 413.
+    public var maxBodyBytes: Int
+    /// The largest max_tokens a completion request may ask for.
+    public var maxTokensLimit: Int
+    /// The model's name in the answers and in /v1/models; nil: the model directory's name.
+    public var modelName: String?
+
+    /// The defaults: 127.0.0.1:8080, bodies up to 1 MiB, at most 2048 new tokens per completion.
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxTokensLimit: Int = 2048,
+                modelName: String? = nil) {
+        self.host = host
+        self.port = port
+        self.maxBodyBytes = maxBodyBytes
+        self.maxTokensLimit = maxTokensLimit
+        self.modelName = modelName
+    }
+}
