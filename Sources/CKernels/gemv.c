@@ -26,7 +26,7 @@ typedef struct {
     float *C;
     long lda, ldb, ldc;
     long chunk;  // columns per task
-    int avx2;
+    int avx2, avx512;
 } ak_gemv_ctx_t;
 
 static inline void ak_store(float *c, float value, float alpha, float beta) {
@@ -95,6 +95,48 @@ AK_AVX2 static void dots_avx2(const ak_gemv_ctx_t *g, long n0, long n1) {
 }
 #endif
 
+#if AK_X86
+// The same with 16-wide AVX-512 vectors (a masked load finishes each row).
+__attribute__((target("avx512f"))) static void dots_avx512(const ak_gemv_ctx_t *g, long n0, long n1) {
+    const long K = g->K, K16 = K & ~15L;
+    const __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1);
+    for (long i = 0; i < g->M; i++) {
+        const float *a = g->A + i * g->lda;
+        const __m512 at = _mm512_maskz_loadu_ps(tail, a + K16);
+        long n = n0;
+        for (; n + 4 <= n1; n += 4) {
+            const float *b0 = g->B + n * g->ldb, *b1 = b0 + g->ldb, *b2 = b1 + g->ldb, *b3 = b2 + g->ldb;
+            __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+            for (long k = 0; k < K16; k += 16) {
+                __m512 x = _mm512_loadu_ps(a + k);
+                s0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b0 + k), s0);
+                s1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b1 + k), s1);
+                s2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b2 + k), s2);
+                s3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(b3 + k), s3);
+            }
+            if (tail) {
+                s0 = _mm512_fmadd_ps(at, _mm512_maskz_loadu_ps(tail, b0 + K16), s0);
+                s1 = _mm512_fmadd_ps(at, _mm512_maskz_loadu_ps(tail, b1 + K16), s1);
+                s2 = _mm512_fmadd_ps(at, _mm512_maskz_loadu_ps(tail, b2 + K16), s2);
+                s3 = _mm512_fmadd_ps(at, _mm512_maskz_loadu_ps(tail, b3 + K16), s3);
+            }
+            float *c = g->C + i * g->ldc + n;
+            ak_store(c, _mm512_reduce_add_ps(s0), g->alpha, g->beta);
+            ak_store(c + 1, _mm512_reduce_add_ps(s1), g->alpha, g->beta);
+            ak_store(c + 2, _mm512_reduce_add_ps(s2), g->alpha, g->beta);
+            ak_store(c + 3, _mm512_reduce_add_ps(s3), g->alpha, g->beta);
+        }
+        for (; n < n1; n++) {
+            const float *b = g->B + n * g->ldb;
+            __m512 s0 = _mm512_setzero_ps();
+            for (long k = 0; k < K16; k += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), s0);
+            if (tail) s0 = _mm512_fmadd_ps(at, _mm512_maskz_loadu_ps(tail, b + K16), s0);
+            ak_store(g->C + i * g->ldc + n, _mm512_reduce_add_ps(s0), g->alpha, g->beta);
+        }
+    }
+}
+#endif
+
 // ---- B stored K x N: C[i, :] = sum_k A[i, k] B[k, :] ----
 
 static void rows_portable(const ak_gemv_ctx_t *g, long n0, long n1) {
@@ -144,6 +186,10 @@ AK_AVX2 static void rows_avx2(const ak_gemv_ctx_t *g, long n0, long n1) {
 
 static void ak_gemv_range(const ak_gemv_ctx_t *g, long n0, long n1) {
 #if AK_X86
+    if (g->avx512 && g->transB) {
+        dots_avx512(g, n0, n1);
+        return;
+    }
     if (g->avx2) {
         if (g->transB) dots_avx2(g, n0, n1); else rows_avx2(g, n0, n1);
         return;
@@ -161,7 +207,8 @@ static void ak_gemv_task(void *ctx, long t) {
 int ak_sgemv_small(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                    const float *B, long ldb, float beta, float *C, long ldc, int nthreads) {
     if (transA || M > AK_GEMV_MAX_M || M <= 0 || N <= 0 || K <= 0) return 0;
-    ak_gemv_ctx_t g = {transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, N, ak_cpu_has_avx2_fma()};
+    ak_gemv_ctx_t g = {transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, N, ak_cpu_has_avx2_fma(),
+                       ak_cpu_has_avx512() && ak_cpu_has_avx2_fma()};
     int tasks = (double)M * N * K < (double)AK_GEMV_PARALLEL_MIN_WORK ? 1 : nthreads;
     if (tasks > 1) {
         g.chunk = ((N + tasks - 1) / tasks + 63) & ~63L;   // whole 64-column blocks per thread

@@ -126,8 +126,10 @@ final class SGEMMTests: XCTestCase {
     /// across threads, on every instruction set.
     func testFewRowsProducts() {
         var n = 0
-        for portable: Int32 in [0, 1] {
+        defer { ak_set_avx512_enabled(1) }
+        for (portable, avx512): (Int32, Int32) in [(0, 1), (0, 0), (1, 0)] {
             ak_force_portable(portable)
+            ak_set_avx512_enabled(avx512)
             for threads: Int32 in [1, 2] {
                 ak_set_num_threads(threads)
                 for tb: Int32 in [0, 1] {
