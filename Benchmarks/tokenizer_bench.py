@@ -10,7 +10,10 @@ Unigram (Metaspace) tokenizer with a 30k vocabulary: DIR/wordpiece.json, DIR/bpe
 `bench` times `Tokenizer.encode_batch` over all lines of the corpus on one thread (TOKENIZERS_PARALLELISM=false
 and RAYON_NUM_THREADS=1 are set before the library is imported; the process's CPU time over wall time is
 printed as `cpu_per_wall` to show that only one core worked) and `Tokenizer.from_file`; each figure is the
-median of --runs runs after one warm-up run. The Swift side is Sources/TokenizerBench (same fields).
+median of --runs runs after one warm-up run (`mb_per_cpu_s`, `load_cpu_ms`: the same in thread CPU time;
+`ids_checksum`: a hash of all ids in order). The Swift side is Sources/TokenizerBench (same fields).
+
+  python3 Benchmarks/tokenizer_bench.py corpus [--mb 4] > corpus.txt   # the corpus alone
 """
 import argparse, json, os, statistics, sys, time
 
@@ -219,6 +222,6 @@ if __name__ == "__main__":
     if a.command == "prepare":
         prepare(a.dir, a.mb)
     elif a.command == "corpus":
-        sys.stdout.write(generate_corpus(int(a.mb * 1_000_000)))
+        sys.stdout.buffer.write(generate_corpus(int(a.mb * 1_000_000)).encode())
     else:
         bench(a.dir, a.runs, a.families.split(","))

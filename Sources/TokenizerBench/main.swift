@@ -7,8 +7,10 @@
 // bpe.json, unigram.json (30k vocabularies trained on the corpus with the Hugging Face library). For each
 // family it prints one JSON line with the median (over --runs runs, after one warm-up) of the time to encode
 // every line of the corpus with `encodeBatch(lines, parallel: false)` and of `Tokenizer.load`. `cpu_per_wall`
-// (process CPU time over wall time while encoding) shows that one core did the work. `--generate` writes the
-// corpus (the same bytes as the Python generator). Benchmarks/compare_tokenizers.sh runs both sides.
+// (process CPU time over wall time while encoding) shows that one core did the work; `mb_per_cpu_s` and
+// `load_cpu_ms` are the same medians in thread CPU time (steadier on a busy machine); `ids_checksum` hashes
+// all ids in order, to check that both libraries agree. `--generate` writes the corpus (the same bytes as the
+// Python generator). Benchmarks/compare_tokenizers.sh runs both sides.
 
 import Foundation
 import Tokenizers
@@ -68,7 +70,7 @@ if let out = option("--generate") {
 let runs = max(1, Int(option("--runs") ?? "5") ?? 5)
 let families = (option("--families") ?? "wordpiece,bpe,unigram").split(separator: ",").map(String.init)
 let only = option("--only")  // "load" or "encode" (for profiling one part)
-guard args.count == 1 else { fail("usage: tokenizer-bench DIR [--runs N] [--families a,b] | --generate FILE [--mb 4]") }
+guard args.count == 1 else { fail("usage: tokenizer-bench DIR [--runs N] [--families a,b] [--only load|encode] | --generate FILE [--mb 4]") }
 let dir = URL(fileURLWithPath: args[0])
 
 guard let corpus = try? String(contentsOf: dir.appendingPathComponent("corpus.txt"), encoding: .utf8) else {

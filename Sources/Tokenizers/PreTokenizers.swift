@@ -275,11 +275,11 @@ private func byteLevelChars(_ n: NormalizedString, _ r: Range<Int>) -> ([Unicode
     var en: [Int32] = []
     ns.reserveCapacity(size); st.reserveCapacity(size); en.reserveCapacity(size)
     for i in r {
-        let c = n.scalars[i]
+        let c = n.scalars[i], a = n.starts[i], b = n.ends[i]
         if c.value < 0x80 {
-            ns.append(table[Int(c.value)]); st.append(n.starts[i]); en.append(n.ends[i])
+            ns.append(table[Int(c.value)]); st.append(a); en.append(b)
         } else {
-            UTF8.encode(c) { b in ns.append(table[Int(b)]); st.append(n.starts[i]); en.append(n.ends[i]) }
+            UTF8.encode(c) { byte in ns.append(table[Int(byte)]); st.append(a); en.append(b) }
         }
     }
     return (ns, st, en)
