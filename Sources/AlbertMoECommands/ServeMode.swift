@@ -84,21 +84,18 @@ extension TrainingJob {
         let stop = SpecialTokenIDs.eosID(for: tokenizer).map { Set([$0]) } ?? []
         let sampling = SamplingOptions(maxNewTokens: room, temperature: o.temperature, topK: o.topK, topP: o.topP,
                                        seed: o.seed, stopTokens: stop)
-        var shown = try tokenizer.decode(ids.map(Int.init))
-        stream(shown)
+        // The prompt and its continuation are decoded together (as the Python package did); `CompletionText` holds
+        // back a character that is not complete yet.
+        var text = CompletionText()
+        stream(text.update(try tokenizer.decode(ids.map(Int.init))).piece)
         var new: [Int32] = []
         try model.generate(ids, options: sampling) { token in
             if !stop.contains(token) { new.append(token) }
-            // Decode everything so far and show what is new, once it no longer ends inside a character.
-            if let text = try? tokenizer.decode((ids + new).map(Int.init)), text.hasPrefix(shown), !text.hasSuffix("\u{FFFD}") {
-                stream(String(text.dropFirst(shown.count)))
-                shown = text
-            }
+            if let decoded = try? tokenizer.decode((ids + new).map(Int.init)) { stream(text.update(decoded).piece) }
             return true
         }
-        let text = try tokenizer.decode((ids + new).map(Int.init))
-        if text.hasPrefix(shown) { stream(String(text.dropFirst(shown.count))) }
+        stream(text.finish(try tokenizer.decode((ids + new).map(Int.init))))
         stream("\n")
-        return text
+        return text.sent
     }
 }
