@@ -124,9 +124,7 @@ struct TrainingJob {
 
         let optimizer = try makeOptimizer(model.parameters())
         // The schedule's length needs the number of steps, which streaming data does not know.
-        let probe = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, trainData: trainData,
-                            seed: o.seed, options: trainingOptions)
-        let schedule = try makeSchedule(totalSteps: probe.totalSteps)
+        let schedule = try makeSchedule(totalSteps: trainingOptions.totalSteps(batchesPerEpoch: trainData.batchesPerEpoch))
         let trainer = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, schedule: schedule,
                               trainData: trainData, validationData: validationData, seed: o.seed, options: trainingOptions)
         if let resumeURL {

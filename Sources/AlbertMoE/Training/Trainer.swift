@@ -33,6 +33,21 @@ public struct TrainingOptions {
         self.outputDirectory = outputDirectory
         self.loggingDirectory = loggingDirectory ?? outputDirectory.appendingPathComponent("logs")
     }
+
+    /// Steps per epoch of data with this many batches per epoch (nil: unknown, as when streaming).
+    public func stepsPerEpoch(batchesPerEpoch: Int?) -> Int? {
+        batchesPerEpoch.map { ($0 + gradientAccumulationSteps - 1) / gradientAccumulationSteps }
+    }
+
+    /// The steps a run takes: the epochs' or `maxSteps`, whichever ends first (nil when neither is known).
+    public func totalSteps(batchesPerEpoch: Int?) -> Int? {
+        let byEpochs = stepsPerEpoch(batchesPerEpoch: batchesPerEpoch).map { $0 * numEpochs }
+        switch (maxSteps, byEpochs) {
+        case let (m?, e?): return min(m, e)
+        case let (m?, nil): return m
+        case let (nil, e): return e
+        }
+    }
 }
 
 /// Where a training run stands: what a checkpoint needs besides the weights and the optimizer to continue
@@ -125,19 +140,10 @@ public final class Trainer {
     }
 
     /// Steps per epoch, when the loader knows how many batches an epoch has.
-    public var stepsPerEpoch: Int? {
-        trainData.batchesPerEpoch.map { ($0 + options.gradientAccumulationSteps - 1) / options.gradientAccumulationSteps }
-    }
+    public var stepsPerEpoch: Int? { options.stepsPerEpoch(batchesPerEpoch: trainData.batchesPerEpoch) }
 
     /// The number of steps the run will take, when known.
-    public var totalSteps: Int? {
-        let byEpochs = stepsPerEpoch.map { $0 * options.numEpochs }
-        switch (options.maxSteps, byEpochs) {
-        case let (m?, e?): return min(m, e)
-        case let (m?, nil): return m
-        case let (nil, e): return e
-        }
-    }
+    public var totalSteps: Int? { options.totalSteps(batchesPerEpoch: trainData.batchesPerEpoch) }
 
     // MARK: - The loop
 
