@@ -30,13 +30,7 @@ public struct Embed: ParsableCommand {
             throw ValidationError("--model \(model) holds no tokenizer.json or SentencePiece model to encode text with")
         }
         encoder.maxSequenceLength = maxLength
-        let data: Data
-        if let input {
-            guard let d = FileManager.default.contents(atPath: input) else { throw ValidationError("cannot read --input \(input)") }
-            data = d
-        } else {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        }
+        let data = try readInput(input)
         guard let text = String(data: data, encoding: .utf8) else {
             throw ValidationError("\(input ?? "standard input") is not valid UTF-8")
         }

@@ -20,13 +20,7 @@ public struct Tokenize: ParsableCommand {
         do { tok = try Tokenizer.load(from: URL(fileURLWithPath: tokenizer)) } catch {
             throw ValidationError("cannot load tokenizer \(tokenizer): \(error)")
         }
-        let data: Data
-        if let input {
-            guard let d = FileManager.default.contents(atPath: input) else { throw ValidationError("cannot read --input \(input)") }
-            data = d
-        } else {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        }
+        let data = try readInput(input)
         // Lines as raw bytes, so invalid UTF-8 is handled the way the Python library handles it.
         var lines = [UInt8](data).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Array($0) }
         if lines.last?.isEmpty == true { lines.removeLast() }
@@ -95,4 +89,11 @@ public struct TrainTokenizer: ParsableCommand {
         case .unigram: return ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
         }
     }
+}
+
+/// The bytes of the --input file, or of standard input when there is none.
+func readInput(_ path: String?) throws -> Data {
+    guard let path else { return FileHandle.standardInput.readDataToEndOfFile() }
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read --input \(path)") }
+    return data
 }
