@@ -1,15 +1,17 @@
 // SGEMM with an AVX-512 register microkernel, for CPUs that have AVX-512F (chosen at run time).
 //
-// The same BLIS/GotoBLAS structure as the AVX2 path in sgemm.c, with a 12 x 32 tile (24 zmm accumulators, two
-// zmm of B and a broadcast of A per step):
+// A 12 x 32 register tile (24 zmm accumulators, two zmm of B and a broadcast of A per step). The loops keep
+// the operand that is read 32 wide (B) streaming from L2 and the one that is broadcast (one 12-row panel of A,
+// 18 KB) resident in L1:
 //
-//   for jc in N step NC:
+//   for jc in N step NC (NC sized so that a KC x NC block of B is 1 MB, half of L2):
 //     for pc in K step KC:
 //       pack op(B)[pc:pc+KC, jc:jc+NC] into 32-wide panels          (split across threads)
-//       for ic in M step MC:
-//         pack op(A)[ic:ic+MC, pc:pc+KC] into 12-tall panels         (split across threads)
-//         for jr in NC step 32, ir in MC step 12: microkernel        (tiles split across threads)
+//       for ir in M step 12:                                        (split across threads)
+//         pack op(A)[ir:ir+12, pc:pc+KC] into one panel
+//         for jr in NC step 32: microkernel
 //
+// When M is too small to split across threads, the A block is packed whole and the columns are split instead.
 // Panels are zero-padded to whole tiles; the microkernel writes edge tiles with masked stores and skips the
 // rows beyond M. beta is applied with the first KC block only (later blocks accumulate), and beta == 0 never
 // reads C.
@@ -25,7 +27,7 @@
 #define NR 32
 #define KC 384
 #define MC 384    // multiple of MR
-#define NC 4096   // multiple of NR
+#define B_BLOCK (256 * 1024)   // floats of packed B kept in L2 (at least KC * NR)
 
 #define AK_AVX512 __attribute__((target("avx512f")))
 
@@ -157,6 +159,10 @@ AK_AVX512 static void ukr(long kc, const float *restrict a, const float *restric
                           long mr, long nr, float alpha, float beta, int first) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (long i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+    }
     for (long k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
@@ -224,23 +230,20 @@ static void pack_a_task(void *ctx, long i) {
     for (long p = lo; p < hi; p++) pack_a_panel(j, p * MR, j->pa + p * MR * j->kc);
 }
 
-// Worker i takes a range of the 12-row panels of all of M: it packs them MC rows at a time into its own
-// buffer and runs them against every packed B panel.
+// Worker i takes a range of the 12-row panels of all of M: it packs one panel at a time into its own buffer
+// (small enough to stay in L1) and runs it against every packed B panel, which stream from L2.
 static void rows_task(void *ctx, long i) {
-    job_t j = *(const job_t *)ctx;
+    const job_t *j = ctx;
     long lo, hi;
-    range(&j, i, div_up(j.mc, MR), &lo, &hi);
+    range(j, i, div_up(j->mc, MR), &lo, &hi);
     float *pa = buffer(&a_buf, (size_t)MC * KC);
-    for (long p0 = lo; p0 < hi; p0 += MC / MR) {
-        long p1 = hi - p0 < MC / MR ? hi : p0 + MC / MR;
-        for (long p = p0; p < p1; p++) pack_a_panel(&j, p * MR, pa + (p - p0) * MR * j.kc);
-        for (long jr = 0; jr < j.nc; jr += NR) {
-            long nr = j.nc - jr < NR ? j.nc - jr : NR;
-            for (long p = p0; p < p1; p++) {
-                long ir = p * MR, mr = j.mc - ir < MR ? j.mc - ir : MR;
-                ukr(j.kc, pa + (p - p0) * MR * j.kc, j.pb + jr * j.kc, j.C + ir * j.ldc + j.j0 + jr, j.ldc,
-                    mr, nr, j.alpha, j.beta, j.first);
-            }
+    for (long p = lo; p < hi; p++) {
+        long ir = p * MR, mr = j->mc - ir < MR ? j->mc - ir : MR;
+        pack_a_panel(j, ir, pa);
+        for (long jr = 0; jr < j->nc; jr += NR) {
+            long nr = j->nc - jr < NR ? j->nc - jr : NR;
+            ukr(j->kc, pa, j->pb + jr * j->kc, j->C + ir * j->ldc + j->j0 + jr, j->ldc, mr, nr, j->alpha, j->beta,
+                j->first);
         }
     }
 }
@@ -258,15 +261,18 @@ static void run(job_t *j, void (*fn)(void *, long), long panels, long threads) {
 int ak_sgemm_avx512(int transA, int transB, long M, long N, long K, float alpha, const float *A, long lda,
                     const float *B, long ldb, float beta, float *C, long ldc, int threads) {
     if (M <= 0 || N <= 0 || K <= 0 || !ak_cpu_has_avx512()) return 0;
-    float *pa = buffer(&a_buf, (size_t)MC * KC), *pb = buffer(&b_buf, (size_t)KC * NC);
+    float *pa = buffer(&a_buf, (size_t)MC * KC), *pb = buffer(&b_buf, (size_t)B_BLOCK);
     if (!pa || !pb) return 0;
     long t = threads < 1 ? 1 : threads;
     // Split the rows across threads when there are enough of them (one synchronisation per B block);
     // otherwise split the columns of each A block.
     int by_rows = t == 1 || M >= 4 * MR * t;
     job_t j = {transA, transB, A, B, lda, ldb, C, ldc, alpha, beta, 0, 0, 0, 0, 0, 0, pa, pb, 0, 1};
-    for (j.j0 = 0; j.j0 < N; j.j0 += NC) {
-        j.nc = N - j.j0 < NC ? N - j.j0 : NC;
+    // Column blocks as even as possible, each small enough for its packed B block to stay in L2.
+    long kc0 = K < KC ? K : KC, ncmax = B_BLOCK / kc0 / NR * NR, blocks = div_up(N, ncmax);
+    long nc = div_up(div_up(N, blocks), NR) * NR;
+    for (j.j0 = 0; j.j0 < N; j.j0 += nc) {
+        j.nc = N - j.j0 < nc ? N - j.j0 : nc;
         for (j.p0 = 0; j.p0 < K; j.p0 += KC) {
             j.kc = K - j.p0 < KC ? K - j.p0 : KC;
             j.first = j.p0 == 0;
