@@ -7,9 +7,9 @@
 //   for jc in N step NC (NC sized so that a KC x NC block of B is 1 MB, half of L2):
 //     for pc in K step KC:
 //       pack op(B)[pc:pc+KC, jc:jc+NC] into 32-wide panels          (split across threads)
-//       for ir in M step 12:                                        (split across threads)
-//         pack op(A)[ir:ir+12, pc:pc+KC] into one panel
-//         for jr in NC step 32: microkernel
+//       for ic in M step MC:                                        (split across threads)
+//         pack op(A)[ic:ic+MC, pc:pc+KC] into 12-row panels          (in L2 beside the B block)
+//         for ir in MC step 12, jr in NC step 32: microkernel
 //
 // When M is too small to split across threads, the A block is packed whole and the columns are split instead.
 // Panels are zero-padded to whole tiles; the microkernel writes edge tiles with masked stores and skips the
@@ -132,19 +132,34 @@ AK_AVX512 static void pack_b_panel(const job_t *j, long jr, float *d) {
     }
 }
 
-// op(A)[i0+ir : i0+ir+12, p0:p0+kc] -> one panel: kc groups of 12 floats, zero-padded rows.
-AK_AVX512 static void pack_a_panel(const job_t *j, long ir, float *d) {
-    long mr = j->mc - ir < MR ? j->mc - ir : MR;
+// op(A)[i0+ir : i0+ir+12*np, p0:p0+kc] -> np consecutive panels of kc groups of 12 floats, zero-padded rows.
+AK_AVX512 static void pack_a_panels(const job_t *j, long ir, long np, float *d) {
     long kc = j->kc;
     if (j->transA) {
-        // A stored K x M: row k holds the 12 values side by side.
-        const float *s = j->A + j->p0 * j->lda + j->i0 + ir;
-        __mmask16 m = first_mask(mr);
-        for (long k = 0; k < kc; k++, s += j->lda) _mm512_mask_storeu_ps(d + k * MR, 0x0FFF, _mm512_maskz_loadu_ps(m, s));
-    } else {
+        // A stored K x M: row k holds the panels' values side by side. Up to 4 panels (48 floats) per pass over
+        // the rows, so each row's cache lines are read once, with the rows a few steps ahead prefetched.
+        for (long q0 = 0; q0 < np; q0 += 4) {
+            long nq = np - q0 < 4 ? np - q0 : 4;
+            __mmask16 m[4];
+            for (long q = 0; q < nq; q++) m[q] = first_mask(j->mc - (ir + (q0 + q) * MR));
+            const float *s = j->A + j->p0 * j->lda + j->i0 + ir + q0 * MR;
+            float *dq = d + q0 * MR * kc;
+            for (long k = 0; k < kc; k++, s += j->lda) {
+                if (k + 8 < kc) {
+                    _mm_prefetch((const char *)(s + 8 * j->lda), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(s + 8 * j->lda + 32), _MM_HINT_T0);
+                }
+                for (long q = 0; q < nq; q++)
+                    _mm512_mask_storeu_ps(dq + q * MR * kc + k * MR, 0x0FFF, _mm512_maskz_loadu_ps(m[q], s + q * MR));
+            }
+        }
+        return;
+    }
+    for (long q = 0; q < np; q++, d += MR * kc) {
         // Row-major A: transpose 12 (of 16) rows x 16 k at a time.
+        long r0 = ir + q * MR, mr = j->mc - r0 < MR ? j->mc - r0 : MR;
         const float *rows[16];
-        for (long r = 0; r < 16; r++) rows[r] = j->A + (j->i0 + ir + (r < mr ? r : 0)) * j->lda + j->p0;
+        for (long r = 0; r < 16; r++) rows[r] = j->A + (j->i0 + r0 + (r < mr ? r : 0)) * j->lda + j->p0;
         for (long k0 = 0; k0 < kc; k0 += 16) {
             __m512 t[16];
             load_transposed(rows, mr, k0, kc, t);
@@ -227,23 +242,27 @@ static void pack_a_task(void *ctx, long i) {
     const job_t *j = ctx;
     long lo, hi;
     range(j, i, div_up(j->mc, MR), &lo, &hi);
-    for (long p = lo; p < hi; p++) pack_a_panel(j, p * MR, j->pa + p * MR * j->kc);
+    pack_a_panels(j, lo * MR, hi - lo, j->pa + lo * MR * j->kc);
 }
 
-// Worker i takes a range of the 12-row panels of all of M: it packs one panel at a time into its own buffer
-// (small enough to stay in L1) and runs it against every packed B panel, which stream from L2.
+// Worker i takes a range of the 12-row panels of all of M. It packs them MC rows at a time into its own
+// buffer (in L2 beside the B block), then runs each panel (in L1 while it is used) against every packed B
+// panel, which stream from L2.
 static void rows_task(void *ctx, long i) {
     const job_t *j = ctx;
     long lo, hi;
     range(j, i, div_up(j->mc, MR), &lo, &hi);
     float *pa = buffer(&a_buf, (size_t)MC * KC);
-    for (long p = lo; p < hi; p++) {
-        long ir = p * MR, mr = j->mc - ir < MR ? j->mc - ir : MR;
-        pack_a_panel(j, ir, pa);
-        for (long jr = 0; jr < j->nc; jr += NR) {
-            long nr = j->nc - jr < NR ? j->nc - jr : NR;
-            ukr(j->kc, pa, j->pb + jr * j->kc, j->C + ir * j->ldc + j->j0 + jr, j->ldc, mr, nr, j->alpha, j->beta,
-                j->first);
+    for (long p0 = lo; p0 < hi; p0 += MC / MR) {
+        long p1 = hi - p0 < MC / MR ? hi : p0 + MC / MR;
+        pack_a_panels(j, p0 * MR, p1 - p0, pa);
+        for (long p = p0; p < p1; p++) {
+            long ir = p * MR, mr = j->mc - ir < MR ? j->mc - ir : MR;
+            for (long jr = 0; jr < j->nc; jr += NR) {
+                long nr = j->nc - jr < NR ? j->nc - jr : NR;
+                ukr(j->kc, pa + (p - p0) * MR * j->kc, j->pb + jr * j->kc, j->C + ir * j->ldc + j->j0 + jr, j->ldc,
+                    mr, nr, j->alpha, j->beta, j->first);
+            }
         }
     }
 }
