@@ -261,6 +261,27 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 GELU repeats the AVX2 arithmetic on 16 lanes: both give the same bits, tails and specials included.
+    func testGELUAVX512MatchesAVX2() throws {
+        guard ak_cpu_has_avx512() != 0 else { throw XCTSkip("no AVX-512 on this CPU") }
+        defer { ak_set_avx512_enabled(1) }
+        var rng = Rng(11)
+        var x = (0..<1000).map { _ in rng.normal() * 4 }
+        x += [0, -0.0, 1e-8, -1e-8, 30, -30, 14, -14, 100, -100, .infinity, -.infinity, .nan, Float(bitPattern: 0x0001_0000), -Float(bitPattern: 0x0001_0000)]
+        let dy = (0..<x.count).map { _ in rng.normal() }
+        for n in [x.count, 1, 15, 16, 17] {
+            var results: [[UInt32]] = []
+            for avx512 in [Int32(1), 0] {
+                ak_set_avx512_enabled(avx512)
+                var y = [Float](repeating: 7, count: n), dx = y
+                ak_gelu_forward(x, &y, n)
+                ak_gelu_backward(x, dy, &dx, n)
+                results.append((y + dx).map(\.bitPattern))
+            }
+            XCTAssertEqual(results[0], results[1], "n=\(n)")
+        }
+    }
+
     // MARK: - RoPE
 
     func testRoPE() {

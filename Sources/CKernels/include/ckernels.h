@@ -18,7 +18,7 @@ extern "C" {
 
 /// 1 when the CPU has AVX2 and FMA (and the AVX2 paths are in use), else 0.
 int ak_cpu_has_avx2_fma(void);
-/// "avx512" (SGEMM on AVX-512F, the other kernels on AVX2/FMA), "avx2-fma" or "portable": the instruction set
+/// "avx512" (SGEMM and GELU on AVX-512F, the other kernels on AVX2/FMA), "avx2-fma" or "portable": the instruction set
 /// the kernels run with.
 const char *ak_kernel_isa(void);
 /// Forces the portable kernels (1) or restores run-time detection (0). For tests.
