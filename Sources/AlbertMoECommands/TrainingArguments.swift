@@ -147,7 +147,9 @@ public struct TrainingArguments: ParsableArguments {
         }
         try positive(numEpochs, "num_epochs")
         try positive(batchSize, "batch_size")
-        try positive(maxLength, "max_length")
+        guard maxLength >= 2 else {
+            throw ValidationError("--max_length must be at least 2 (an input token and the token it predicts), got \(maxLength)")
+        }
         try positive(saveEvery, "save_every")
         try positive(gradientAccumulationSteps, "gradient_accumulation_steps")
         try positive(loggingSteps, "logging_steps")

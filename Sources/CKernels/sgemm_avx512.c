@@ -174,13 +174,14 @@ AK_AVX512 static void ukr(long kc, const float *restrict a, const float *restric
                           long mr, long nr, float alpha, float beta, int first) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (long i = 0; i < mr; i++) {
+    for (long i = 0; i < mr; i++) {  // the C tile, read or written at the end
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
     }
     for (long k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);  // both cache lines of B's row 8 steps ahead
+        _mm_prefetch((const char *)(b + 8 * NR + 16), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
