@@ -13,32 +13,47 @@ static inline uint32_t keep_hash(uint32_t i, uint32_t k1, uint32_t k2) {
 
 // The same loop body for both paths; written branch-free so that it vectorises.
 #define DROPOUT_LOOP                                                      \
-    for (long i = 0; i < n; i++) {                                        \
+    for (long i = lo; i < hi; i++) {                                      \
         uint32_t h = keep_hash((uint32_t)i, k1, k2);                      \
         y[i] = x[i] * (h >= threshold ? scale : 0.0f);                    \
     }
 
-static void dropout_portable(const float *x, float *y, long n, uint32_t threshold, float scale, uint32_t k1, uint32_t k2) {
+static void dropout_portable(const float *x, float *y, long lo, long hi, uint32_t threshold, float scale, uint32_t k1,
+                             uint32_t k2) {
     DROPOUT_LOOP
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
-static void dropout_avx2(const float *x, float *y, long n, uint32_t threshold, float scale, uint32_t k1, uint32_t k2) {
+static void dropout_avx2(const float *x, float *y, long lo, long hi, uint32_t threshold, float scale, uint32_t k1,
+                         uint32_t k2) {
     DROPOUT_LOOP
 }
 #endif
 
-void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed) {
-    const uint32_t k1 = (uint32_t)seed, k2 = (uint32_t)(seed >> 32);
-    // Dropped when the hash falls below p * 2^32.
-    const uint32_t threshold = p >= 1.0f ? UINT32_MAX : (uint32_t)((double)p * 4294967296.0);
-    const float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+typedef struct {
+    const float *x;
+    float *y;
+    uint32_t threshold, k1, k2;
+    float scale;
+} dropout_job_t;
+
+// Elements lo..<hi (the mask depends on the absolute index, not on the split).
+static void dropout_range(void *c, long lo, long hi) {
+    const dropout_job_t *j = c;
 #if defined(__x86_64__)
     if (ak_cpu_has_avx2_fma()) {
-        dropout_avx2(x, y, n, threshold, scale, k1, k2);
+        dropout_avx2(j->x, j->y, lo, hi, j->threshold, j->scale, j->k1, j->k2);
         return;
     }
 #endif
-    dropout_portable(x, y, n, threshold, scale, k1, k2);
+    dropout_portable(j->x, j->y, lo, hi, j->threshold, j->scale, j->k1, j->k2);
+}
+
+void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed) {
+    dropout_job_t j = {x, y, 0, (uint32_t)seed, (uint32_t)(seed >> 32), 0};
+    // Dropped when the hash falls below p * 2^32.
+    j.threshold = p >= 1.0f ? UINT32_MAX : (uint32_t)((double)p * 4294967296.0);
+    j.scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+    ak_parallel_ranges(n, ak_rows_grain(1), dropout_range, &j);
 }

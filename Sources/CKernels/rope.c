@@ -42,6 +42,29 @@ AK_AVX2 static void rope_token_avx2(const float *x, float *y, long nH, long hd, 
 }
 #endif
 
+typedef struct {
+    const float *x;
+    float *y;
+    const float *tab;
+    long T, nH, hd;
+} rope_job_t;
+
+// Tokens lo..<hi of the B * T, each with the table row of its position.
+static void rope_range(void *c, long lo, long hi) {
+    const rope_job_t *j = c;
+    for (long bt = lo; bt < hi; bt++) {
+        const float *cs = j->tab + (bt % j->T) * j->hd * 2, *sn = cs + j->hd;
+        long off = bt * j->nH * j->hd;
+#if defined(__x86_64__)
+        if (ak_cpu_has_avx2_fma()) {
+            rope_token_avx2(j->x + off, j->y + off, j->nH, j->hd, cs, sn);
+            continue;
+        }
+#endif
+        rope_token_scalar(j->x + off, j->y + off, j->nH, j->hd, cs, sn);
+    }
+}
+
 void ak_rope(const float *x, float *y, long B, long T, long nH, long hd, float base, long pos_offset, int inverse) {
     if (B <= 0 || T <= 0 || nH <= 0 || hd <= 0) return;
     long h2 = hd / 2;
@@ -71,23 +94,8 @@ void ak_rope(const float *x, float *y, long B, long T, long nH, long hd, float b
             s[2 * i + 1] = sv;
         }
     }
-    int avx = 0;
-#if defined(__x86_64__)
-    avx = ak_cpu_has_avx2_fma();
-#endif
-    for (long b = 0; b < B; b++)
-        for (long t = 0; t < T; t++) {
-            const float *c = tab + t * hd * 2, *s = c + hd;
-            long off = (b * T + t) * nH * hd;
-#if defined(__x86_64__)
-            if (avx) {
-                rope_token_avx2(x + off, y + off, nH, hd, c, s);
-                continue;
-            }
-#endif
-            rope_token_scalar(x + off, y + off, nH, hd, c, s);
-        }
-    (void)avx;
+    rope_job_t j = {x, y, tab, T, nH, hd};
+    ak_parallel_ranges(B * T, ak_rows_grain(nH * hd), rope_range, &j);
     free(inv);
     free(tab);
 }

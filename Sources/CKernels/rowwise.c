@@ -3,6 +3,7 @@
 #include "vecmath.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ---------------------------------------------------------------------------------------------------------
@@ -208,8 +209,22 @@ AK_AVX2 static void rmsnorm_backward_avx2(const float *x, const float *w, const 
 // ---------------------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------------------
+// Each splits its rows across the kernel threads in pieces of ak_rows_grain(n) rows; a row's result never
+// depends on the split.
 
-void ak_softmax_rows(const float *x, float *y, long rows, long n) {
+typedef struct {
+    const float *x, *y, *w;
+    float *out, *aux;
+    long n;
+    const int32_t *targets;
+    int32_t ignore_index;
+    float scale;
+} rows_job_t;
+
+static void lse_range(void *c, long lo, long hi);
+
+
+static void softmax_rows_serial(const float *x, float *y, long rows, long n) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -220,7 +235,7 @@ void ak_softmax_rows(const float *x, float *y, long rows, long n) {
     for (long r = 0; r < rows; r++) softmax_row_scalar(x + r * n, y + r * n, n);
 }
 
-void ak_log_softmax_rows(const float *x, float *y, long rows, long n) {
+static void log_softmax_rows_serial(const float *x, float *y, long rows, long n) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -231,7 +246,7 @@ void ak_log_softmax_rows(const float *x, float *y, long rows, long n) {
     for (long r = 0; r < rows; r++) log_softmax_row_scalar(x + r * n, y + r * n, n);
 }
 
-void ak_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
+static void softmax_backward_rows_serial(const float *y, const float *dy, float *dx, long rows, long n) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -247,7 +262,7 @@ void ak_softmax_backward_rows(const float *y, const float *dy, float *dx, long r
     }
 }
 
-void ak_log_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
+static void log_softmax_backward_rows_serial(const float *y, const float *dy, float *dx, long rows, long n) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -264,6 +279,18 @@ void ak_log_softmax_backward_rows(const float *y, const float *dy, float *dx, lo
     }
 }
 
+static void lse_rows(const float *logits, float *lse, long rows, long n) {
+    for (long r = 0; r < rows; r++) {
+#if defined(__x86_64__)
+        if (AK_USE_AVX2()) {
+            lse[r] = row_lse_avx2(logits + r * n, n);
+            continue;
+        }
+#endif
+        lse[r] = row_lse_scalar(logits + r * n, n);
+    }
+}
+
 double ak_cross_entropy_forward(const float *logits, const int32_t *targets, long rows, long n, int32_t ignore_index,
                                 float *lse, long *count) {
     // Validate every target first, so that nothing is read out of bounds.
@@ -274,30 +301,29 @@ double ak_cross_entropy_forward(const float *logits, const int32_t *targets, lon
             return NAN;
         }
     }
-    int avx = AK_USE_AVX2();
+    float *own = lse ? NULL : (float *)malloc((size_t)(rows > 0 ? rows : 1) * sizeof(float));
+    float *l = lse ? lse : own;
+    if (!l) {
+        if (count) *count = 0;
+        return NAN;
+    }
+    rows_job_t j = {logits, NULL, NULL, l, NULL, n};
+    ak_parallel_ranges(rows, ak_rows_grain(n), lse_range, &j);
     double total = 0;
     long kept = 0;
     for (long r = 0; r < rows; r++) {
-        const float *xr = logits + r * n;
-        float l;
-#if defined(__x86_64__)
-        if (avx) l = row_lse_avx2(xr, n);
-        else
-#endif
-            l = row_lse_scalar(xr, n);
-        (void)avx;
-        if (lse) lse[r] = l;
         int32_t t = targets[r];
         if (t == ignore_index) continue;
-        total += (double)l - (double)xr[t];
+        total += (double)l[r] - (double)logits[r * n + t];
         kept++;
     }
+    free(own);
     if (count) *count = kept;
     return total;
 }
 
-void ak_cross_entropy_backward(const float *logits, const int32_t *targets, const float *lse, long rows, long n,
-                               int32_t ignore_index, float scale, float *dlogits) {
+static void cross_entropy_backward_serial(const float *logits, const int32_t *targets, const float *lse, long rows,
+                                         long n, int32_t ignore_index, float scale, float *dlogits) {
     int avx = AK_USE_AVX2();
     (void)avx;
     for (long r = 0; r < rows; r++) {
@@ -318,7 +344,7 @@ void ak_cross_entropy_backward(const float *logits, const int32_t *targets, cons
     }
 }
 
-void ak_rmsnorm_forward(const float *x, const float *w, float *y, float *rstd, long rows, long n, float eps) {
+static void rmsnorm_forward_serial(const float *x, const float *w, float *y, float *rstd, long rows, long n, float eps) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
     if (AK_USE_AVX2()) {
@@ -365,4 +391,75 @@ void ak_rmsnorm_backward(const float *x, const float *w, const float *rstd, cons
         if (dw)
             for (j = 0; j < n; j++) dw[j] += dyr[j] * xr[j] * rs;
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Row-parallel wrappers
+// ---------------------------------------------------------------------------------------------------------
+
+static void softmax_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    softmax_rows_serial(j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+}
+
+void ak_softmax_rows(const float *x, float *y, long rows, long n) {
+    rows_job_t j = {x, NULL, NULL, y, NULL, n};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), softmax_range, &j);
+}
+
+static void log_softmax_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    log_softmax_rows_serial(j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+}
+
+void ak_log_softmax_rows(const float *x, float *y, long rows, long n) {
+    rows_job_t j = {x, NULL, NULL, y, NULL, n};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), log_softmax_range, &j);
+}
+
+static void softmax_backward_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    softmax_backward_rows_serial(j->y + lo * j->n, j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+}
+
+void ak_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
+    rows_job_t j = {dy, y, NULL, dx, NULL, n};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), softmax_backward_range, &j);
+}
+
+static void log_softmax_backward_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    log_softmax_backward_rows_serial(j->y + lo * j->n, j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+}
+
+void ak_log_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
+    rows_job_t j = {dy, y, NULL, dx, NULL, n};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), log_softmax_backward_range, &j);
+}
+
+static void lse_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    lse_rows(j->x + lo * j->n, j->out + lo, hi - lo, j->n);
+}
+
+static void cross_entropy_backward_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    cross_entropy_backward_serial(j->x + lo * j->n, j->targets + lo, j->y + lo, hi - lo, j->n, j->ignore_index,
+                                  j->scale, j->out + lo * j->n);
+}
+
+void ak_cross_entropy_backward(const float *logits, const int32_t *targets, const float *lse, long rows, long n,
+                               int32_t ignore_index, float scale, float *dlogits) {
+    rows_job_t j = {logits, lse, NULL, dlogits, NULL, n, targets, ignore_index, scale};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), cross_entropy_backward_range, &j);
+}
+
+static void rmsnorm_forward_range(void *c, long lo, long hi) {
+    const rows_job_t *j = c;
+    rmsnorm_forward_serial(j->x + lo * j->n, j->w, j->out + lo * j->n, j->aux + lo, hi - lo, j->n, j->scale);
+}
+
+void ak_rmsnorm_forward(const float *x, const float *w, float *y, float *rstd, long rows, long n, float eps) {
+    rows_job_t j = {x, NULL, w, y, rstd, n, NULL, 0, eps};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), rmsnorm_forward_range, &j);
 }

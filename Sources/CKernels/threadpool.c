@@ -88,6 +88,9 @@ static inline void ak_cpu_relax(void) {
 // Short spin before sleeping: on machines whose vCPUs share a core, spinning steals from the working thread.
 #define AK_SPIN_ITERS 2000
 
+// Elements of work below which splitting a loop across threads costs more than it saves.
+#define AK_RANGE_WORK (1L << 15)
+
 static void ak_run_indices(ak_pool_t *p) {
     long n = p->n;
     ak_task_fn fn = p->fn;
@@ -176,4 +179,33 @@ void ak_parallel_for(long n, ak_task_fn fn, void *ctx) {
         break;
     }
     pthread_mutex_unlock(&p->busy);
+}
+
+typedef struct {
+    long n, grain;
+    ak_range_fn fn;
+    void *ctx;
+} ak_ranges_t;
+
+static void ak_ranges_task(void *c, long i) {
+    const ak_ranges_t *r = c;
+    long lo = i * r->grain, hi = r->n - lo < r->grain ? r->n : lo + r->grain;
+    r->fn(r->ctx, lo, hi);
+}
+
+void ak_parallel_ranges(long n, long grain, ak_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    long pieces = (n + grain - 1) / grain;
+    if (pieces == 1 || ak_get_num_threads() == 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    ak_ranges_t r = {n, grain, fn, ctx};
+    ak_parallel_for(pieces, ak_ranges_task, &r);
+}
+
+long ak_rows_grain(long n) {
+    long g = AK_RANGE_WORK / (n < 1 ? 1 : n);
+    return g < 1 ? 1 : g;
 }

@@ -587,6 +587,47 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The row-wise kernels split their rows (and dropout its elements) across the pool: every result must be the
+    /// same bits with one thread or several, on inputs large enough to be split.
+    func testRowKernelsThreadsAgree() {
+        var rng = Rng(12)
+        let rows = 301, n = 517
+        let x = rng.normals(rows * n, scale: 3), dy = rng.normals(rows * n), w = rng.normals(n)
+        let targets = (0..<rows).map { r -> Int32 in r % 7 == 0 ? -100 : Int32((r * 31) % n) }
+        let (B, T, nH, hd) = (3, 300, 4, 32)
+        let rx = rng.normals(B * T * nH * hd)
+        func run() -> [[Float]] {
+            var out: [[Float]] = []
+            var y = [Float](repeating: 0, count: rows * n), dx = y, aux = [Float](repeating: 0, count: rows)
+            ak_softmax_rows(x, &y, rows, n); out.append(y)
+            ak_softmax_backward_rows(y, dy, &dx, rows, n); out.append(dx)
+            ak_log_softmax_rows(x, &y, rows, n); out.append(y)
+            ak_log_softmax_backward_rows(y, dy, &dx, rows, n); out.append(dx)
+            var count = 0
+            let total = ak_cross_entropy_forward(x, targets, rows, n, -100, &aux, &count)
+            out.append(aux + [Float(total), Float(count)])
+            let noLSE = ak_cross_entropy_forward(x, targets, rows, n, -100, nil, &count)
+            out.append([Float(noLSE)])
+            ak_cross_entropy_backward(x, targets, aux, rows, n, -100, 0.01, &dx); out.append(dx)
+            ak_rmsnorm_forward(x, w, &y, &aux, rows, n, 1e-6); out.append(y + aux)
+            ak_dropout(x, &y, rows * n, 0.3, 77); out.append(y)
+            var ry = [Float](repeating: 0, count: rx.count)
+            ak_rope(rx, &ry, B, T, nH, hd, 10000, 5, 0); out.append(ry)
+            return out
+        }
+        let saved = ak_get_num_threads()
+        defer { ak_set_num_threads(saved) }
+        ak_set_num_threads(1)
+        let one = run()
+        for threads: Int32 in [2, 3] {
+            ak_set_num_threads(threads)
+            let many = run()
+            for (i, (a, b)) in zip(one, many).enumerated() {
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "output \(i) with \(threads) threads")
+            }
+        }
+    }
+
     // MARK: - Reductions and optimizer updates
 
     func testSumSquares() {

@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 @testable import Tensors
 
@@ -13,6 +14,22 @@ final class NNOpTests: XCTestCase {
             s = s.maskedFill(Tensor(future, shape: [tq, tk]), -.infinity)
         }
         return matmul(s.softmax(), v)
+    }
+
+    /// Elementwise ops split large tensors across the kernel threads: the same bits with one thread or several,
+    /// in each broadcasting case (same shape, scalar, a row repeated along the leading dimensions).
+    func testElementwiseThreadsAgree() {
+        let a = randn([97, 1031], seed: 5), b = randn([97, 1031], seed: 6), row = randn([1031], seed: 7)
+        let one = Tensor([2.5], shape: [1])
+        func run() -> [[UInt32]] {
+            [a + b, a * b, a / b, a - row, row * a, a * one, one - a, a.map { $0 * 3 }].map { $0.scalars.map(\.bitPattern) }
+        }
+        let saved = ak_get_num_threads()
+        defer { ak_set_num_threads(saved) }
+        ak_set_num_threads(1)
+        let single = run()
+        ak_set_num_threads(3)
+        XCTAssertEqual(run(), single)
     }
 
     func testFusedAttentionMatchesComposition() {

@@ -36,6 +36,12 @@ void ak_set_num_threads(int n);
 /// With one thread, or n == 1, it runs inline. Calls are not reentrant from inside fn.
 typedef void (*ak_task_fn)(void *ctx, long i);
 void ak_parallel_for(long n, ak_task_fn fn, void *ctx);
+/// Runs fn(ctx, lo, hi) over [0, n) cut into pieces of `grain` (the last may be shorter), on the pool when there
+/// is more than one piece and more than one thread; otherwise once, over all of [0, n).
+typedef void (*ak_range_fn)(void *ctx, long lo, long hi);
+void ak_parallel_ranges(long n, long grain, ak_range_fn fn, void *ctx);
+/// Rows of n elements per piece, so that a piece holds enough work to be worth a thread.
+long ak_rows_grain(long n);
 
 // ---------------------------------------------------------------------------------------------------------
 // SGEMM: C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K: A is stored M x K (transA = 0,

@@ -3,13 +3,36 @@ import Foundation
 
 // MARK: - Loops
 
+/// `body(lo, hi)` over pieces of [0, n) of `grain` each, run on the kernel threads when there is more than one
+/// piece (inline otherwise). Each index belongs to exactly one piece, whatever the thread count.
+@inline(__always)
+func parallelRanges(_ n: Int, grain: Int, _ body: (Int, Int) -> Void) {
+    if n <= grain {
+        if n > 0 { body(0, n) }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        var job = body
+        withUnsafeMutablePointer(to: &job) { job in
+            ak_parallel_ranges(n, grain, { ctx, lo, hi in
+                ctx!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(lo, hi)
+            }, job)
+        }
+    }
+}
+
+/// Elements per piece of an elementwise loop (see ak_rows_grain).
+let elementwiseGrain = ak_rows_grain(1)
+
 extension Tensor {
     /// `f` applied to every element.
     @inline(__always)
     func map(_ f: (Float) -> Float) -> Tensor {
         let out = Tensor(uninitializedShape: shape)
         let x = pointer, y = out.pointer
-        for i in 0..<count { y[i] = f(x[i]) }
+        parallelRanges(count, grain: elementwiseGrain) { lo, hi in
+            for i in lo..<hi { y[i] = f(x[i]) }
+        }
         return out
     }
 
@@ -22,19 +45,27 @@ extension Tensor {
         if n == 0 { return out }
         if a.count == n && b.count == n {
             let pa = a.pointer, pb = b.pointer
-            for i in 0..<n { y[i] = f(pa[i], pb[i]) }
+            parallelRanges(n, grain: elementwiseGrain) { lo, hi in
+                for i in lo..<hi { y[i] = f(pa[i], pb[i]) }
+            }
         } else if b.count == 1 && a.count == n {
             let pa = a.pointer, s = b.pointer[0]
-            for i in 0..<n { y[i] = f(pa[i], s) }
+            parallelRanges(n, grain: elementwiseGrain) { lo, hi in
+                for i in lo..<hi { y[i] = f(pa[i], s) }
+            }
         } else if a.count == 1 && b.count == n {
             let s = a.pointer[0], pb = b.pointer
-            for i in 0..<n { y[i] = f(s, pb[i]) }
+            parallelRanges(n, grain: elementwiseGrain) { lo, hi in
+                for i in lo..<hi { y[i] = f(s, pb[i]) }
+            }
         } else if a.count == n && Array(a.shape.suffix(b.rank)) == b.shape {
             // b repeats along the leading dimensions of a (a bias, a row of weights).
             let pa = a.pointer, pb = b.pointer, inner = b.count
-            for r in 0..<(n / inner) {
-                let o = r * inner
-                for j in 0..<inner { y[o + j] = f(pa[o + j], pb[j]) }
+            parallelRanges(n / inner, grain: ak_rows_grain(inner)) { lo, hi in
+                for r in lo..<hi {
+                    let o = r * inner
+                    for j in 0..<inner { y[o + j] = f(pa[o + j], pb[j]) }
+                }
             }
         } else {
             let ea = a.count == n ? a : a.expanded(to: shape)
