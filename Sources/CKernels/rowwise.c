@@ -397,44 +397,44 @@ void ak_rmsnorm_backward(const float *x, const float *w, const float *rstd, cons
 // Row-parallel wrappers
 // ---------------------------------------------------------------------------------------------------------
 
-static void softmax_range(void *c, long lo, long hi) {
-    const rows_job_t *j = c;
-    softmax_rows_serial(j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+// A row-wise function of one input (x -> y) or of a forward output and its gradient ((y, dy) -> dx), split.
+typedef void (*rows1_fn)(const float *x, float *y, long rows, long n);
+typedef void (*rows2_fn)(const float *y, const float *dy, float *dx, long rows, long n);
+
+typedef struct {
+    rows1_fn f1;
+    rows2_fn f2;
+    const float *a, *b;
+    float *out;
+    long n;
+} rows_call_t;
+
+static void rows_call_range(void *c, long lo, long hi) {
+    const rows_call_t *j = c;
+    long o = lo * j->n;
+    if (j->f1) j->f1(j->a + o, j->out + o, hi - lo, j->n);
+    else j->f2(j->a + o, j->b + o, j->out + o, hi - lo, j->n);
+}
+
+static void split_rows(rows1_fn f1, rows2_fn f2, const float *a, const float *b, float *out, long rows, long n) {
+    rows_call_t j = {f1, f2, a, b, out, n};
+    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), rows_call_range, &j);
 }
 
 void ak_softmax_rows(const float *x, float *y, long rows, long n) {
-    rows_job_t j = {x, NULL, NULL, y, NULL, n};
-    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), softmax_range, &j);
-}
-
-static void log_softmax_range(void *c, long lo, long hi) {
-    const rows_job_t *j = c;
-    log_softmax_rows_serial(j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+    split_rows(softmax_rows_serial, NULL, x, NULL, y, rows, n);
 }
 
 void ak_log_softmax_rows(const float *x, float *y, long rows, long n) {
-    rows_job_t j = {x, NULL, NULL, y, NULL, n};
-    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), log_softmax_range, &j);
-}
-
-static void softmax_backward_range(void *c, long lo, long hi) {
-    const rows_job_t *j = c;
-    softmax_backward_rows_serial(j->y + lo * j->n, j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+    split_rows(log_softmax_rows_serial, NULL, x, NULL, y, rows, n);
 }
 
 void ak_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
-    rows_job_t j = {dy, y, NULL, dx, NULL, n};
-    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), softmax_backward_range, &j);
-}
-
-static void log_softmax_backward_range(void *c, long lo, long hi) {
-    const rows_job_t *j = c;
-    log_softmax_backward_rows_serial(j->y + lo * j->n, j->x + lo * j->n, j->out + lo * j->n, hi - lo, j->n);
+    split_rows(NULL, softmax_backward_rows_serial, y, dy, dx, rows, n);
 }
 
 void ak_log_softmax_backward_rows(const float *y, const float *dy, float *dx, long rows, long n) {
-    rows_job_t j = {dy, y, NULL, dx, NULL, n};
-    if (n > 0) ak_parallel_ranges(rows, ak_rows_grain(n), log_softmax_backward_range, &j);
+    split_rows(NULL, log_softmax_backward_rows_serial, y, dy, dx, rows, n);
 }
 
 static void lse_range(void *c, long lo, long hi) {
