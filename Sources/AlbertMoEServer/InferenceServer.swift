@@ -38,8 +38,7 @@ public final class InferenceServer: @unchecked Sendable {
 
     /// Loads the model in `modelDirectory` (a causal, masked or sentence-encoder model with its tokenizer).
     public init(modelDirectory: URL, configuration: ServerConfiguration = ServerConfiguration()) throws {
-        precondition(configuration.maxBodyBytes >= 1 && configuration.maxTokensLimit >= 1,
-                     "InferenceServer: maxBodyBytes and maxTokensLimit must be at least 1")
+        try configuration.validate()
         self.configuration = configuration
         served = try ServedModel(directory: modelDirectory)
         modelName = configuration.modelName ?? modelDirectory.standardizedFileURL.lastPathComponent

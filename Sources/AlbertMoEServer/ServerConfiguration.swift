@@ -20,4 +20,18 @@ public struct ServerConfiguration: Sendable {
         self.maxTokensLimit = maxTokensLimit
         self.modelName = modelName
     }
+
+    /// Throws a `ServerConfigurationError` naming the first setting out of range.
+    public func validate() throws {
+        guard maxBodyBytes >= 1 else { throw ServerConfigurationError("maxBodyBytes must be at least 1, got \(maxBodyBytes)") }
+        guard maxTokensLimit >= 1 else {
+            throw ServerConfigurationError("maxTokensLimit must be at least 1, got \(maxTokensLimit)")
+        }
+    }
+}
+
+/// A `ServerConfiguration` setting out of range.
+public struct ServerConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -522,6 +522,9 @@ final class InferenceServerTests: XCTestCase {
                                        configuration: ServerConfiguration(host: "127.0.0.1", port: f.causalPort))
         XCTAssertThrowsError(try blocking { try await busy.start() })
         XCTAssertThrowsError(try InferenceServer(modelDirectory: directory.appendingPathComponent("missing")))
+        XCTAssertThrowsError(try InferenceServer(modelDirectory: directory, configuration: ServerConfiguration(maxBodyBytes: 0))) {
+            XCTAssertTrue("\($0)".contains("maxBodyBytes"), "\($0)")
+        }
 
         let extra = try InferenceServer(modelDirectory: directory, configuration: ServerConfiguration(port: 0))
         let port = try blocking { try await extra.start() }
