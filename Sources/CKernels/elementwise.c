@@ -48,12 +48,10 @@ AK_AVX2 static void gelu_backward_avx2(const float *x, const float *dy, float *d
 }
 
 // The AVX2 kernels' arithmetic on 16 lanes (the same results); a tail shorter than 16 uses a mask.
-#define AK_AVX512 __attribute__((target("avx512f")))
-
 AK_AVX512 static void gelu_forward_avx512(const float *x, float *y, long n) {
     __m512 g;
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = ak_first_mask16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, ak_normal_cdf512(v, &g)));
     }
@@ -63,7 +61,7 @@ AK_AVX512 static void gelu_backward_avx512(const float *x, const float *dy, floa
     const __m512 c = _mm512_set1_ps(AK_INV_SQRT_2PI);
     __m512 g;
     for (long i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = ak_first_mask16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         __m512 cdf = ak_normal_cdf512(v, &g);
         __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(v, c), g, cdf);

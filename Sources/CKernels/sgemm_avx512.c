@@ -16,6 +16,7 @@
 // rows beyond M. beta is applied with the first KC block only (later blocks accumulate), and beta == 0 never
 // reads C.
 #include "ckernels.h"
+#include "vecmath.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,6 @@
 #define KC 384
 #define MC 384    // multiple of MR
 #define B_BLOCK (256 * 1024)   // floats of packed B kept in L2 (at least KC * NR)
-
-#define AK_AVX512 __attribute__((target("avx512f")))
 
 static int avx512_allowed = 1;
 
@@ -65,11 +64,6 @@ typedef struct {
     int first;                     // first KC block: apply beta
     long tasks;                    // how the work of a loop is split
 } job_t;
-
-// The mask of the first n of 16 lanes (n <= 0: none, n >= 16: all).
-static inline __mmask16 first_mask(long n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
 
 // Transposes a 16 x 16 block held in 16 registers (row i in r[i]) in place.
 AK_AVX512 static inline void transpose16(__m512 r[16]) {
@@ -111,7 +105,7 @@ AK_AVX512 static void pack_b_panel(const job_t *j, long jr, float *d) {
     long nr = j->nc - jr < NR ? j->nc - jr : NR;
     if (!j->transB) {
         const float *s = j->B + j->p0 * j->ldb + j->j0 + jr;
-        __mmask16 m0 = first_mask(nr), m1 = first_mask(nr - 16);
+        __mmask16 m0 = ak_first_mask16(nr), m1 = ak_first_mask16(nr - 16);
         for (long k = 0; k < j->kc; k++, s += j->ldb) {
             _mm512_store_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
             _mm512_store_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
@@ -141,7 +135,7 @@ AK_AVX512 static void pack_a_panels(const job_t *j, long ir, long np, float *d) 
         for (long q0 = 0; q0 < np; q0 += 4) {
             long nq = np - q0 < 4 ? np - q0 : 4;
             __mmask16 m[4];
-            for (long q = 0; q < nq; q++) m[q] = first_mask(j->mc - (ir + (q0 + q) * MR));
+            for (long q = 0; q < nq; q++) m[q] = ak_first_mask16(j->mc - (ir + (q0 + q) * MR));
             const float *s = j->A + j->p0 * j->lda + j->i0 + ir + q0 * MR;
             float *dq = d + q0 * MR * kc;
             for (long k = 0; k < kc; k++, s += j->lda) {
@@ -191,7 +185,7 @@ AK_AVX512 static void ukr(long kc, const float *restrict a, const float *restric
         a += MR;
         b += NR;
     }
-    __mmask16 m0 = first_mask(nr), m1 = first_mask(nr - 16);
+    __mmask16 m0 = ak_first_mask16(nr), m1 = ak_first_mask16(nr - 16);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (long i = 0; i < mr; i++) {
         float *ci = c + i * ldc;

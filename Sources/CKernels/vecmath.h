@@ -88,7 +88,13 @@ AK_AVX2_INLINE __m256 ak_normal_cdf256(__m256 x, __m256 *g) {
     return _mm256_blendv_ps(halferfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), halferfc), pos);
 }
 
+#define AK_AVX512 __attribute__((target("avx512f")))
 #define AK_AVX512_INLINE static inline __attribute__((target("avx512f"), always_inline))
+
+/// The mask of the first n of 16 lanes (n <= 0: none, n >= 16: all), for masked AVX-512 loads and stores.
+static inline __mmask16 ak_first_mask16(long n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
 
 /// ak_exp256 on 16 lanes: the same operations in the same order, so the same results bit for bit.
 AK_AVX512_INLINE __m512 ak_exp512(__m512 x) {
