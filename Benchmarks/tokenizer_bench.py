@@ -173,6 +173,18 @@ def prepare(d, mb):
     print(json.dumps({"corpus": corpus, "bytes": len(text.encode()), "lines": text.count("\n")}))
 
 
+def timed(fn, runs):
+    """Calls fn runs + 1 times (the first is the warm-up); returns its last result, wall and thread-CPU seconds."""
+    walls, cpus, result = [], [], None
+    for _ in range(runs + 1):
+        result = None  # the previous result is freed before the next call, not during it
+        t0, tc0 = time.perf_counter(), time.thread_time()
+        result = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.thread_time() - tc0)
+    return result, walls, cpus
+
+
 def bench(d, runs, families):
     import tokenizers
     from tokenizers import Tokenizer
@@ -181,21 +193,9 @@ def bench(d, runs, families):
     nbytes = sum(len(l.encode()) for l in lines)
     for fam in families:
         path = os.path.join(d, fam + ".json")
-        loads, loads_cpu = [], []
-        for _ in range(runs + 1):
-            tok = None
-            t0, tc0 = time.perf_counter(), time.thread_time()
-            tok = Tokenizer.from_file(path)
-            loads.append(time.perf_counter() - t0)
-            loads_cpu.append(time.thread_time() - tc0)
-        times, times_cpu = [], []
+        tok, loads, loads_cpu = timed(lambda: Tokenizer.from_file(path), runs)
         c0, w0 = time.process_time(), time.perf_counter()
-        for i in range(runs + 1):
-            encs = None
-            t0, tc0 = time.perf_counter(), time.thread_time()
-            encs = tok.encode_batch(lines)
-            times.append(time.perf_counter() - t0)
-            times_cpu.append(time.thread_time() - tc0)
+        encs, times, times_cpu = timed(lambda: tok.encode_batch(lines), runs)
         cpu = (time.process_time() - c0) / (time.perf_counter() - w0)
         ntok, checksum = 0, 0  # of all ids in order, to check that both libraries agree
         for e in encs:
