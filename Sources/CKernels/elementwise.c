@@ -103,33 +103,27 @@ static void gelu_backward_range(const float *x, const float *dy, float *dx, long
     }
 }
 
-// Large GELUs are split into chunks across the kernel threads.
-#define GELU_CHUNK (1L << 16)
+// Large GELUs are split across the kernel threads (ak_parallel_ranges).
+typedef struct { const float *x, *dy; float *out; } gelu_job_t;
 
-typedef struct { const float *x, *dy; float *out; long n; } gelu_job_t;
-
-static void gelu_forward_task(void *ctx, long i) {
+static void gelu_forward_task(void *ctx, long lo, long hi) {
     const gelu_job_t *j = ctx;
-    long lo = i * GELU_CHUNK, len = j->n - lo < GELU_CHUNK ? j->n - lo : GELU_CHUNK;
-    gelu_forward_range(j->x + lo, j->out + lo, len);
+    gelu_forward_range(j->x + lo, j->out + lo, hi - lo);
 }
 
-static void gelu_backward_task(void *ctx, long i) {
+static void gelu_backward_task(void *ctx, long lo, long hi) {
     const gelu_job_t *j = ctx;
-    long lo = i * GELU_CHUNK, len = j->n - lo < GELU_CHUNK ? j->n - lo : GELU_CHUNK;
-    gelu_backward_range(j->x + lo, j->dy + lo, j->out + lo, len);
+    gelu_backward_range(j->x + lo, j->dy + lo, j->out + lo, hi - lo);
 }
 
 void ak_gelu_forward(const float *x, float *y, long n) {
-    if (n <= GELU_CHUNK || ak_get_num_threads() == 1) { gelu_forward_range(x, y, n); return; }
-    gelu_job_t j = {x, NULL, y, n};
-    ak_parallel_for((n + GELU_CHUNK - 1) / GELU_CHUNK, gelu_forward_task, &j);
+    gelu_job_t j = {x, NULL, y};
+    ak_parallel_ranges(n, ak_rows_grain(1), gelu_forward_task, &j);
 }
 
 void ak_gelu_backward(const float *x, const float *dy, float *dx, long n) {
-    if (n <= GELU_CHUNK || ak_get_num_threads() == 1) { gelu_backward_range(x, dy, dx, n); return; }
-    gelu_job_t j = {x, dy, dx, n};
-    ak_parallel_for((n + GELU_CHUNK - 1) / GELU_CHUNK, gelu_backward_task, &j);
+    gelu_job_t j = {x, dy, dx};
+    ak_parallel_ranges(n, ak_rows_grain(1), gelu_backward_task, &j);
 }
 
 // ---------------------------------------------------------------------------------------------------------

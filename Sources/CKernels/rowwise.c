@@ -223,7 +223,6 @@ typedef struct {
 
 static void lse_range(void *c, long lo, long hi);
 
-
 static void softmax_rows_serial(const float *x, float *y, long rows, long n) {
     if (rows <= 0 || n <= 0) return;
 #if defined(__x86_64__)
