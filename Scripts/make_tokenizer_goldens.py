@@ -30,6 +30,10 @@ components.json           small tokenizers with one component swapped in (a base
 batches.json              padding / truncation / pair goldens.
 trained_*.tokenizer.json  written by the Swift trainers; trained_*.cases.json are the Python
                           encodings of those files, trained_verdict.json the comparison.
+<family>.repeats.json     {"cases": [{"text", "ids", "tokens" (or "pieces"), "offsets", "decode"}]}: long
+                          runs of one character and repeated patterns, for every family (ties).
+ascii_*, sp_ascii_*       tokenizers trained on ASCII art (runs of "#", "_", "-" ...), so that those ties arise.
+json_floats.json          number literals and the double the Rust library reads for each.
 """
 import base64
 import json
@@ -279,6 +283,22 @@ def unigram_family(corpus_file, lines):
     save_family("unigram_metaspace", tok, specials=("<s>", "</s>", "<pad>"), pairs=False)
 
 
+def sp_case(sp, s):
+    ids = sp.encode(s, out_type=int)
+    pieces = sp.encode(s, out_type=str)
+    # Character offsets of each piece (the library reports UTF-8 byte offsets).
+    proto = sp.encode(s, out_type="proto")
+    b2c = {}
+    pos = 0
+    for ci, ch in enumerate(s):
+        for _ in range(len(ch.encode("utf-8"))):
+            b2c[pos] = ci
+            pos += 1
+    b2c[pos] = len(s)
+    offsets = [[b2c[x.begin], b2c[x.end]] for x in proto.pieces]
+    return {"text": s, "ids": ids, "pieces": pieces, "offsets": offsets, "decode": sp.decode(ids)}
+
+
 def sentencepiece_family(corpus_file):
     from sentencepiece import sentencepiece_model_pb2 as pb
     results = {}
@@ -303,19 +323,7 @@ def sentencepiece_family(corpus_file):
         cases = []
         texts = SAMPLES + ["hello <sep> world<cls>"] + [b.decode("utf-8", "replace") for b in INVALID]
         for i, s in enumerate(texts):
-            ids = sp.encode(s, out_type=int)
-            pieces = sp.encode(s, out_type=str)
-            # Character offsets of each piece (the library reports UTF-8 byte offsets).
-            proto = sp.encode(s, out_type="proto")
-            b2c = {}
-            pos = 0
-            for ci, ch in enumerate(s):
-                for _ in range(len(ch.encode("utf-8"))):
-                    b2c[pos] = ci
-                    pos += 1
-            b2c[pos] = len(s)
-            offsets = [[b2c[x.begin], b2c[x.end]] for x in proto.pieces]
-            c = {"text": s, "ids": ids, "pieces": pieces, "offsets": offsets, "decode": sp.decode(ids)}
+            c = sp_case(sp, s)
             if i >= len(texts) - len(INVALID):
                 c["text"] = None
                 c["text_b64"] = base64.b64encode(INVALID[i - (len(texts) - len(INVALID))]).decode()
@@ -327,9 +335,11 @@ def sentencepiece_family(corpus_file):
     return results
 
 
-def albert_family(sp_model_path):
+def albert_family(sp_model_path, name="albert_unigram"):
     """SentencePiece unigram model converted to tokenizer.json the way the
-    ALBERT converter of `transformers` does it (Precompiled normalizer)."""
+    ALBERT converter of `transformers` does it (Precompiled normalizer; none for a
+    model with identity normalization). The scores are float32 values, which the
+    Rust library reads back from the file one unit in the last place off for some."""
     from sentencepiece import sentencepiece_model_pb2 as pb
     m = pb.ModelProto()
     with open(sp_model_path, "rb") as f:
@@ -337,12 +347,12 @@ def albert_family(sp_model_path):
     vocab = [(p.piece, p.score) for p in m.pieces]
     unk_id = m.trainer_spec.unk_id
     tok = Tokenizer(models.Unigram(vocab, unk_id, False))
+    charsmap = m.normalizer_spec.precompiled_charsmap
     tok.normalizer = normalizers.Sequence([
         normalizers.Replace("``", '"'), normalizers.Replace("''", '"'),
-        normalizers.Lowercase(),
-        normalizers.Precompiled(m.normalizer_spec.precompiled_charsmap),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+        normalizers.Lowercase()]
+        + ([normalizers.Precompiled(charsmap)] if charsmap else [])
+        + [normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     cls, sep = "<cls>", "<sep>"
@@ -350,6 +360,9 @@ def albert_family(sp_model_path):
         single="<cls>:0 $A:0 <sep>:0", pair="<cls>:0 $A:0 <sep>:0 $B:1 <sep>:1",
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
     tok.add_special_tokens(["<pad>", "<unk>", "<cls>", "<sep>"])
+    if name != "albert_unigram":
+        tok.save(os.path.join(OUT, f"{name}.tokenizer.json"))
+        return
     save_family("albert_unigram", tok, specials=("<cls>", "<sep>", "<pad>"))
 
 
@@ -623,6 +636,160 @@ def check_trained():
         print("trained:", verdict)
 
 
+# --------------------------------------------------------------------------
+# Repeats: long runs of one character and repeated patterns, where several
+# segmentations have equal scores (Unigram), merges of equal rank apply at
+# several positions (BPE) or the longest match repeats (WordPiece). The
+# ascii_* tokenizers are trained on ASCII art so that pieces such as "#",
+# "##" and "####" exist and those ties actually arise.
+# --------------------------------------------------------------------------
+def repeat_texts():
+    texts = ["#" * n for n in list(range(1, 25)) + [32, 33, 40]]
+    for c in "_-=*.a":
+        texts += [c * n for n in (2, 3, 4, 5, 7, 9, 16, 17, 20, 24, 33)]
+    texts += ["a" + " " * n + "b" for n in (2, 3, 5, 8, 16)] + [" " * 7]
+    for p in ("ab", "abc", "-=", "#_", "ha", "123", "😀", "日", "=-", "<>", "/\\", "+-", "|#"):
+        texts += [p * n for n in (2, 3, 5, 13)]
+    texts += [
+        "hello ##### world", "#####hello#####", "title\n" + "=" * 20, "+" + "-" * 14 + "+",
+        "|" + "#" * 14 + "|", "  _____   ____  ", " |  __ \\ / __ \\ ", "##   ##  #######",
+        "*~*~*~*~*~*", ">>>>>>>> <<<<<<<", "a---b x____y ...", "!!!???!!!", "-_-_-_-",
+        "aaaab abababa hahahaha!", "1231231 12341234", "😀😀😀 hi 👍👍👍👍", "日日日本本本",
+        "café café café", "the the the the", "==> #### <==", "#" * 5 + " " + "#" * 9 + " " + "#" * 13,
+        "ab" * 3 + "a", "____init____", "--- ### ===", "#_#_#_ #__#__#", "x" + "#" * 21 + "y",
+        "##" + "-" * 18 + "##", ". . . . . .", "0000000001", "1000000000000",
+        # Ties that the ALBERT-converted ASCII-art model breaks by a last bit of a score.
+        "_" * 18, "_" * 22, "_" * 26, "x " + "_" * 36, "__init__ " + "_" * 19,
+    ]
+    return texts
+
+
+ASCII_ART = ["#", "_", "-", "=", "*", ".", "~", "+", "|", "/", "\\", "<", ">", "0", " "]
+ASCII_PATTERNS = ["-=", "#_", "ha", "ab", "abc", "123", "/\\", "<>", "*~", "+-", "|#", "=-"]
+
+
+def ascii_art_corpus(n_lines=1200, seed=4321):
+    """Lines of words mixed with runs of one character, repeated patterns and boxes."""
+    rnd = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        out = []
+        for _ in range(rnd.randint(2, 8)):
+            r = rnd.random()
+            if r < 0.35:
+                out.append(rnd.choice(WORDS))
+            elif r < 0.70:
+                out.append(rnd.choice(ASCII_ART[:-1]) * rnd.randint(1, 32))
+            elif r < 0.90:
+                out.append(rnd.choice(ASCII_PATTERNS) * rnd.randint(2, 12))
+            else:
+                k = rnd.randint(2, 20)
+                c = rnd.choice("#=*")
+                out.append(rnd.choice(["+" + "-" * k + "+", "|" + c * k + "|", c * k + " " + c * k]))
+        lines.append(rnd.choice(["", " ", "  "]).join(out))
+    return lines
+
+
+def ascii_families(corpus_file):
+    """Tokenizers trained on the ASCII-art corpus (reused unless --retrain)."""
+    if saved("ascii_unigram") is None:
+        t = SentencePieceUnigramTokenizer()
+        t.train([corpus_file], vocab_size=400, special_tokens=["<pad>", "<unk>", "<s>", "</s>"],
+                unk_token="<unk>", show_progress=False)
+        t._tokenizer.save(os.path.join(OUT, "ascii_unigram.tokenizer.json"))
+    if saved("ascii_bpe") is None:
+        t = ByteLevelBPETokenizer(add_prefix_space=False)
+        t.train([corpus_file], vocab_size=500, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>"],
+                show_progress=False)
+        t._tokenizer.save(os.path.join(OUT, "ascii_bpe.tokenizer.json"))
+    if saved("ascii_wordpiece") is None:
+        # Whitespace split only, so that "####" stays one word, whose continuations start with "##".
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.decoder = decoders.WordPiece(prefix="##")
+        tok.train([corpus_file], trainers.WordPieceTrainer(vocab_size=400, min_frequency=2,
+                                                           special_tokens=["[PAD]", "[UNK]"],
+                                                           show_progress=False))
+        tok.save(os.path.join(OUT, "ascii_wordpiece.tokenizer.json"))
+    for name, mtype in [("sp_ascii_unigram", "unigram"), ("sp_ascii_bpe", "bpe")]:
+        prefix = os.path.join(OUT, name)
+        if not RETRAIN and os.path.exists(prefix + ".model"):
+            continue
+        # Identity normalization: no precompiled charsmap, so the model file stays small.
+        spm.SentencePieceTrainer.train(
+            input=corpus_file, model_prefix=prefix, vocab_size=560, model_type=mtype,
+            character_coverage=1.0, normalization_rule_name="identity", byte_fallback=True,
+            pad_id=0, unk_id=1, bos_id=2, eos_id=3, user_defined_symbols=["<sep>", "<cls>"],
+            num_threads=1, minloglevel=2)
+        os.remove(prefix + ".vocab")
+    albert_family(os.path.join(OUT, "sp_ascii_unigram.model"), "ascii_albert_unigram")
+    # Merges listed twice: the Rust library keeps the last rank of a pair.
+    j = json.loads(Tokenizer.from_file(os.path.join(OUT, "ascii_bpe.tokenizer.json")).to_str())
+    merges = j["model"]["merges"]
+    j["model"]["merges"] = merges + merges[:40:3][::-1]
+    with open(os.path.join(OUT, "ascii_bpe_duplicate_merges.tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)
+    # Normal pieces that cover the user-defined symbols with a better score than the
+    # library's user-defined score (length * max(scores, FLT_MIN) - 0.1) would be with
+    # the largest normal score instead of FLT_MIN.
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    m = pb.ModelProto()
+    with open(os.path.join(OUT, "sp_ascii_unigram.model"), "rb") as f:
+        m.ParseFromString(f.read())
+    for piece in ("<s", "ep>", "<c", "ls>"):
+        m.pieces.add(piece=piece, score=-1.0, type=pb.ModelProto.SentencePiece.NORMAL)
+    with open(os.path.join(OUT, "sp_ascii_user_defined.model"), "wb") as f:
+        f.write(m.SerializeToString())
+
+
+REPEAT_FAMILIES = ("bert_wordpiece", "bert_cased", "roberta_bpe", "gpt2_bpe", "unigram_metaspace",
+                   "albert_unigram", "trained_bpe", "trained_wordpiece", "trained_unigram",
+                   "ascii_unigram", "ascii_albert_unigram", "ascii_bpe", "ascii_bpe_duplicate_merges",
+                   "ascii_wordpiece")
+REPEAT_SP = ("sp_unigram", "sp_bpe", "sp_unigram_raw", "sp_ascii_unigram", "sp_ascii_bpe", "sp_ascii_user_defined")
+
+
+def repeats():
+    """<family>.repeats.json: the Python encodings of repeat_texts() for every family, loaded from
+    its committed file (ids, tokens / pieces, offsets, decode)."""
+    texts = repeat_texts()
+    for name in REPEAT_FAMILIES:
+        tok = Tokenizer.from_file(os.path.join(OUT, f"{name}.tokenizer.json"))
+        cases = []
+        for s in texts:
+            enc = tok.encode(s)
+            cases.append({"text": s, "ids": enc.ids, "tokens": enc.tokens,
+                          "offsets": [list(o) for o in enc.offsets],
+                          "decode": tok.decode(enc.ids, skip_special_tokens=True)})
+        dump(f"{name}.repeats.json", {"cases": cases})
+    for name in REPEAT_SP:
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(OUT, f"{name}.model"))
+        dump(f"{name}.repeats.json", {"cases": [sp_case(sp, s) for s in texts + ["<sep>" * 3 + "#<sep>##", "a<sep>b <cls> <s ep> <sep<cls>"]]})
+
+
+def json_floats():
+    """Number literals and the f64 the Rust library reads for each (serde_json's default parser,
+    which can be one unit in the last place away from the nearest double), as exact reprs."""
+    import struct
+    rnd = random.Random(77)
+    lits = ["0.1", "-0.0", "1e-7", "1.5E+3", "2.5e-3", "-10", "10", "0", "1e0", "0e5", "-7.2240214347839355",
+            "123456789012345678901234", "-18446744073709551615", "18446744073709551616", "-9223372036854775809",
+            "12345678901234567890.5", "1.00000000000000000000001", "0.000000000000000000000000123",
+            "3.141592653589793238462643383279", "4.9e-324", "2.2250738585072014e-308", "1e-320",
+            "1.7976931348623157e308", "-1e-400", "9007199254740993", "9007199254740993.0", "-12.345678901234567"]
+    for _ in range(120):  # float32 scores widened to double, as SentencePiece models store them
+        lits.append(repr(struct.unpack("f", struct.pack("f", -rnd.uniform(0, 20)))[0]))
+    for _ in range(120):
+        lits.append(repr(-rnd.uniform(0, 20)))
+    for _ in range(20):
+        lits.append(repr(rnd.uniform(-1, 1) * 10.0 ** rnd.randint(-30, 30)))
+    vocab = ", ".join(f'["t{i}", {lit}]' for i, lit in enumerate(lits))
+    doc = '{"version": "1.0", "model": {"type": "Unigram", "unk_id": null, "vocab": [%s]}}' % vocab
+    tok = Tokenizer.from_str(doc)
+    read = [v for _, v in json.loads(tok.to_str())["model"]["vocab"]]
+    dump("json_floats.json", {"literals": lits, "rust": [repr(v) for v in read]})
+
+
 FUZZ_POOL = (
     list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 3
     + list("     \t\n\r.,;:!?'\"()[]{}-_/\\@#$%^&*~`|+=<>")
@@ -657,6 +824,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     if "--trained-only" in sys.argv:
         check_trained()
+        repeats()
         return
     lines = make_corpus()
     # A fixed path: SentencePiece stores the input path inside the .model file.
@@ -682,6 +850,12 @@ def main():
         f.write("\n".join(lines[:800]) + "\n")
     check_trained()
     fuzz()
+    ascii_file = os.path.join(tmp, "ascii_art.txt")
+    with open(ascii_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(ascii_art_corpus()) + "\n")
+    ascii_families(ascii_file)
+    repeats()
+    json_floats()
     print("wrote fixtures to", OUT)
 
 

@@ -56,6 +56,24 @@ struct U64Map {
         }
     }
 
+    /// Inserts `key` with `value`, replacing the value it had.
+    mutating func set(_ key: UInt64, _ value: UInt64) {
+        precondition(key != U64Map.empty, "U64Map: reserved key")
+        if 2 * (count + 1) > slots.count { grow() }
+        let mask = slots.count - 1
+        var i = home(key)
+        while true {
+            let x = slots[i].key
+            if x == key { slots[i].value = value; return }
+            if x == U64Map.empty {
+                slots[i] = Slot(key: key, value: value)
+                count += 1
+                return
+            }
+            i = (i + 1) & mask
+        }
+    }
+
     private mutating func grow() {
         let old = slots
         self = U64Map(capacity: old.count)

@@ -254,9 +254,113 @@ struct JSONParser {
             for i in (pos - digits)..<pos { v = v * 10 + Int(bytes[i] &- 0x30) }
             return negative ? -Double(v) : Double(v)
         }
+        if let d = JSONParser.rustNumber(UnsafeBufferPointer(rebasing: bytes[start..<pos])) { return d }
         let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         guard let d = Double(s) else { pos = start; throw fail("invalid number '\(s)'") }
         return d
+    }
+
+    /// 1e0 ... 1e308, each the nearest double.
+    static let powersOfTen: [Double] = (0...308).map { Double("1e\($0)")! }
+
+    /// The value serde_json gives a JSON number with its default parser (the one the Rust library reads
+    /// tokenizer.json with): the decimal digits are gathered into a 64-bit integer (digits past its range are
+    /// dropped, integer ones counted in the exponent), that integer is rounded to a double, then multiplied or
+    /// divided by one power of ten. Two roundings, so the result can be one unit in the last place away from the
+    /// nearest double (e.g. "-7.2240214347839355"), and Unigram paths that tie, or not, depend on that bit.
+    /// Nil when the text is not a JSON number or is out of range (the caller reads it leniently then).
+    static func rustNumber(_ b: UnsafeBufferPointer<UInt8>) -> Double? {
+        let n = b.count
+        var i = 0
+        let positive = !(n > 0 && b[0] == UInt8(ascii: "-"))
+        if !positive { i = 1 }
+        @inline(__always) func digit(_ k: Int) -> UInt64? {
+            k < n && b[k] >= 0x30 && b[k] <= 0x39 ? UInt64(b[k] - 0x30) : nil
+        }
+        // serde_json's overflow check for `x * 10 + d` against `limit`.
+        @inline(__always) func overflows(_ x: UInt64, _ d: UInt64, _ limit: UInt64) -> Bool {
+            x >= limit / 10 && (x > limit / 10 || d > limit % 10)
+        }
+        guard let first = digit(i) else { return nil }
+        i += 1
+        var significand = first
+        var exponent: Int32 = 0
+        if first == 0 {
+            if digit(i) != nil { return nil }  // one leading zero only
+        } else {
+            while let d = digit(i) {
+                if overflows(significand, d, UInt64.max) {
+                    // The remaining integer digits are dropped, each one a power of ten.
+                    while digit(i) != nil { i += 1; exponent += 1 }
+                    break
+                }
+                significand = significand * 10 + d
+                i += 1
+            }
+        }
+        var isFloat = exponent != 0
+        if i < n, b[i] == UInt8(ascii: ".") {
+            isFloat = true
+            i += 1
+            var fractionDigits = 0
+            while let d = digit(i) {
+                if overflows(significand, d, UInt64.max) {
+                    while digit(i) != nil { i += 1 }  // dropped
+                    fractionDigits = -1
+                    break
+                }
+                significand = significand * 10 + d
+                exponent -= 1
+                i += 1
+                fractionDigits += 1
+            }
+            if fractionDigits == 0 { return nil }  // at least one digit after the point
+        }
+        if i < n, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            isFloat = true
+            i += 1
+            var positiveExp = true
+            if i < n, b[i] == UInt8(ascii: "+") { i += 1 } else if i < n, b[i] == UInt8(ascii: "-") { positiveExp = false; i += 1 }
+            guard let e0 = digit(i) else { return nil }
+            i += 1
+            var e = Int32(e0)
+            while let d = digit(i) {
+                if overflows(UInt64(e), d, UInt64(Int32.max)) {
+                    if significand != 0 && positiveExp { return nil }  // out of range
+                    while digit(i) != nil { i += 1 }
+                    guard i == n else { return nil }
+                    return positive ? 0.0 : -0.0
+                }
+                e = e * 10 + Int32(d)
+                i += 1
+            }
+            let x = positiveExp ? Int64(exponent) + Int64(e) : Int64(exponent) - Int64(e)  // saturating, like serde_json
+            exponent = Int32(clamping: x)
+        }
+        guard i == n else { return nil }
+        if !isFloat {
+            // An integer: u64 / i64, then `as f64` (one rounding).
+            return positive ? Double(significand) : -Double(significand)
+        }
+        var f = Double(significand)
+        var ex = exponent
+        while true {
+            let mag = ex == Int32.min ? Int(Int32.max) + 1 : Int(abs(ex))
+            if mag < powersOfTen.count {
+                if ex >= 0 {
+                    f *= powersOfTen[mag]
+                    if f.isInfinite { return nil }
+                } else {
+                    f /= powersOfTen[mag]
+                }
+                break
+            }
+            if f == 0 { break }
+            if ex >= 0 { return nil }
+            f /= 1e308
+            ex += 308
+        }
+        return positive ? f : -f
     }
 
     mutating func hex4() throws -> UInt32 {

@@ -211,7 +211,9 @@ public final class SentencePieceProcessor {
         var ids: [VocabKey: Int] = [:]
         var ud = ByteTrie(), t = ByteTrie()
         var hasUD = false
-        var mn = Float.greatestFiniteMagnitude, mx = -Float.greatestFiniteMagnitude
+        // The library starts from FLT_MAX and FLT_MIN (the smallest positive float): with the usual negative
+        // scores, the maximum stays FLT_MIN and a user-defined piece scores about -0.1.
+        var mn = Float.greatestFiniteMagnitude, mx = Float.leastNormalMagnitude
         var bytes = [Int](repeating: -1, count: 256)
         for (i, p) in proto.pieces.enumerated() {
             if ids[VocabKey(p.piece)] == nil { ids[VocabKey(p.piece)] = i }
@@ -351,7 +353,11 @@ public final class SentencePieceProcessor {
                 let p = proto.pieces[id]
                 if p.type == .unused { return }
                 let end = start + len
-                let sc: Float = p.type == .userDefined ? Float(len) * maxScore - 0.1 : p.score
+                // `length * max_score - 0.1`: a float product, the subtraction in double.
+                let sc: Float = p.type == .userDefined ? Float(Double(Float(len) * maxScore) - 0.1) : p.score
+                // Path scores are floats and a later path must be strictly better: of equal paths, the one whose
+                // last piece starts first wins (the library's output on long runs of one character agrees with
+                // adding in float, not in double).
                 let cand = sc + base
                 if from[end] < 0 || cand > score[end] { score[end] = cand; from[end] = start; ids[end] = id }
                 if len == mblen { single = true }

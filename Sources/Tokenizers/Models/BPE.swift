@@ -38,7 +38,8 @@ public final class BPEModel: TokenizerModel {
             guard let bi = vocab[VocabKey(b)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merge token '\(b)' not in vocabulary") }
             let newToken = prefixLen == 0 ? a + b : a + String(decoding: b.utf8.dropFirst(prefixLen), as: UTF8.self)
             guard let ni = vocab[VocabKey(newToken)] else { throw TokenizerError.invalidField(path: "\(path).merges[\(i)]", component: "BPE", reason: "merged token '\(newToken)' not in vocabulary") }
-            m.getOrInsert(BPEModel.pairKey(Int32(ai), Int32(bi)), UInt64(i) << 32 | UInt64(UInt32(ni)))  // the first merge wins
+            // A pair listed twice takes its last rank (the Rust library collects the merges into a map).
+            m.set(BPEModel.pairKey(Int32(ai), Int32(bi)), UInt64(i) << 32 | UInt64(UInt32(ni)))
         }
         self.merges = m
         let affixLen = prefixLen + (suffix?.utf8.count ?? 0)

@@ -114,6 +114,9 @@ public final class UnigramModel: TokenizerModel {
             var hasSingle = false
             trie.prefixes(word, from: b + start) { len, id in
                 let end = start + len
+                // As the Rust library: Double sums, and a later candidate must be strictly better, so of paths with
+                // equal scores the one whose last piece starts first wins. Which paths are equal depends on the
+                // last bits of the scores, read from tokenizer.json as serde_json reads them (JSONParser.rustNumber).
                 let cand = pieces[id].1 + base
                 if bestStart[end] < 0 || cand > bestScore[end] {
                     bestScore[end] = cand; bestStart[end] = start

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import Tokenizers
+
+/// Long runs of one character and repeated patterns (<family>.repeats.json), where segmentations tie:
+/// Unigram paths of equal score, BPE merges of one rank at several positions, WordPiece matching the same
+/// piece again and again. The ascii_* tokenizers are trained on ASCII art so that those ties arise.
+final class RepeatGoldenTests: XCTestCase {
+    /// Every family has at least this many lines (the script writes the same texts for each).
+    static let minimumCases = 150
+
+    func checkFamily(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let tok = try Tokenizer.load(from: Fixtures.url("\(name).tokenizer.json"))
+        let cases = try Fixtures.json("\(name).repeats.json")["cases"]!.arrayValue
+        XCTAssertGreaterThanOrEqual(cases.count, Self.minimumCases, name, file: file, line: line)
+        var failures: [String] = []
+        for c in cases {
+            let text = c["text"]!.stringValue!
+            do {
+                let e = try tok.encode(text)
+                var d: [String] = []
+                if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
+                if e.tokens != c["tokens"]!.stringArray { d.append("tokens \(e.tokens) != \(c["tokens"]!.stringArray)") }
+                let go = c["offsets"]!.arrayValue.map { $0.intArray }
+                if e.offsets.map({ [$0.0, $0.1] }) != go { d.append("offsets \(e.offsets.map { [$0.0, $0.1] }) != \(go)") }
+                let dec = try tok.decode(c["ids"]!.intArray, skipSpecialTokens: true)
+                if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
+                if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
+            } catch {
+                failures.append("'\(describe(text))' threw \(error)")
+            }
+        }
+        report("\(name) repeats", failures, total: cases.count, file: file, line: line)
+    }
+
+    func checkSentencePiece(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let tok = try Tokenizer.load(from: Fixtures.url("\(name).model"))
+        let cases = try Fixtures.json("\(name).repeats.json")["cases"]!.arrayValue
+        XCTAssertGreaterThanOrEqual(cases.count, Self.minimumCases, name, file: file, line: line)
+        var failures: [String] = []
+        for c in cases {
+            let text = c["text"]!.stringValue!
+            let e = try tok.encode(text)
+            var d: [String] = []
+            if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
+            if e.tokens != c["pieces"]!.stringArray { d.append("pieces \(e.tokens) != \(c["pieces"]!.stringArray)") }
+            let go = c["offsets"]!.arrayValue.map { $0.intArray }
+            if e.offsets.map({ [$0.0, $0.1] }) != go { d.append("offsets \(e.offsets.map { [$0.0, $0.1] }) != \(go)") }
+            let dec = try tok.decode(c["ids"]!.intArray)
+            if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
+            if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
+        }
+        report("\(name) repeats", failures, total: cases.count, file: file, line: line)
+    }
+
+    func testBertWordPiece() throws { try checkFamily("bert_wordpiece") }
+    func testBertCased() throws { try checkFamily("bert_cased") }
+    func testRobertaByteLevelBPE() throws { try checkFamily("roberta_bpe") }
+    func testGPT2ByteLevelBPE() throws { try checkFamily("gpt2_bpe") }
+    func testUnigramMetaspace() throws { try checkFamily("unigram_metaspace") }
+    func testAlbertPrecompiledUnigram() throws { try checkFamily("albert_unigram") }
+    /// The files the Swift trainers wrote, as the Python library loads them.
+    func testTrainedBPE() throws { try checkFamily("trained_bpe") }
+    func testTrainedWordPiece() throws { try checkFamily("trained_wordpiece") }
+    func testTrainedUnigram() throws { try checkFamily("trained_unigram") }
+    /// Trained by the Python library on ASCII art: pieces like "#", "##", "####" make equal-score paths.
+    func testAsciiArtUnigram() throws { try checkFamily("ascii_unigram") }
+    /// sp_ascii_unigram converted the ALBERT way: float32 scores, some read back by the Rust library one unit in the
+    /// last place off, which decides which of two equal-looking paths wins (runs of "_" from 18 on).
+    func testAsciiArtAlbertUnigram() throws { try checkFamily("ascii_albert_unigram") }
+    func testAsciiArtByteLevelBPE() throws { try checkFamily("ascii_bpe") }
+    /// ascii_bpe with some merges listed a second time at the end: a pair takes the rank of its last listing.
+    func testDuplicateMergesTakeTheirLastRank() throws { try checkFamily("ascii_bpe_duplicate_merges") }
+    /// Whitespace split only: "####" is one word, and its continuation pieces start with the "##" prefix.
+    func testAsciiArtWordPiece() throws { try checkFamily("ascii_wordpiece") }
+
+    func testSentencePieceUnigramModel() throws { try checkSentencePiece("sp_unigram") }
+    func testSentencePieceBPEModel() throws { try checkSentencePiece("sp_bpe") }
+    func testSentencePieceRawUnigramModel() throws { try checkSentencePiece("sp_unigram_raw") }
+    func testSentencePieceAsciiArtUnigramModel() throws { try checkSentencePiece("sp_ascii_unigram") }
+    func testSentencePieceAsciiArtBPEModel() throws { try checkSentencePiece("sp_ascii_bpe") }
+    /// Normal pieces "<s", "ep>", "<c", "ls>" compete with the user-defined "<sep>" and "<cls>".
+    func testSentencePieceUserDefinedScore() throws { try checkSentencePiece("sp_ascii_user_defined") }
+
+    /// Numbers in a tokenizer.json are read as the Rust library reads them (serde_json's default parser, which
+    /// can land one unit in the last place away from the nearest double): Unigram scores then tie, or not,
+    /// exactly as they do there.
+    func testNumbersReadLikeTheRustLibrary() throws {
+        let g = try Fixtures.json("json_floats.json")
+        let literals = g["literals"]!.stringArray
+        let rust = g["rust"]!.stringArray
+        XCTAssertGreaterThan(literals.count, 200)
+        XCTAssertEqual(literals.count, rust.count)
+        var failures: [String] = []
+        var inexact = 0
+        for (lit, r) in zip(literals, rust) {
+            guard case let .number(v) = try JSONValue.parse(Data(lit.utf8)) else { failures.append("\(lit): not a number"); continue }
+            let want = Double(r)!
+            if v.bitPattern != want.bitPattern { failures.append("\(lit): \(v) != \(r)") }
+            if let nearest = Double(lit), nearest.bitPattern != want.bitPattern { inexact += 1 }
+        }
+        // The fixture must hold literals where the two readings differ, or it would not test anything.
+        XCTAssertGreaterThan(inexact, 10)
+        report("json numbers", failures, total: literals.count)
+    }
+}
