@@ -26,7 +26,7 @@ extension AlbertForMaskedLM {
         guard let maskID = SpecialTokenIDs.maskID(for: tokenizer) else {
             throw GenerationError("the tokenizer defines no mask token ([MASK] or <mask>): it cannot fill masks")
         }
-        let ids = try tokenizer.encode(text).ids
+        let ids = try tokenizer.encodeUnpadded(text).ids
         let positions = ids.indices.filter { ids[$0] == Int(maskID) }
         guard !positions.isEmpty else {
             let name = tokenizer.idToToken(Int(maskID)) ?? "the mask token"

@@ -66,7 +66,7 @@ extension TrainingJob {
     func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer,
                   stream: (String) -> Void = { _ in }) throws -> String {
         let o = options
-        var ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
+        var ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
         guard !ids.isEmpty else { throw ValidationError("the prompt has no token") }
         let limit = model.config.maxPositionEmbeddings - 1
         if ids.count > limit {

@@ -164,7 +164,7 @@ struct TrainingJob {
         let eos = SpecialTokenIDs.eosID(for: tokenizer)
         say("Sample completions (greedy):")
         for prompt in prompts {
-            let ids = try tokenizer.encode(prompt, addSpecialTokens: false).ids.map(Int32.init)
+            let ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
             guard !ids.isEmpty else { continue }
             let new = model.greedyContinuation(ids, maxNewTokens: min(24, options.genMaxLength), eosID: eos)
             let text = try tokenizer.decode(new.filter { $0 != eos }.map(Int.init))

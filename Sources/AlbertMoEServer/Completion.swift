@@ -93,7 +93,7 @@ final class CompletionGenerator: @unchecked Sendable {
         guard let model = served.causal else { preconditionFailure("CompletionGenerator needs a causal model") }
         let prompt: [Int32]
         do {
-            prompt = try served.tokenizer.encode(request.prompt, addSpecialTokens: false).ids.map { Int32($0) }
+            prompt = try served.tokenizer.encodeUnpadded(request.prompt, addSpecialTokens: false).ids.map { Int32($0) }
         } catch {
             throw APIError.invalid("prompt cannot be tokenized: \(error)", param: "prompt")
         }

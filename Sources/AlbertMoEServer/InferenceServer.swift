@@ -180,7 +180,7 @@ public final class InferenceServer: @unchecked Sendable {
     private func embeddings(_ request: Request) async throws -> Response {
         let fields = try await readFields(request)
         guard let inputs = try fields.strings("input") else { throw APIError.invalid("input is required", param: "input") }
-        let (encoder, tokenizer) = (served.encoder, served.tokenizer)
+        let encoder = served.encoder
         // Batches of 32 texts, each its own job, so that a long list does not hold up the other requests.
         var vectors: [[Float]] = [], tokens = 0
         for start in stride(from: 0, to: inputs.count, by: 32) {
@@ -188,7 +188,7 @@ public final class InferenceServer: @unchecked Sendable {
             let (batchVectors, batchTokens) = try await worker.run { () throws -> ([[Float]], Int) in
                 do {
                     let vectors = try encoder.encode(batch)
-                    return (vectors, try Self.embeddingTokenCount(batch, encoder: encoder, tokenizer: tokenizer))
+                    return (vectors, try Self.embeddingTokenCount(batch, encoder: encoder))
                 } catch let error as TokenizerError {
                     throw APIError.invalid("input cannot be tokenized: \(error)", param: "input")
                 }
@@ -201,14 +201,9 @@ public final class InferenceServer: @unchecked Sendable {
                                                usage: Usage(promptTokens: tokens, completionTokens: nil, totalTokens: tokens)))
     }
 
-    /// The tokens `SentenceAlbert.encode` runs for `texts`: each text's, cut to the encoder's limit (an empty one
-    /// counts its padding token).
-    private static func embeddingTokenCount(_ texts: [String], encoder: SentenceAlbert,
-                                            tokenizer: Tokenizer) throws -> Int {
-        let limit = min(encoder.maxSequenceLength, encoder.config.maxPositionEmbeddings)
-        return try texts.reduce(0) { total, text in
-            total + max(1, min(limit, try tokenizer.encode(text).ids.count))
-        }
+    /// The tokens `SentenceAlbert.encode` runs for `texts`.
+    private static func embeddingTokenCount(_ texts: [String], encoder: SentenceAlbert) throws -> Int {
+        try texts.reduce(0) { total, text in total + (try encoder.inputIDs(text).count) }
     }
 
     private func fillMask(_ request: Request) async throws -> Response {

@@ -183,6 +183,24 @@ public final class Tokenizer {
 
     /// Encodes a text (and optionally a pair), with special tokens, truncation and padding as configured.
     public func encode(_ text: String, pair: String? = nil, addSpecialTokens: Bool = true) throws -> Encoding {
+        try encode(text, pair: pair, addSpecialTokens: addSpecialTokens, truncation: truncation, padding: padding)
+    }
+
+    /// Encodes a text as a model's input: special tokens as the post-processor adds them, and none of this
+    /// tokenizer's own `truncation` and `padding` (a tokenizer.json may declare fixed padding to 128, which would
+    /// make pad tokens content). With `maxLength`, the result is cut to at most that many tokens, special tokens
+    /// included, by shortening the content, as Python's `tokenizer(text, truncation=True, max_length=N)` does.
+    /// Batches are padded by their collator, with attention mask 0 on the padding.
+    public func encodeUnpadded(_ text: String, addSpecialTokens: Bool = true, maxLength: Int? = nil) throws -> Encoding {
+        var e = try encode(text, pair: nil, addSpecialTokens: addSpecialTokens,
+                           truncation: maxLength.map { TruncationParams(maxLength: max(0, $0)) }, padding: nil)
+        // Only when the special tokens alone are more than maxLength.
+        if let m = maxLength, e.ids.count > m { e.truncate(maxLength: max(0, m), stride: 0, direction: .right) }
+        return e
+    }
+
+    func encode(_ text: String, pair: String?, addSpecialTokens: Bool, truncation: TruncationParams?,
+                padding: PaddingParams?) throws -> Encoding {
         var a: Encoding, b: Encoding?
         if let sp = sentencePiece {
             // SentencePiece adds no special tokens; truncation and padding still apply.
@@ -192,7 +210,7 @@ public final class Tokenizer {
             a = try encodeSequence(text, typeId: 0)
             b = try pair.map { try encodeSequence($0, typeId: 1) }
         }
-        return try postProcess(&a, &b, addSpecialTokens: addSpecialTokens)
+        return try postProcess(&a, &b, addSpecialTokens: addSpecialTokens, truncation: truncation, padding: padding)
     }
 
     /// Encodes raw UTF-8 bytes; invalid sequences become U+FFFD like Python's
@@ -201,7 +219,8 @@ public final class Tokenizer {
         try encode(decodeUTF8Lossy(bytes), pair: pair.map(decodeUTF8Lossy), addSpecialTokens: addSpecialTokens)
     }
 
-    func postProcess(_ a: inout Encoding, _ b: inout Encoding?, addSpecialTokens: Bool) throws -> Encoding {
+    func postProcess(_ a: inout Encoding, _ b: inout Encoding?, addSpecialTokens: Bool, truncation: TruncationParams?,
+                     padding: PaddingParams?) throws -> Encoding {
         if var t = truncation {
             let added = postProcessor?.addedTokens(isPair: b != nil) ?? 0
             if addSpecialTokens && added > 0 { t.maxLength = max(0, t.maxLength - added) }

@@ -140,6 +140,60 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(noMask.stderr.contains("[MASK]"), noMask.stderr)
     }
 
+    /// A copy of the model directory `source` whose tokenizer.json declares fixed padding and truncation at 128
+    /// (as many published tokenizer.json files do), padding with the tokenizer's token 0.
+    func copyDeclaringPadding(_ source: URL, to copy: URL) throws {
+        try FileManager.default.createDirectory(at: copy, withIntermediateDirectories: true)
+        for file in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: copy.appendingPathComponent(file))
+        }
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("tokenizer.json")))
+                                 as? [String: Any])
+        let added = try XCTUnwrap(root["added_tokens"] as? [[String: Any]])
+        let pad = try XCTUnwrap(added.first { $0["id"] as? Int == 0 }?["content"] as? String)
+        root["padding"] = ["strategy": ["Fixed": 128], "direction": "Right", "pad_to_multiple_of": NSNull(),
+                           "pad_id": 0, "pad_type_id": 0, "pad_token": pad]
+        root["truncation"] = ["direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0]
+        try JSONSerialization.data(withJSONObject: root).write(to: copy.appendingPathComponent("tokenizer.json"))
+    }
+
+    /// A model whose tokenizer.json declares its own padding and truncation serves, evaluates and embeds exactly as
+    /// the same model without them: the file's padding never reaches the model as content.
+    func testDeclaredTokenizerPaddingChangesNoOutput() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir)
+        let pairs = dir.appendingPathComponent("pairs.tsv")
+        try Data("sentence1\tsentence2\tscore\nred cat runs\tred cat runs\t5\nred cat\tblue dog sleeps\t1\ngreen bird\tgreen bird eats\t4\n".utf8)
+            .write(to: pairs)
+        let lines = dir.appendingPathComponent("lines.txt")
+        try Data("red cat runs\nblue dog\n\(Array(repeating: "green bird eats", count: 30).joined(separator: " "))\n".utf8).write(to: lines)
+        for task in ["clm", "mlm"] {
+            let plain = dir.appendingPathComponent(task), padded = dir.appendingPathComponent(task + "-padded")
+            let trained = try run("train-\(task)", ["--mode", "pretrain", "--dataset", data.path, "--model_path", plain.path,
+                                                   "--max_steps", "2"] + tinyModel)
+            XCTAssertEqual(trained.status, 0, trained.stderr)
+            try copyDeclaringPadding(plain, to: padded)
+            var outputs: [[String]] = [], results: [NSObject?] = []
+            for model in [plain, padded] {
+                let served = try run("train-\(task)", ["--mode", "serve", "--model_path", model.path, "--input_text",
+                                                      task == "clm" ? "red cat" : "red [MASK] runs", "--gen_max_length", "12",
+                                                      "--temperature", "0"] + tinyModel)
+                XCTAssertEqual(served.status, 0, served.stderr)
+                let evaluated = try run("train-\(task)", ["--mode", "evaluate", "--model_path", model.path, "--validation_file",
+                                                         data.path, "--custom_tasks", pairs.path] + tinyModel)
+                XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+                let json = try JSONSerialization.jsonObject(with: Data(contentsOf: model.appendingPathComponent("eval_results.json")))
+                results.append((json as? [String: Any])?["results"] as? NSObject)
+                let embedded = try run("albertmoe", ["embed", "--model", model.path, "--input", lines.path])
+                XCTAssertEqual(embedded.status, 0, embedded.stderr)
+                outputs.append([served.stdout, embedded.stdout])
+            }
+            XCTAssertEqual(outputs[1], outputs[0], task)
+            XCTAssertNotNil(results[0], task)
+            XCTAssertEqual(results[1], results[0], task)
+        }
+    }
+
     /// Ctrl-C finishes the step, writes a checkpoint, says how to resume, and exits cleanly.
     func testInterruptWritesACheckpoint() throws {
         let dir = try temporaryDirectory()

@@ -300,9 +300,10 @@ final class InferenceServerTests: XCTestCase {
         XCTAssertEqual(data.map { $0["index"] as? Int }, [0, 1, 2, 3])
         XCTAssertEqual(Set(data.map { $0["object"] as? String }), ["embedding"])
         let vectors = try data.map { try XCTUnwrap(($0["embedding"] as? [NSNumber])?.map(\.floatValue)) }
-        for vector in vectors {
+        for (text, vector) in zip(texts, vectors) {
             XCTAssertEqual(vector.count, 16)
-            XCTAssertEqual(sqrt(vector.map { $0 * $0 }.reduce(0, +)), 1, accuracy: 1e-4)
+            // The empty text gives no token with this tokenizer (no special tokens): the mean over nothing is zero.
+            XCTAssertEqual(sqrt(vector.map { $0 * $0 }.reduce(0, +)), text.isEmpty ? 0 : 1, accuracy: 1e-4)
         }
         XCTAssertNotEqual(vectors[0], vectors[1])
         // Each text alone (a plain string) gives the vector it got in the list, in the same place.
@@ -532,5 +533,51 @@ final class InferenceServerTests: XCTestCase {
         try blocking { await extra.stop() }
         XCTAssertNil(extra.port)
         XCTAssertThrowsError(try RawHTTPClient.request(port: port, "GET", "/health"), "nothing listens any more")
+    }
+
+    /// A copy of `directory` whose tokenizer.json declares fixed padding and truncation at 128, as published
+    /// sentence-embedding tokenizers do.
+    func copyDeclaringPadding(_ directory: URL, padToken: String) throws -> URL {
+        let copy = f.directory.appendingPathComponent(directory.lastPathComponent + "-padded-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: directory, to: copy)
+        let file = copy.appendingPathComponent("tokenizer.json")
+        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        let padID = try XCTUnwrap(Tokenizer.load(from: file).tokenToId(padToken))
+        root["padding"] = ["strategy": ["Fixed": 128], "direction": "Right", "pad_to_multiple_of": NSNull(),
+                           "pad_id": padID, "pad_type_id": 0, "pad_token": padToken]
+        root["truncation"] = ["direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0]
+        try JSONSerialization.data(withJSONObject: root).write(to: file)
+        XCTAssertEqual(try Tokenizer.load(from: file).encode("a").ids.count, 128)
+        return copy
+    }
+
+    /// Completions, embeddings and mask filling answer the same when the model's tokenizer.json declares its own
+    /// padding: the padding never reaches the model as content (nor the usage counts).
+    func testDeclaredTokenizerPaddingChangesNoAnswer() throws {
+        let causal = try InferenceServer(modelDirectory: try copyDeclaringPadding(f.causalDirectory, padToken: "<pad>"),
+                                         configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
+        var maskedSettings = ServerConfiguration(host: "127.0.0.1", port: 0)
+        maskedSettings.modelName = "tiny-masked"
+        let masked = try InferenceServer(modelDirectory: try copyDeclaringPadding(f.maskedDirectory, padToken: "[PAD]"),
+                                         configuration: maskedSettings)
+        let (causalPort, maskedPort) = try blocking { (try await causal.start(), try await masked.start()) }
+        defer { try? blocking { await causal.stop(); await masked.stop() } }
+
+        func same(_ path: String, _ json: String, port: Int, paddedPort: Int, _ keys: [String]) throws {
+            let expected = try post(path, json, port: port), got = try post(path, json, port: paddedPort)
+            for key in keys {
+                XCTAssertNotNil(expected[key], "\(path) \(key)")
+                XCTAssertEqual(got[key] as? NSObject, expected[key] as? NSObject, "\(path) \(key) for \(json)")
+            }
+        }
+        for prompt in ["the cat", "a", "the bird sang a long song in the tree and"] {
+            try same("/v1/completions", #"{"prompt": "\#(prompt)", "max_tokens": 12, "temperature": 0}"#,
+                     port: f.causalPort, paddedPort: causalPort, ["choices", "usage"])
+        }
+        let texts = #"["the cat sat on the mat", "a dog", "", "café crème", "\#(String(repeating: "dogs and cats ", count: 40))"]"#
+        try same("/v1/embeddings", #"{"input": \#(texts)}"#, port: f.causalPort, paddedPort: causalPort, ["data", "usage"])
+        try same("/v1/embeddings", #"{"input": \#(texts)}"#, port: f.maskedPort, paddedPort: maskedPort, ["data", "usage"])
+        try same("/v1/fill-mask", #"{"text": "the [MASK] sat on the [MASK]", "top_k": 3}"#,
+                 port: f.maskedPort, paddedPort: maskedPort, ["predictions"])
     }
 }

@@ -178,10 +178,14 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(got, expected)
         XCTAssertEqual(got.map(\.count).max(), 5)
 
-        XCTAssertEqual(Sequencer.truncate([2, 10, 11, 12, 3], specialTokensMask: [1, 0, 0, 0, 1], to: 3), [2, 10, 3])
-        XCTAssertEqual(Sequencer.truncate([2, 10, 11, 12, 3], specialTokensMask: [1, 0, 0, 0, 1], to: 2), [2, 3])
-        XCTAssertEqual(Sequencer.truncate([10, 11, 12], specialTokensMask: [0, 0, 0], to: 2), [10, 11])
-        XCTAssertEqual(Sequencer.truncate([10, 11], specialTokensMask: [0, 0], to: 2), [10, 11])
+        let w = { (i: Int) in Int(DataTestSupport.wordID(i)) }
+        let template = try DataTestSupport.wordTokenizer()
+        XCTAssertEqual(try template.encodeUnpadded("w0 w1 w2", maxLength: 3).ids, [2, w(0), 3])
+        XCTAssertEqual(try template.encodeUnpadded("w0 w1 w2", maxLength: 2).ids, [2, 3])
+        XCTAssertEqual(try template.encodeUnpadded("w0 w1 w2", maxLength: 1).ids, [2])
+        let plain = try DataTestSupport.wordTokenizer(template: false)
+        XCTAssertEqual(try plain.encodeUnpadded("w0 w1 w2", maxLength: 2).ids, [w(0), w(1)])
+        XCTAssertEqual(try plain.encodeUnpadded("w0 w1", maxLength: 2).ids, [w(0), w(1)])
     }
 
     func testSequencesShorterThanTwoTokensAreSkipped() throws {

@@ -30,7 +30,7 @@ extension AlbertForCausalLM {
         defer { train(wasTraining) }
         var total = 0.0, count = 0
         for text in texts {
-            let ids = try tokenizer.encode(text).ids.map(Int32.init)
+            let ids = try tokenizer.encodeUnpadded(text).ids.map(Int32.init)
             if let bad = ids.first(where: { Int($0) >= config.vocabSize }) {
                 throw EvaluationError("token \(bad) is outside the model's vocabulary (\(config.vocabSize)): another tokenizer?")
             }

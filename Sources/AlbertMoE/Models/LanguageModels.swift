@@ -124,28 +124,22 @@ public final class SentenceAlbert: Module {
         return SentenceAlbert.meanPool(h, attentionMask: attentionMask)
     }
 
-    /// The embeddings of `sentences`, in their order: texts of similar length are batched together (dropout off,
-    /// no graph). Throws when the model has no tokenizer or a text cannot be encoded.
+    /// The embeddings of `sentences`, in their order: texts of similar length are batched together and each batch
+    /// is padded to its longest text, with attention mask 0 on the padding (dropout off, no graph). A text that
+    /// gives no token at all embeds as the zero vector. Throws when the model has no tokenizer or a text cannot be
+    /// encoded.
     public func encode(_ sentences: [String], batchSize: Int = 32) throws -> [[Float]] {
-        guard let tokenizer else {
-            throw CheckpointError("this SentenceAlbert has no tokenizer: load it from a model directory holding "
-                                  + "tokenizer.json, or set `tokenizer`")
-        }
         precondition(batchSize >= 1, "encode: batchSize must be at least 1")
-        let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
-        let pad = Int32(config.padTokenID)
-        let encoded: [[Int32]] = try sentences.map { text in
-            let ids = try tokenizer.encode(text).ids.map(Int32.init)
-            return ids.isEmpty ? [pad] : Array(ids.prefix(limit))
-        }
+        let encoded = try sentences.map(inputIDs)
         let order = encoded.indices.sorted { encoded[$0].count < encoded[$1].count }
+        let pad = Int32(config.padTokenID)
         var out = [[Float]](repeating: [], count: sentences.count)
         let wasTraining = isTraining
         eval()
         defer { train(wasTraining) }
         for start in stride(from: 0, to: order.count, by: batchSize) {
             let rows = Array(order[start..<min(start + batchSize, order.count)])
-            let t = rows.map { encoded[$0].count }.max()!
+            let t = max(1, rows.map { encoded[$0].count }.max()!)
             var ids = [Int32](repeating: pad, count: rows.count * t), mask = [Int32](repeating: 0, count: rows.count * t)
             for (r, i) in rows.enumerated() {
                 for (j, id) in encoded[i].enumerated() {
@@ -160,6 +154,18 @@ public final class SentenceAlbert: Module {
             for (r, i) in rows.enumerated() { out[i] = Array(embeddings[r * h ..< (r + 1) * h]) }
         }
         return out
+    }
+
+    /// The token ids `encode` runs for `text`: the tokenizer's encoding with its special tokens and without the
+    /// padding its file may declare, cut to `maxSequenceLength` (and max_position_embeddings) as Python's
+    /// `truncation=True, max_length=N` cuts it.
+    public func inputIDs(_ text: String) throws -> [Int32] {
+        guard let tokenizer else {
+            throw CheckpointError("this SentenceAlbert has no tokenizer: load it from a model directory holding "
+                                  + "tokenizer.json, or set `tokenizer`")
+        }
+        let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
+        return try tokenizer.encodeUnpadded(text, maxLength: limit).ids.map(Int32.init)
     }
 
     /// Mean over the tokens where the mask is 1, then L2-normalised.

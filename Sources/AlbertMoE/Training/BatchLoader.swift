@@ -18,9 +18,9 @@ import Tokenizers
 /// `batches` is called: each epoch reads the corpus again, tokenizes on the fly and shuffles through a bounded
 /// buffer, so memory stays bounded whatever the corpus size.
 ///
-/// The tokenizer is copied (from its tokenizer.json) with its truncation and padding turned off, so the
-/// caller's tokenizer can be used and changed meanwhile. A SentencePiece tokenizer cannot be copied: it is used
-/// as it is, and must have no truncation or padding set, nor have them changed while the loader is in use.
+/// The tokenizer's own truncation and padding (a tokenizer.json may declare them) are never applied: sequences
+/// are cut to `maxLength` here and padded by the collator with attention mask 0. The tokenizer is copied (from
+/// its tokenizer.json), so the caller's tokenizer can be used and changed meanwhile.
 public final class BatchLoader {
     /// How sequences are made and batched.
     public struct Configuration {
@@ -208,19 +208,12 @@ struct Sequencer {
         separator = configuration.packing && !addsSpecialTokens ? SpecialTokenIDs.eosID(for: encoder) : nil
     }
 
-    /// A copy of `tokenizer` that no one else touches (safe to use from the loader's threads), with
-    /// truncation and padding off.
+    /// A copy of `tokenizer` that no one else touches (safe to use from the loader's threads). A SentencePiece
+    /// tokenizer, which has no tokenizer.json to copy, is shared (its encoding reads nothing a caller can change
+    /// but its added tokens).
     static func privateCopy(of tokenizer: Tokenizer) throws -> Tokenizer {
-        if let json = tokenizer.json {
-            let copy = try Tokenizer(jsonValue: json)
-            copy.truncation = nil
-            copy.padding = nil
-            return copy
-        }
-        guard tokenizer.truncation == nil, tokenizer.padding == nil else {
-            throw DatasetError("set the tokenizer's truncation and padding to nil: the batch loader truncates and pads itself")
-        }
-        return tokenizer
+        guard let json = tokenizer.json else { return tokenizer }
+        return try Tokenizer(jsonValue: json)
     }
 
     /// Why there is nothing to train on.
@@ -279,32 +272,18 @@ struct Sequencer {
         return try results.map { try $0.get() }
     }
 
-    /// The ids of one example: with the tokenizer's special tokens, then truncated (or followed by the
-    /// separator when packing).
+    /// The ids of one example: with the tokenizer's special tokens, without its own padding, then cut to
+    /// `maxLength` keeping the special tokens at both ends (or followed by the separator when packing).
     func encode(_ example: TextExample) throws -> [Int32] {
         let encoding: Encoding
         do {
-            encoding = try encoder.encode(example.text, addSpecialTokens: true)
+            encoding = try encoder.encodeUnpadded(example.text, maxLength: configuration.packing ? nil : configuration.maxLength)
         } catch {
             throw DatasetError(file: example.file, line: example.line, "cannot tokenize the text (\(error))")
         }
         var ids = encoding.ids.map { Int32(truncatingIfNeeded: $0) }
-        if configuration.packing {
-            if let separator { ids.append(separator) }
-            return ids
-        }
-        return Sequencer.truncate(ids, specialTokensMask: encoding.specialTokensMask, to: configuration.maxLength)
-    }
-
-    /// Cuts `ids` to `maxLength`, keeping the special tokens the post-processor put at each end: the content
-    /// is shortened, as the Hugging Face tokenizers do with `truncation=True` (so [CLS] ... [SEP] keeps its [SEP]).
-    static func truncate(_ ids: [Int32], specialTokensMask: [Int], to maxLength: Int) -> [Int32] {
-        guard ids.count > maxLength else { return ids }
-        let leading = specialTokensMask.prefix { $0 == 1 }.count
-        let trailing = min(specialTokensMask.reversed().prefix { $0 == 1 }.count, ids.count - leading)
-        guard leading + trailing <= maxLength else { return Array(ids.prefix(maxLength)) }
-        let content = maxLength - leading - trailing
-        return Array(ids[..<(leading + content)] + ids[(ids.count - trailing)...])
+        if configuration.packing, let separator { ids.append(separator) }
+        return ids
     }
 }
 
