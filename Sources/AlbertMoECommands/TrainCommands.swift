@@ -9,6 +9,7 @@ public struct TrainCLM: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "train-clm",
         abstract: "Pretrain a causal AlbertMoE language model on a local text corpus.")
     @OptionGroup public var options: TrainingArguments
+    public func validate() throws { try options.checkTaskType(for: .clm) }
     public func run() throws { try TrainingJob(options: options, task: .clm).run() }
 }
 
@@ -18,6 +19,7 @@ public struct TrainMLM: ParsableCommand {
     public static let configuration = CommandConfiguration(commandName: "train-mlm",
         abstract: "Pretrain a masked AlbertMoE language model on a local text corpus.")
     @OptionGroup public var options: TrainingArguments
+    public func validate() throws { try options.checkTaskType(for: .mlm) }
     public func run() throws { try TrainingJob(options: options, task: .mlm).run() }
 }
 
@@ -26,9 +28,11 @@ public struct Train: ParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(
         abstract: "Pretrain a causal (clm) or masked (mlm) AlbertMoE language model on a local text corpus.")
-    @Option(name: .customLong("task_type"), help: "clm (causal) or mlm (masked).") public var taskType: LanguageModelingTask
     @OptionGroup public var options: TrainingArguments
-    public func run() throws { try TrainingJob(options: options, task: taskType).run() }
+    public func validate() throws {
+        guard options.taskType != nil else { throw ValidationError("--task_type clm|mlm is required") }
+    }
+    public func run() throws { try TrainingJob(options: options, task: options.taskType!).run() }
 }
 
 /// The two pretraining objectives.
@@ -57,8 +61,8 @@ struct TrainingJob {
     func pretrain() throws {
         let o = options
         if let hub = o.pushToHub {
-            throw ValidationError("--push_to_hub \(hub): uploading to the Hugging Face Hub needs the network, which this "
-                                  + "version does not use; the trained model is written to --model_path \(o.modelPath)")
+            say("Warning: --push_to_hub \(hub): this version does not upload to the Hugging Face Hub; the model is saved "
+                + "in --model_path \(o.modelPath) only (`huggingface-cli upload \(hub) DIR` uploads a directory).")
         }
         if o.useWandb {
             say("--use_wandb: metrics are written as TensorBoard event files in the logging directory; "
@@ -119,7 +123,8 @@ struct TrainingJob {
         trainingOptions.maxGradNorm = o.maxGradNorm
         trainingOptions.loggingSteps = o.loggingSteps
         trainingOptions.evalSteps = o.evalSteps
-        trainingOptions.saveSteps = o.saveSteps ?? o.saveEvery
+        trainingOptions.saveSteps = o.saveSteps
+        trainingOptions.saveEveryEpochs = o.saveEvery
         trainingOptions.saveTotalLimit = o.saveTotalLimit
 
         let optimizer = try makeOptimizer(model.parameters())

@@ -13,6 +13,9 @@ public struct TrainingArguments: ParsableArguments {
     public var mode: String = "all"
     @Option(name: .customLong("model_path"), help: "Where the trained model and its checkpoints are written.")
     public var modelPath: String = "./albert_from_scratch_output"
+    @Option(name: .customLong("task_type"),
+            help: "clm (causal) or mlm (masked): required by `albertmoe train`; train-clm and train-mlm accept their own.")
+    public var taskType: LanguageModelingTask?
 
     // MARK: Model
     @Option(name: .customLong("vocab_size"),
@@ -69,10 +72,12 @@ public struct TrainingArguments: ParsableArguments {
     public var maxSteps: Int?
     @Option(name: .customLong("batch_size")) public var batchSize: Int = 8
     @Option(name: .customLong("max_length")) public var maxLength: Int = 512
-    @Option(name: .customLong("save_every"), help: "Checkpoint interval in steps (the Python package's name).")
+    @Option(name: .customLong("save_every"),
+            help: "Write the model to MODEL_PATH/epoch_N/ every this many epochs, and after the last epoch.")
     public var saveEvery: Int = 1000
-    @Option(name: .customLong("save_steps"), help: "Checkpoint interval in steps (default: --save_every).")
-    public var saveSteps: Int?
+    @Option(name: .customLong("save_steps"),
+            help: "Write a resumable checkpoint-STEP/ every this many steps (and at each epoch's end).")
+    public var saveSteps: Int = 1000
     @Option(name: .customLong("save_total_limit"), help: "Checkpoints kept (the oldest are deleted).")
     public var saveTotalLimit: Int?
     @Option(name: .customLong("resume_from_checkpoint"), help: "A checkpoint-STEP directory to continue from.")
@@ -138,6 +143,10 @@ public struct TrainingArguments: ParsableArguments {
     public func validate() throws {
         let modes = ["pretrain", "evaluate", "serve", "all"]
         guard modes.contains(mode) else { throw ValidationError("--mode must be one of \(modes.joined(separator: ", ")), got \(mode)") }
+        let evalTaskChoices = ["basic", "comprehensive"]
+        guard evalTaskChoices.contains(evalTasks) else {
+            throw ValidationError("--eval_tasks must be one of \(evalTaskChoices.joined(separator: ", ")), got \(evalTasks)")
+        }
         let optimizers = ["chilladam", "adamw", "sgd"]
         guard optimizers.contains(optimizer) else {
             throw ValidationError("--optimizer must be one of \(optimizers.joined(separator: ", ")), got \(optimizer)")
@@ -156,7 +165,7 @@ public struct TrainingArguments: ParsableArguments {
         try positive(tokenizerVocabSize, "tokenizer_vocab_size")
         if let vocabSize { try positive(vocabSize, "vocab_size") }
         if let maxSteps { try positive(maxSteps, "max_steps") }
-        if let saveSteps { try positive(saveSteps, "save_steps") }
+        try positive(saveSteps, "save_steps")
         if let saveTotalLimit { try positive(saveTotalLimit, "save_total_limit") }
         if let evalSteps { try positive(evalSteps, "eval_steps") }
         if let maxSamples { try positive(maxSamples, "max_samples") }
@@ -170,6 +179,14 @@ public struct TrainingArguments: ParsableArguments {
         guard maxLength <= maxPositionEmbeddings else {
             throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(maxPositionEmbeddings): "
                                   + "the model has no position beyond it")
+        }
+    }
+
+    /// The task of a command made for `task` (train-clm, train-mlm): --task_type may repeat it, not contradict it.
+    public func checkTaskType(for task: LanguageModelingTask) throws {
+        if let taskType, taskType != task {
+            throw ValidationError("--task_type \(taskType.rawValue) contradicts this command, which trains a \(task.rawValue) "
+                                  + "model: use train-\(taskType.rawValue) (or `albertmoe train --task_type \(taskType.rawValue)`)")
         }
     }
 

@@ -194,6 +194,70 @@ final class TrainCommandTests: XCTestCase {
         }
     }
 
+    /// `--save_every N` counts epochs, as in the Python package: MODEL_PATH/epoch_N/ every N epochs and after the
+    /// last, each a model directory that the inference commands load; `--save_steps` is the checkpoint interval.
+    func testSaveEveryCountsEpochs() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir, lines: 40)
+        let out = dir.appendingPathComponent("model")
+        let r = try run("train-clm", ["--task_type", "clm", "--mode", "pretrain", "--dataset", data.path, "--model_path", out.path,
+                                      "--num_epochs", "3", "--save_every", "2", "--save_steps", "4",
+                                      "--validation_split_percentage", "0"] + tinyModel)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: out.path)
+        XCTAssertEqual(names.filter { $0.hasPrefix("epoch_") }.sorted(), ["epoch_2", "epoch_3"])
+        // 40 lines in batches of 8: 5 steps an epoch; checkpoints every 4 steps and at each epoch's end.
+        XCTAssertEqual(Set(names.filter { $0.hasPrefix("checkpoint-") }),
+                       ["checkpoint-4", "checkpoint-5", "checkpoint-8", "checkpoint-10", "checkpoint-12", "checkpoint-15"])
+        XCTAssertFalse(names.contains { $0.hasPrefix(".") }, "no partial directory is left: \(names)")
+        for epoch in ["epoch_2", "epoch_3"] {
+            let model = out.appendingPathComponent(epoch)
+            for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: model.appendingPathComponent(file).path), "\(epoch)/\(file)")
+            }
+            let served = try run("train-clm", ["--mode", "serve", "--model_path", model.path, "--input_text", "red cat",
+                                               "--gen_max_length", "8", "--temperature", "0"])
+            XCTAssertEqual(served.status, 0, served.stderr)
+            XCTAssertEqual(try run("albertmoe", ["embed", "--model", model.path, "--input", data.path]).status, 0)
+        }
+        // The last epoch's directory holds the final model.
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("epoch_3/model.safetensors")),
+                       try Data(contentsOf: out.appendingPathComponent("model.safetensors")))
+
+        // Stopped by --max_steps inside an epoch: the directory of the epoch it stopped in.
+        let stopped = dir.appendingPathComponent("stopped")
+        let s = try run("train-mlm", ["--mode", "pretrain", "--dataset", data.path, "--model_path", stopped.path,
+                                      "--save_every", "1", "--max_steps", "7", "--validation_split_percentage", "0"] + tinyModel)
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: stopped.path).filter { $0.hasPrefix("epoch_") }.sorted(),
+                       ["epoch_1", "epoch_2"])
+    }
+
+    /// `--task_type`, which the Python package requires on every command line, is accepted where it agrees with
+    /// the command and named where it does not.
+    func testTaskTypeAsThePythonPackageRequiresIt() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir, lines: 16)
+        for (command, task) in [("train-clm", "clm"), ("train-mlm", "mlm")] {
+            let ok = try run(command, ["--task_type", task, "--mode", "pretrain", "--dataset", data.path, "--model_path",
+                                       dir.appendingPathComponent(task).path, "--max_steps", "1"] + tinyModel)
+            XCTAssertEqual(ok.status, 0, ok.stderr)
+            let other = task == "clm" ? "mlm" : "clm"
+            let wrong = try run(command, ["--task_type", other, "--mode", "pretrain", "--dataset", data.path] + tinyModel)
+            XCTAssertNotEqual(wrong.status, 0)
+            XCTAssertTrue(wrong.stderr.contains("--task_type \(other)") && wrong.stderr.contains("train-\(other)"), wrong.stderr)
+            let bad = try run(command, ["--task_type", "xlm", "--dataset", data.path] + tinyModel)
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains("task_type"), bad.stderr)
+        }
+        let missing = try run("albertmoe", ["train", "--mode", "pretrain", "--dataset", data.path] + tinyModel)
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("--task_type"), missing.stderr)
+        let badTasks = try run("train-clm", ["--eval_tasks", "foo", "--dataset", data.path] + tinyModel)
+        XCTAssertNotEqual(badTasks.status, 0)
+        XCTAssertTrue(badTasks.stderr.contains("--eval_tasks"), badTasks.stderr)
+    }
+
     /// Ctrl-C finishes the step, writes a checkpoint, says how to resume, and exits cleanly.
     func testInterruptWritesACheckpoint() throws {
         let dir = try temporaryDirectory()
@@ -232,7 +296,6 @@ final class TrainCommandTests: XCTestCase {
         try expectFailure(["--dataset", dir.appendingPathComponent("missing.txt").path] + tinyModel, mentioning: "missing.txt")
         try expectFailure(["--dataset", data.path, "--max_length", "600"], mentioning: "max_position_embeddings")
         try expectFailure(["--dataset", data.path] + tinyModel + ["--max_length", "1"], mentioning: "--max_length")
-        try expectFailure(["--dataset", data.path, "--push_to_hub", "me/model"] + tinyModel, mentioning: "network")
         try expectFailure(["--dataset", data.path, "--optimizer", "lion"] + tinyModel, mentioning: "--optimizer")
         try expectFailure(["--dataset", data.path, "--hidden_size", "30"] + tinyModel.dropFirst(2), mentioning: "num_attention_heads")
         let bad = dir.appendingPathComponent("bad.jsonl")

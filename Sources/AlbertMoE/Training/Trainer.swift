@@ -26,6 +26,9 @@ public struct TrainingOptions {
     public var saveSteps = 1000
     /// Keeps only the newest checkpoints.
     public var saveTotalLimit: Int? = nil
+    /// Writes the model (config, weights, tokenizer) to `epoch_N/` every this many epochs and when training ends
+    /// (N is then the epoch it ended in), as the Python package's `--save_every` does; nil: never.
+    public var saveEveryEpochs: Int? = nil
     /// A one-line progress bar (for a terminal) rather than periodic plain lines.
     public var progressBar = isatty(STDERR_FILENO) != 0
 
@@ -119,6 +122,8 @@ public final class Trainer {
 
     private let seed: UInt64
     private var lastCheckpoint: URL?
+    /// The epoch whose `epoch_N/` this run wrote last.
+    private var lastEpochSaved: Int?
     /// The step this trainer started from (0, or the resumed checkpoint's), for the ETA.
     private var startStep = 0
     /// Seconds spent validating and writing checkpoints in this `train()` call (left out of tokens/s).
@@ -254,10 +259,17 @@ public final class Trainer {
                 record(result, in: log)
             }
             try overhead { try saveCheckpoint() }
+            if let every = options.saveEveryEpochs, state.epoch % every == 0 || state.epoch == options.numEpochs {
+                try overhead { try saveEpochModel(state.epoch) }
+            }
         }
         if state.batchInEpoch > 0, let result = try overhead({ try evaluate() }) {   // stopped inside an epoch: validate once more
             validation = result
             record(result, in: log)
+        }
+        let lastEpoch = state.batchInEpoch > 0 ? state.epoch + 1 : state.epoch
+        if options.saveEveryEpochs != nil, lastEpoch > 0, lastEpochSaved != lastEpoch {
+            try overhead { try saveEpochModel(lastEpoch) }
         }
         if options.progressBar { report("\n") }
         try saveFinalModel()
@@ -351,17 +363,11 @@ public final class Trainer {
 
     // MARK: - Checkpoints
 
-    /// Writes `checkpoint-STEP/` (config, weights, tokenizer, optimizer state, trainer state) atomically: it is
-    /// assembled in a hidden directory and renamed into place. Older checkpoints beyond the limit are removed.
+    /// Writes `checkpoint-STEP/` (config, weights, tokenizer, optimizer state, trainer state) atomically. Older
+    /// checkpoints beyond the limit are removed.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        let fm = FileManager.default
-        try fm.createDirectory(at: options.outputDirectory, withIntermediateDirectories: true)
-        let name = "checkpoint-\(state.globalStep)"
-        let final = options.outputDirectory.appendingPathComponent(name)
-        let partial = options.outputDirectory.appendingPathComponent(".\(name).partial-\(UUID().uuidString)")
-        do {
-            try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+        let final = try writeDirectory("checkpoint-\(state.globalStep)", what: "checkpoint") { partial in
             try model.save(to: partial)
             try writeTokenizer(to: partial)
             try optimizer.saveState(to: partial.appendingPathComponent(Self.optimizerFile))
@@ -369,14 +375,38 @@ public final class Trainer {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state).write(to: partial.appendingPathComponent(Self.stateFile), options: .atomic)
+        }
+        lastCheckpoint = final
+        try removeOldCheckpoints()
+        return final
+    }
+
+    /// Writes `epoch_N/`, a model directory (config, weights, tokenizer) that every command taking a model loads.
+    @discardableResult
+    public func saveEpochModel(_ epoch: Int) throws -> URL {
+        let url = try writeDirectory("epoch_\(epoch)", what: "the model of epoch \(epoch)") { partial in
+            try model.save(to: partial)
+            try writeTokenizer(to: partial)
+        }
+        lastEpochSaved = epoch
+        return url
+    }
+
+    /// Writes `name/` in the output directory atomically: `fill` assembles it in a hidden directory, which is then
+    /// renamed into place (replacing an older one of that name).
+    private func writeDirectory(_ name: String, what: String, _ fill: (URL) throws -> Void) throws -> URL {
+        let fm = FileManager.default
+        let final = options.outputDirectory.appendingPathComponent(name)
+        let partial = options.outputDirectory.appendingPathComponent(".\(name).partial-\(UUID().uuidString)")
+        do {
+            try fm.createDirectory(at: partial, withIntermediateDirectories: true)
+            try fill(partial)
             if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
             try fm.moveItem(at: partial, to: final)
         } catch {
             try? fm.removeItem(at: partial)
-            throw TrainingError("cannot write checkpoint \(final.path): \(error)")
+            throw TrainingError("cannot write \(what) \(final.path): \(error)")
         }
-        lastCheckpoint = final
-        try removeOldCheckpoints()
         return final
     }
 
