@@ -258,6 +258,60 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(badTasks.stderr.contains("--eval_tasks"), badTasks.stderr)
     }
 
+    /// The Python package's README command lines, word for word but for a local file in place of the hub dataset
+    /// name (and the model directory of an `epoch_N/` in place of `./my_clm_model`), run through both executables,
+    /// with and without the `--task_type` its parser requires.
+    func testThePythonPackagesReadmeCommandLines() throws {
+        let dir = try temporaryDirectory()
+        let text = try corpus(in: dir, lines: 8)
+        let squad = dir.appendingPathComponent("squad.jsonl")
+        let contexts = try String(contentsOf: text, encoding: .utf8).split(separator: "\n")
+            .map { #"{"id": "x", "context": "\#($0)", "question": "what?"}"# }
+        try Data(contexts.joined(separator: "\n").utf8).write(to: squad)
+        let size = ["--batch_size", "8", "--hidden_size", "768", "--num_experts", "8", "--max_position_embeddings", "512"]
+        let lines: [(String, [String])] = [
+            ("train-clm", ["--mode", "pretrain", "--dataset", text.path, "--dataset_config", "wikitext-2-raw-v1",
+                           "--num_epochs", "3"] + size + ["--use_wandb"]),
+            ("train-clm", ["--mode", "pretrain", "--dataset", text.path, "--dataset_config", "wikitext-2-raw-v1",
+                           "--num_epochs", "3"] + size + ["--push_to_hub", "username/my-albert-moe", "--hub_token",
+                                                          "your_hf_token", "--use_wandb"]),
+            ("train-mlm", ["--mode", "pretrain", "--dataset", text.path, "--dataset_config", "wikitext-2-raw-v1",
+                           "--num_epochs", "3"] + size + ["--use_wandb"]),
+            ("train-clm", ["--mode", "pretrain", "--dataset", text.path, "--dataset_config", "wikitext-103-raw-v1",
+                           "--streaming", "--max_samples", "50000"] + size + ["--use_wandb"]),
+            ("train-clm", ["--mode", "pretrain", "--dataset", squad.path, "--dataset_config", "plain_text", "--text_column",
+                           "context", "--streaming", "--max_samples", "10000", "--batch_size", "4",
+                           "--max_position_embeddings", "512"]),
+            ("train-clm", ["--mode", "pretrain", "--num_epochs", "3", "--dataset", text.path]),
+        ]
+        for (index, (command, flags)) in lines.enumerated() {
+            let task = command == "train-clm" ? "clm" : "mlm"
+            let out = dir.appendingPathComponent("run\(index)")
+            // Odd lines as the Python parser requires them (with --task_type), even lines as its README prints them.
+            let args = flags + ["--model_path", out.path] + (index % 2 == 1 ? ["--task_type", task] : [])
+            let r = try run(command, args)
+            XCTAssertEqual(r.status, 0, "\(command) \(args): \(r.stderr)")
+            // The reference's --save_every 1000 (epochs) writes the last epoch's directory only.
+            let model = out.appendingPathComponent("epoch_3")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: model.appendingPathComponent("model.safetensors").path),
+                          "\(command) \(args) wrote no epoch_3/")
+            defer { try? FileManager.default.removeItem(at: out) }   // a base-size run's checkpoints take 0.5 GB each
+            if index == 0 {
+                let served = try run("train-clm", ["--mode", "serve", "--model_path", model.path, "--input_text",
+                                                   "Once upon a time", "--gen_max_length", "100", "--temperature", "0.8",
+                                                   "--top_k", "50", "--top_p", "0.95"])
+                XCTAssertEqual(served.status, 0, served.stderr)
+                XCTAssertTrue(served.stdout.hasPrefix("Once upon a time"), served.stdout)
+            }
+            if index == 2 {
+                let served = try run("train-mlm", ["--mode", "serve", "--model_path", model.path, "--input_text",
+                                                   "The weather today is [MASK] and [MASK]."])
+                XCTAssertEqual(served.status, 0, served.stderr)
+                XCTAssertTrue(served.stdout.contains("Mask #2"), served.stdout)
+            }
+        }
+    }
+
     /// Ctrl-C finishes the step, writes a checkpoint, says how to resume, and exits cleanly.
     func testInterruptWritesACheckpoint() throws {
         let dir = try temporaryDirectory()

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import AlbertMoE
+import Layers
 import Tensors
 import Tokenizers
 
@@ -56,7 +57,7 @@ final class PaddingTests: XCTestCase {
     /// T = 1 with hundreds of pads is a query whose keys are all masked but one; long paddings mask whole tiles.
     func testRightPaddingChangesNothingAtTheRealPositions() {
         var g = SeededGenerator(seed: 2024)
-        let lengths = [1, 1, 2, 3, 512, 511, 64, 65, 127, 128, 129, 255] + (0..<20).map { _ in 1 + Int(g.next() % 512) }
+        let lengths = [1, 1, 2, 3, 512, 511, 64, 65, 127, 128, 129, 255] + (0..<36).map { _ in 1 + Int(g.next() % 512) }
         var cases = 0
         for (index, t) in lengths.enumerated() {
             let causal = index % 2 == 0
@@ -208,6 +209,31 @@ final class PaddingTests: XCTestCase {
                             configuration: .init(batchSize: 8, maxLength: 64, shuffle: false))
         }
         XCTAssertEqual(try masked.maskedTokenAccuracy(on: heldOut(declared)), try masked.maskedTokenAccuracy(on: heldOut(plain)))
+    }
+
+    /// A masked model made by the reference Python package, whose tokenizer.json declares fixed padding and
+    /// truncation at 128 (`Scripts/make_reference_embeddings.py`): its embeddings of 200 sentences of 2 to 128 tokens,
+    /// in batches of 32, are the reference SentenceAlbert's within 1e-4.
+    func testReferenceEmbeddingsWhateverPaddingTheTokenizerDeclares() throws {
+        let dir = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+            .appendingPathComponent("reference_sentence")
+        let encoder = try SentenceAlbert.load(from: dir)
+        XCTAssertEqual(try XCTUnwrap(encoder.tokenizer).padding?.fixedLength, 128, "the fixture declares padding")
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("sentences.json"))) as! [String: Any]
+        let texts = try XCTUnwrap(meta["sentences"] as? [String]), counts = try XCTUnwrap(meta["token_counts"] as? [Int])
+        XCTAssertEqual(texts.count, 200)
+        XCTAssertEqual(try texts.map { try encoder.inputIDs($0).count }, counts, "the reference's token counts")
+        let expected = try SafetensorsFile.read(dir.appendingPathComponent("expected.safetensors")).float("embeddings")
+        let h = encoder.config.hiddenSize
+        XCTAssertEqual(expected.shape, [texts.count, h])
+        for batchSize in [32, 7] {
+            let got = try encoder.encode(texts, batchSize: batchSize)
+            var worst: Float = 0
+            for (i, vector) in got.enumerated() {
+                for (j, x) in vector.enumerated() { worst = max(worst, abs(x - expected.scalars[i * h + j])) }
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "batches of \(batchSize): max abs difference \(worst)")
+        }
     }
 
     /// The tokenizer itself still applies what its file declares (as the Python library does), and a caller can
