@@ -51,13 +51,7 @@ final class FamilyGoldenTests: XCTestCase {
         for c in cases {
             let text = caseText(c)
             let e = try tok.encode(text)
-            var d: [String] = []
-            if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
-            if e.tokens != c["pieces"]!.stringArray { d.append("pieces \(e.tokens) != \(c["pieces"]!.stringArray)") }
-            let go = c["offsets"]!.arrayValue.map { $0.intArray }
-            if e.offsets.map({ [$0.0, $0.1] }) != go { d.append("offsets \(e.offsets.map { [$0.0, $0.1] }) != \(go)") }
-            let dec = try tok.decode(c["ids"]!.intArray)
-            if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
+            let d = try pieceDifferences(e, c, tokensKey: "pieces", tokenizer: tok)
             if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
         }
         report(name, failures, total: cases.count)

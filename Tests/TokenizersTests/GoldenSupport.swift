@@ -69,6 +69,19 @@ func diff(_ e: Encoding, _ g: JSONValue, tokenizer: Tokenizer, fields: Bool = tr
     return out
 }
 
+/// How a SentencePiece-style case (ids, `tokensKey`, offsets, decode of its ids) differs from an encoding.
+func pieceDifferences(_ e: Encoding, _ c: JSONValue, tokensKey: String, tokenizer: Tokenizer,
+                      skipSpecialTokens: Bool = true) throws -> [String] {
+    var d: [String] = []
+    if e.ids != c["ids"]!.intArray { d.append("ids \(e.ids) != \(c["ids"]!.intArray)") }
+    if e.tokens != c[tokensKey]!.stringArray { d.append("\(tokensKey) \(e.tokens) != \(c[tokensKey]!.stringArray)") }
+    let go = c["offsets"]!.arrayValue.map { $0.intArray }
+    if e.offsets.map({ [$0.0, $0.1] }) != go { d.append("offsets \(e.offsets.map { [$0.0, $0.1] }) != \(go)") }
+    let dec = try tokenizer.decode(c["ids"]!.intArray, skipSpecialTokens: skipSpecialTokens)
+    if dec != c["decode"]!.stringValue! { d.append("decode '\(describe(dec))' != '\(describe(c["decode"]!.stringValue!))'") }
+    return d
+}
+
 func report(_ name: String, _ failures: [String], total: Int, file: StaticString = #filePath, line: UInt = #line) {
     if !failures.isEmpty {
         XCTFail("\(name): \(failures.count)/\(total) cases differ:\n" + failures.prefix(8).joined(separator: "\n"), file: file, line: line)
