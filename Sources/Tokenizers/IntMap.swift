@@ -40,35 +40,28 @@ struct U64Map {
     /// The value of `key`; when absent, `value` is inserted and returned.
     @discardableResult
     mutating func getOrInsert(_ key: UInt64, _ value: UInt64) -> UInt64 {
-        precondition(key != U64Map.empty, "U64Map: reserved key")
-        if 2 * (count + 1) > slots.count { grow() }
-        let mask = slots.count - 1
-        var i = home(key)
-        while true {
-            let x = slots[i].key
-            if x == key { return slots[i].value }
-            if x == U64Map.empty {
-                slots[i] = Slot(key: key, value: value)
-                count += 1
-                return value
-            }
-            i = (i + 1) & mask
-        }
+        slots[slot(key, insertingIfAbsent: value).index].value
     }
 
     /// Inserts `key` with `value`, replacing the value it had.
     mutating func set(_ key: UInt64, _ value: UInt64) {
+        let (i, inserted) = slot(key, insertingIfAbsent: value)
+        if !inserted { slots[i].value = value }
+    }
+
+    /// The slot holding `key`, which is given `value` first when absent (`inserted`).
+    private mutating func slot(_ key: UInt64, insertingIfAbsent value: UInt64) -> (index: Int, inserted: Bool) {
         precondition(key != U64Map.empty, "U64Map: reserved key")
         if 2 * (count + 1) > slots.count { grow() }
         let mask = slots.count - 1
         var i = home(key)
         while true {
             let x = slots[i].key
-            if x == key { slots[i].value = value; return }
+            if x == key { return (i, false) }
             if x == U64Map.empty {
                 slots[i] = Slot(key: key, value: value)
                 count += 1
-                return
+                return (i, true)
             }
             i = (i + 1) & mask
         }

@@ -9,16 +9,17 @@ final class RepeatGoldenTests: XCTestCase {
     /// Every family has at least this many lines (the script writes the same texts for each).
     static let minimumCases = 150
 
-    func checkFamily(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let tok = try Tokenizer.load(from: Fixtures.url("\(name).tokenizer.json"))
+    /// Checks `<name>.repeats.json` against `<name>.tokenizer.json` (tokens under "tokens") or, for a
+    /// SentencePiece family, `<name>.model` (tokens under "pieces").
+    func check(_ name: String, sentencePiece: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        let tok = try Tokenizer.load(from: Fixtures.url(sentencePiece ? "\(name).model" : "\(name).tokenizer.json"))
         let cases = try Fixtures.json("\(name).repeats.json")["cases"]!.arrayValue
         XCTAssertGreaterThanOrEqual(cases.count, Self.minimumCases, name, file: file, line: line)
         var failures: [String] = []
         for c in cases {
             let text = c["text"]!.stringValue!
             do {
-                let e = try tok.encode(text)
-                let d = try pieceDifferences(e, c, tokensKey: "tokens", tokenizer: tok)
+                let d = try pieceDifferences(try tok.encode(text), c, tokensKey: sentencePiece ? "pieces" : "tokens", tokenizer: tok)
                 if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
             } catch {
                 failures.append("'\(describe(text))' threw \(error)")
@@ -27,48 +28,34 @@ final class RepeatGoldenTests: XCTestCase {
         report("\(name) repeats", failures, total: cases.count, file: file, line: line)
     }
 
-    func checkSentencePiece(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let tok = try Tokenizer.load(from: Fixtures.url("\(name).model"))
-        let cases = try Fixtures.json("\(name).repeats.json")["cases"]!.arrayValue
-        XCTAssertGreaterThanOrEqual(cases.count, Self.minimumCases, name, file: file, line: line)
-        var failures: [String] = []
-        for c in cases {
-            let text = c["text"]!.stringValue!
-            let e = try tok.encode(text)
-            let d = try pieceDifferences(e, c, tokensKey: "pieces", tokenizer: tok)
-            if !d.isEmpty { failures.append("'\(describe(text))': " + d.joined(separator: "; ")) }
-        }
-        report("\(name) repeats", failures, total: cases.count, file: file, line: line)
-    }
-
-    func testBertWordPiece() throws { try checkFamily("bert_wordpiece") }
-    func testBertCased() throws { try checkFamily("bert_cased") }
-    func testRobertaByteLevelBPE() throws { try checkFamily("roberta_bpe") }
-    func testGPT2ByteLevelBPE() throws { try checkFamily("gpt2_bpe") }
-    func testUnigramMetaspace() throws { try checkFamily("unigram_metaspace") }
-    func testAlbertPrecompiledUnigram() throws { try checkFamily("albert_unigram") }
+    func testBertWordPiece() throws { try check("bert_wordpiece") }
+    func testBertCased() throws { try check("bert_cased") }
+    func testRobertaByteLevelBPE() throws { try check("roberta_bpe") }
+    func testGPT2ByteLevelBPE() throws { try check("gpt2_bpe") }
+    func testUnigramMetaspace() throws { try check("unigram_metaspace") }
+    func testAlbertPrecompiledUnigram() throws { try check("albert_unigram") }
     /// The files the Swift trainers wrote, as the Python library loads them.
-    func testTrainedBPE() throws { try checkFamily("trained_bpe") }
-    func testTrainedWordPiece() throws { try checkFamily("trained_wordpiece") }
-    func testTrainedUnigram() throws { try checkFamily("trained_unigram") }
+    func testTrainedBPE() throws { try check("trained_bpe") }
+    func testTrainedWordPiece() throws { try check("trained_wordpiece") }
+    func testTrainedUnigram() throws { try check("trained_unigram") }
     /// Trained by the Python library on ASCII art: pieces like "#", "##", "####" make equal-score paths.
-    func testAsciiArtUnigram() throws { try checkFamily("ascii_unigram") }
+    func testAsciiArtUnigram() throws { try check("ascii_unigram") }
     /// sp_ascii_unigram converted the ALBERT way: float32 scores, some read back by the Rust library one unit in the
     /// last place off, which decides which of two equal-looking paths wins (runs of "_" from 18 on).
-    func testAsciiArtAlbertUnigram() throws { try checkFamily("ascii_albert_unigram") }
-    func testAsciiArtByteLevelBPE() throws { try checkFamily("ascii_bpe") }
+    func testAsciiArtAlbertUnigram() throws { try check("ascii_albert_unigram") }
+    func testAsciiArtByteLevelBPE() throws { try check("ascii_bpe") }
     /// ascii_bpe with some merges listed a second time at the end: a pair takes the rank of its last listing.
-    func testDuplicateMergesTakeTheirLastRank() throws { try checkFamily("ascii_bpe_duplicate_merges") }
+    func testDuplicateMergesTakeTheirLastRank() throws { try check("ascii_bpe_duplicate_merges") }
     /// Whitespace split only: "####" is one word, and its continuation pieces start with the "##" prefix.
-    func testAsciiArtWordPiece() throws { try checkFamily("ascii_wordpiece") }
+    func testAsciiArtWordPiece() throws { try check("ascii_wordpiece") }
 
-    func testSentencePieceUnigramModel() throws { try checkSentencePiece("sp_unigram") }
-    func testSentencePieceBPEModel() throws { try checkSentencePiece("sp_bpe") }
-    func testSentencePieceRawUnigramModel() throws { try checkSentencePiece("sp_unigram_raw") }
-    func testSentencePieceAsciiArtUnigramModel() throws { try checkSentencePiece("sp_ascii_unigram") }
-    func testSentencePieceAsciiArtBPEModel() throws { try checkSentencePiece("sp_ascii_bpe") }
+    func testSentencePieceUnigramModel() throws { try check("sp_unigram", sentencePiece: true) }
+    func testSentencePieceBPEModel() throws { try check("sp_bpe", sentencePiece: true) }
+    func testSentencePieceRawUnigramModel() throws { try check("sp_unigram_raw", sentencePiece: true) }
+    func testSentencePieceAsciiArtUnigramModel() throws { try check("sp_ascii_unigram", sentencePiece: true) }
+    func testSentencePieceAsciiArtBPEModel() throws { try check("sp_ascii_bpe", sentencePiece: true) }
     /// Normal pieces "<s", "ep>", "<c", "ls>" compete with the user-defined "<sep>" and "<cls>".
-    func testSentencePieceUserDefinedScore() throws { try checkSentencePiece("sp_ascii_user_defined") }
+    func testSentencePieceUserDefinedScore() throws { try check("sp_ascii_user_defined", sentencePiece: true) }
 
     /// Numbers in a tokenizer.json are read as the Rust library reads them (serde_json's default parser, which
     /// can land one unit in the last place away from the nearest double): Unigram scores then tie, or not,
