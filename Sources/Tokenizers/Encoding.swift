@@ -139,6 +139,12 @@ public struct TruncationParams: Equatable {
         }
         return p
     }
+
+    /// The tokenizer.json form, as the Rust library writes it.
+    func toJSON() -> JSONValue {
+        .obj([("direction", .string(direction.rawValue)), ("max_length", .number(Double(maxLength))),
+              ("strategy", .string(strategy.rawValue)), ("stride", .number(Double(stride)))])
+    }
 }
 
 public struct PaddingParams: Equatable {
@@ -175,6 +181,14 @@ public struct PaddingParams: Equatable {
         p.padTypeId = try n.int("pad_type_id", default: 0)
         p.padToken = try n.string("pad_token", default: "[PAD]")
         return p
+    }
+
+    /// The tokenizer.json form, as the Rust library writes it.
+    func toJSON() -> JSONValue {
+        .obj([("strategy", fixedLength.map { .obj([("Fixed", .number(Double($0)))]) } ?? .string("BatchLongest")),
+              ("direction", .string(direction.rawValue)),
+              ("pad_to_multiple_of", padToMultipleOf.map { .number(Double($0)) } ?? .null),
+              ("pad_id", .number(Double(padId))), ("pad_type_id", .number(Double(padTypeId))), ("pad_token", .string(padToken))])
     }
 }
 

@@ -153,6 +153,10 @@ public struct JSONObject: Equatable {
         for (k, v) in pairs.reversed() where k.utf8.elementsEqual(key.utf8) { return v }
         return nil
     }
+    /// Replaces the value of `key` in place, or appends the pair.
+    public mutating func set(_ key: String, _ value: JSONValue) {
+        if let i = pairs.lastIndex(where: { $0.0.utf8.elementsEqual(key.utf8) }) { pairs[i].1 = value } else { pairs.append((key, value)) }
+    }
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
         a.pairs.count == b.pairs.count && zip(a.pairs, b.pairs).allSatisfy { $0.0.utf8.elementsEqual($1.0.utf8) && $0.1 == $1.1 }
     }

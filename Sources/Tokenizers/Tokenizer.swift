@@ -148,8 +148,7 @@ public final class Tokenizer {
         addedVocabulary.tokens = list
         try addedVocabulary.refresh(normalizer: normalizer)
         if case var .object(o)? = json {
-            let arr = JSONValue.array(addedTokens.map { $0.toJSON() })
-            if let i = o.pairs.firstIndex(where: { $0.0 == "added_tokens" }) { o.pairs[i].1 = arr } else { o.pairs.append(("added_tokens", arr)) }
+            o.set("added_tokens", .array(addedTokens.map { $0.toJSON() }))
             json = .object(o)
         }
         return added

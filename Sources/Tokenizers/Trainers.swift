@@ -34,9 +34,14 @@ extension Tokenizer {
     }
 
     /// The tokenizer as a tokenizer.json document (only for tokenizers loaded from or trained to JSON).
+    /// Its `truncation` and `padding` are written as they are now (set by a caller, or as loaded).
     public func toJSONString() throws -> String {
-        guard let j = json else { throw TokenizerError.io("this tokenizer has no tokenizer.json form (SentencePiece model)") }
-        return j.serialized(indent: 2)
+        guard case var .object(o)? = json else {
+            throw TokenizerError.io("this tokenizer has no tokenizer.json form (SentencePiece model)")
+        }
+        o.set("truncation", truncation?.toJSON() ?? .null)
+        o.set("padding", padding?.toJSON() ?? .null)
+        return JSONValue.object(o).serialized(indent: 2)
     }
 
     public func save(to url: URL) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 import XCTest
 
 /// Runs the built training commands (`train-clm`, `train-mlm`, `albertmoe train`) as a user would.
@@ -147,14 +148,11 @@ final class TrainCommandTests: XCTestCase {
         for file in ["config.json", "model.safetensors"] {
             try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: copy.appendingPathComponent(file))
         }
-        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: source.appendingPathComponent("tokenizer.json")))
-                                 as? [String: Any])
-        let added = try XCTUnwrap(root["added_tokens"] as? [[String: Any]])
-        let pad = try XCTUnwrap(added.first { $0["id"] as? Int == 0 }?["content"] as? String)
-        root["padding"] = ["strategy": ["Fixed": 128], "direction": "Right", "pad_to_multiple_of": NSNull(),
-                           "pad_id": 0, "pad_type_id": 0, "pad_token": pad]
-        root["truncation"] = ["direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0]
-        try JSONSerialization.data(withJSONObject: root).write(to: copy.appendingPathComponent("tokenizer.json"))
+        let tokenizer = try Tokenizer.load(from: source.appendingPathComponent("tokenizer.json"))
+        tokenizer.padding = PaddingParams(fixedLength: 128, padId: 0, padToken: try XCTUnwrap(tokenizer.idToToken(0)))
+        tokenizer.truncation = TruncationParams(maxLength: 128)
+        try tokenizer.save(to: copy.appendingPathComponent("tokenizer.json"))
+        XCTAssertEqual(try Tokenizer.load(from: copy).encode("red cat").ids.count, 128, "the copy declares padding")
     }
 
     /// A model whose tokenizer.json declares its own padding and truncation serves, evaluates and embeds exactly as

@@ -541,12 +541,10 @@ final class InferenceServerTests: XCTestCase {
         let copy = f.directory.appendingPathComponent(directory.lastPathComponent + "-padded-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: directory, to: copy)
         let file = copy.appendingPathComponent("tokenizer.json")
-        var root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
-        let padID = try XCTUnwrap(Tokenizer.load(from: file).tokenToId(padToken))
-        root["padding"] = ["strategy": ["Fixed": 128], "direction": "Right", "pad_to_multiple_of": NSNull(),
-                           "pad_id": padID, "pad_type_id": 0, "pad_token": padToken]
-        root["truncation"] = ["direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0]
-        try JSONSerialization.data(withJSONObject: root).write(to: file)
+        let tokenizer = try Tokenizer.load(from: file)
+        tokenizer.padding = PaddingParams(fixedLength: 128, padId: try XCTUnwrap(tokenizer.tokenToId(padToken)), padToken: padToken)
+        tokenizer.truncation = TruncationParams(maxLength: 128)
+        try tokenizer.save(to: file)
         XCTAssertEqual(try Tokenizer.load(from: file).encode("a").ids.count, 128)
         return copy
     }

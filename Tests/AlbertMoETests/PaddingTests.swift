@@ -110,11 +110,10 @@ final class PaddingTests: XCTestCase {
     /// `tokenizer`'s tokenizer.json with fixed padding to `length` and truncation at `length`, as published
     /// sentence-embedding tokenizers declare them.
     static func declaringPadding(_ tokenizer: Tokenizer, length: Int = 128, padToken: String) throws -> Tokenizer {
-        var root = try JSONSerialization.jsonObject(with: Data(tokenizer.toJSONString().utf8)) as! [String: Any]
-        root["padding"] = ["strategy": ["Fixed": length], "direction": "Right", "pad_to_multiple_of": NSNull(),
-                           "pad_id": tokenizer.tokenToId(padToken)!, "pad_type_id": 0, "pad_token": padToken]
-        root["truncation"] = ["direction": "Right", "max_length": length, "strategy": "LongestFirst", "stride": 0]
-        let declared = try Tokenizer(json: JSONSerialization.data(withJSONObject: root))
+        let copy = try Tokenizer(jsonString: tokenizer.toJSONString())
+        copy.padding = PaddingParams(fixedLength: length, padId: try XCTUnwrap(copy.tokenToId(padToken)), padToken: padToken)
+        copy.truncation = TruncationParams(maxLength: length)
+        let declared = try Tokenizer(jsonString: copy.toJSONString())      // as a file declares them
         XCTAssertEqual(try declared.encode("w1").ids.count, length, "the declared padding must be in force")
         return declared
     }
