@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CKernels"]),
         .target(name: "Layers", dependencies: ["Tensors"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
-        .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers", "Tokenizers"]),
+        .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers", "Tokenizers", "JSON"]),
         .target(name: "AlbertMoECommands", dependencies: [
             "AlbertMoE", "Tokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -47,9 +47,10 @@ let package = Package(
         .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "Tokenizers"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers"], resources: [.copy("Fixtures")]),
-        .target(name: "Tokenizers"),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
+        .target(name: "JSON"),
+        .target(name: "Tokenizers", dependencies: ["JSON"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoEServerTests", dependencies: ["AlbertMoEServer"]),
     ],
     swiftLanguageModes: [.v5]

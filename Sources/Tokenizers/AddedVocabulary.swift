@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// A token added on top of the model's vocabulary (special or not).

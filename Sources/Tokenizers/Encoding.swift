@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// The result of encoding a text (or a pair of texts).

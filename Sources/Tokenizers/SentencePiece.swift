@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// Minimal protobuf wire-format reader (varint, fixed32, fixed64, length-delimited).

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 // How the pieces fit (mirrors the Rust `tokenizers` pipeline, so that outputs match exactly):
@@ -60,7 +61,11 @@ public final class Tokenizer {
 
     /// Parses a tokenizer.json document.
     public convenience init(json data: Data) throws {
-        try self.init(jsonValue: try JSONValue.parse(data))
+        let value: JSONValue
+        do { value = try JSONValue.parse(data) } catch let error as JSONError {
+            throw TokenizerError.malformedJSON(offset: error.offset, reason: error.reason)
+        }
+        try self.init(jsonValue: value)
     }
 
     public convenience init(jsonString: String) throws { try self.init(json: Data(jsonString.utf8)) }

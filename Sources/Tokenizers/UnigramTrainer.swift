@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// Trains a SentencePiece-style Unigram tokenizer (Metaspace words, NFKC).

@@ -1,5 +1,6 @@
 import Foundation
 import Tokenizers
+import Tensors
 import XCTest
 
 /// Runs the built training commands (`train-clm`, `train-mlm`, `albertmoe train`) as a user would.
@@ -32,10 +33,11 @@ final class TrainCommandTests: XCTestCase {
         return dir
     }
 
-    /// A corpus with repeated structure, and the flags of a model small enough to train in a second.
-    func corpus(in dir: URL, lines: Int = 200) throws -> URL {
+    /// A corpus with repeated structure (the same for a given seed, so that a failure can be replayed), and the
+    /// flags of a model small enough to train in a second.
+    func corpus(in dir: URL, lines: Int = 200, seed: UInt64 = 0) throws -> URL {
         let words = ["red", "green", "blue", "cat", "dog", "bird", "runs", "sleeps", "eats", "fast", "slowly", "today"]
-        var g = SystemRandomNumberGenerator()
+        var g = SeededGenerator(seed: seed)
         var text = ""
         for _ in 0..<lines { text += (0..<8).map { _ in words.randomElement(using: &g)! }.joined(separator: " ") + "\n" }
         let url = dir.appendingPathComponent("corpus.txt")

@@ -59,12 +59,37 @@ struct OptimizerFixtures: Decodable {
     static let shared: OptimizerFixtures = {
         guard let url = Bundle.module.url(forResource: "optimizers", withExtension: "json", subdirectory: "Fixtures")
         else { fatalError("Fixtures/optimizers.json is missing from the test bundle") }
+        let fixtures: OptimizerFixtures
         do {
-            return try JSONDecoder().decode(OptimizerFixtures.self, from: Data(contentsOf: url))
+            fixtures = try JSONDecoder().decode(OptimizerFixtures.self, from: Data(contentsOf: url))
         } catch {
             fatalError("Fixtures/optimizers.json: \(error)")
         }
+        if let problem = fixtures.problem { fatalError("Fixtures/optimizers.json: \(problem)") }
+        return fixtures
     }()
+
+    /// What makes the fixtures unfit to test with, if anything: a test looping over an empty list, or zipping
+    /// lists of different lengths, would pass without checking anything.
+    var problem: String? {
+        for (kind, cases) in [("chilladam", chilladam), ("adamw", adamw), ("sgd", sgd)] {
+            if cases.isEmpty { return "no \(kind) case" }
+            for c in cases {
+                if c.steps.isEmpty || c.shapes.isEmpty { return "\(kind) case \(c.name) has no step or no parameter" }
+                if c.initial.count != c.shapes.count
+                    || c.steps.contains(where: { $0.grads.count != c.shapes.count || $0.expected.count != c.shapes.count }) {
+                    return "\(kind) case \(c.name): a step does not list every parameter"
+                }
+            }
+        }
+        if clip.isEmpty || clip.contains(where: { $0.grads.count != $0.shapes.count || $0.clipped.count != $0.shapes.count }) {
+            return "no clipping case, or one that does not list every parameter"
+        }
+        if schedules.isEmpty || schedules.contains(where: { $0.steps.isEmpty || $0.steps.count != $0.values.count }) {
+            return "no schedule case, or one whose steps and values differ in number"
+        }
+        return nil
+    }
 }
 
 func floats(_ values: [Double]) -> [Float] { values.map { Float($0) } }

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import XCTest
 @testable import Tokenizers
@@ -51,6 +52,7 @@ final class ComponentGoldenTests: XCTestCase {
         try tok.addTokens([AddedToken(content: "<special>", id: 0, lstrip: true, rstrip: true, special: true)])
         XCTAssertEqual(tok.addedTokens.count, before + 5)
         XCTAssertEqual(try tok.addTokens([AddedToken(content: "wor", id: 0, singleWord: true)]), 0)
+        XCTAssertEqual(golden.count, 10)
         for g in golden {
             let c = g["content"]!.stringValue!
             let t = tok.addedTokens.first { $0.content == c }

@@ -11,7 +11,9 @@ final class FuzzGoldenTests: XCTestCase {
         guard case let .object(families)? = g["families"] else { return XCTFail("no families") }
         var failures: [String] = []
         var total = 0
+        XCTAssertEqual(families.pairs.count, 9)
         for (name, cases) in families.pairs {
+            XCTAssertEqual(cases.arrayValue.count, texts.count, name)
             let isSP = name.hasPrefix("sp_")
             let tok = try Tokenizer.load(from: Fixtures.url(isSP ? "\(name).model" : "\(name).tokenizer.json"))
             for (text, c) in zip(texts, cases.arrayValue) {

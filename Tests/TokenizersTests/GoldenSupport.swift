@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import XCTest
 @testable import Tokenizers
@@ -83,6 +84,7 @@ func pieceDifferences(_ e: Encoding, _ c: JSONValue, tokensKey: String, tokenize
 }
 
 func report(_ name: String, _ failures: [String], total: Int, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertGreaterThan(total, 0, "\(name): no case ran (the fixture is empty)", file: file, line: line)
     if !failures.isEmpty {
         XCTFail("\(name): \(failures.count)/\(total) cases differ:\n" + failures.prefix(8).joined(separator: "\n"), file: file, line: line)
     }

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 import Tokenizers
 
@@ -232,10 +233,8 @@ public struct TextCorpus: Sendable {
         let value: JSONValue
         do {
             value = try JSONValue.parse(text)
-        } catch let TokenizerError.malformedJSON(offset, reason) {
-            throw DatasetError(file: file, line: line, "not valid JSON (column \(offset + 1): \(reason))")
-        } catch {
-            throw DatasetError(file: file, line: line, "not valid JSON (\(error))")
+        } catch let error as JSONError {
+            throw DatasetError(file: file, line: line, "not valid JSON (column \(error.offset + 1): \(error.reason))")
         }
         guard case let .object(object) = value else {
             throw DatasetError(file: file, line: line, "expected a JSON object, found \(describe(value))")
@@ -410,21 +409,4 @@ struct DelimitedRecordParser {
         field.removeAll(keepingCapacity: true)
         state = .fieldStart
     }
-}
-
-/// What a derived seed is used for, so that the streams of random numbers never coincide.
-enum SeedPurpose: UInt64 {
-    case split = 1, epochOrder, shuffleBuffer, collator
-}
-
-/// Mixes several values into one 64-bit seed (SplitMix64 finaliser after each value).
-func mixSeeds(_ values: UInt64...) -> UInt64 {
-    var hash: UInt64 = 0x243F_6A88_85A3_08D3
-    for value in values {
-        var z = (hash ^ value) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        hash = z ^ (z >> 31)
-    }
-    return hash
 }

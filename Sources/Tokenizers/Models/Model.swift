@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// A tokenization model: turns one pre-tokenized word into tokens.

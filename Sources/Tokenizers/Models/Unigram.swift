@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 /// A trie over unicode scalars stored in one hash map: (node << 21 | scalar) -> child node.

@@ -1,3 +1,4 @@
+import JSON
 import Foundation
 
 public final class WordPieceModel: TokenizerModel {
