@@ -53,5 +53,5 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoEServerTests", dependencies: ["AlbertMoEServer"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -3,14 +3,14 @@ import Tensors
 import Tokenizers
 
 /// One candidate for a masked position.
-public struct MaskPrediction: Equatable {
+public struct MaskPrediction: Equatable, Sendable {
     public let tokenID: Int
     public let token: String
     public let probability: Float
 }
 
 /// The candidates for one mask token of a text.
-public struct MaskFill: Equatable {
+public struct MaskFill: Equatable, Sendable {
     /// The mask's index among the text's tokens.
     public let position: Int
     /// Best first.

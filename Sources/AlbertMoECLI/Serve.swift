@@ -2,6 +2,7 @@ import AlbertMoEServer
 import ArgumentParser
 import Dispatch
 import Foundation
+import Synchronization
 
 /// `albertmoe serve`: an HTTP server with an OpenAI-like API (completions, embeddings, mask filling) for one model
 /// directory, until SIGINT or SIGTERM.
@@ -44,7 +45,7 @@ struct Serve: ParsableCommand {
                 try await server.run { host, port in
                     listening.set()
                     print("Serving \(name) (\(kind.summary)) on http://\(host):\(port)")
-                    fflush(stdout)
+                    fflush(nil)
                 }
             } catch where !listening.isSet {
                 throw ServeError(message: "cannot listen on \(address): \(error)")
@@ -60,22 +61,20 @@ struct ServeError: Error, CustomStringConvertible {
 }
 
 /// Whether something happened, noted from any thread.
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
 /// Runs `body` in a task and blocks the calling thread until it ends: the command line's entry point is synchronous.
 private func waitFor(_ body: @escaping @Sendable () async throws -> Void) throws {
-    final class Outcome: @unchecked Sendable { var error: Error? }
-    let outcome = Outcome()
+    let outcome = Mutex<Error?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
-        do { try await body() } catch { outcome.error = error }
+        do { try await body() } catch { outcome.withLock { $0 = error } }
         done.signal()
     }
     done.wait()
-    if let error = outcome.error { throw error }
+    if let error = outcome.withLock({ $0 }) { throw error }
 }

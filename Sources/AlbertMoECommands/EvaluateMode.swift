@@ -65,7 +65,7 @@ extension TrainingJob {
         }
         try write(records, to: directory.appendingPathComponent("eval_results.json"))
         print(table(records))
-        fflush(stdout)
+        fflush(nil)
     }
 
     /// The held-out text: --validation_file, else the validation side of a local --dataset's split; nil if neither.

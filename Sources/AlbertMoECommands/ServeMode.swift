@@ -46,7 +46,7 @@ extension TrainingJob {
         print(task == .clm ? "Enter a prompt to complete (quit or exit to stop)." : "Enter text with a mask token (quit or exit to stop).")
         while true {
             print("> ", terminator: "")
-            fflush(stdout)
+            fflush(nil)
             guard let line = readLine() else { break }
             let text = line.trimmingCharacters(in: .whitespaces)
             if ["quit", "exit", "q"].contains(text.lowercased()) { break }

@@ -64,6 +64,7 @@ struct CompletionRequest {
 /// One generation, advanced one token at a time with `step()` so that requests can take turns on the model. It
 /// samples exactly as `AlbertForCausalLM.generate` does (the key/value cache, `LogitSampler`), so a seed gives the
 /// same tokens; it also stops at stop strings and turns the tokens into text pieces. Use it on the model worker only.
+/// Unchecked Sendable: created and stepped by `ModelWorker` jobs only, which run one at a time.
 final class CompletionGenerator: @unchecked Sendable {
     /// What one step made.
     struct Step {

@@ -1,6 +1,7 @@
 import AlbertMoE
 import Foundation
 import Hummingbird
+import Synchronization
 import Tokenizers
 
 /// An HTTP server for one model directory, with an OpenAI-like JSON API:
@@ -19,7 +20,7 @@ import Tokenizers
 /// 405 for a known route with another method, 413 for a body over the limit, 500 for a failure of the server.
 ///
 /// Model work runs on a serial worker, one forward step at a time, so concurrent requests take turns token by token.
-public final class InferenceServer: @unchecked Sendable {
+public final class InferenceServer: Sendable {
     /// The settings the server was made with.
     public let configuration: ServerConfiguration
     /// The model's name in the answers.
@@ -32,9 +33,7 @@ public final class InferenceServer: @unchecked Sendable {
     /// When the model was loaded (Unix time), for /v1/models.
     let created = Int(Date().timeIntervalSince1970)
 
-    private let lock = NSLock()
-    private var serverTask: Task<Void, Error>?
-    private var boundPort: Int?
+    private let running = Mutex<(task: Task<Void, Error>?, port: Int?)>((nil, nil))
 
     /// Loads the model in `modelDirectory` (a causal, masked or sentence-encoder model with its tokenizer).
     public init(modelDirectory: URL, configuration: ServerConfiguration = ServerConfiguration()) throws {
@@ -45,13 +44,13 @@ public final class InferenceServer: @unchecked Sendable {
     }
 
     /// The port the server listens on, once started.
-    public var port: Int? { lock.withLock { boundPort } }
+    public var port: Int? { running.withLock { $0.port } }
 
     /// Starts listening in the background and returns the bound port (the free one picked when the configuration's
     /// port is 0). Throws if the address cannot be bound. Stop the server with `stop()` before starting it again.
     @discardableResult
     public func start() async throws -> Int {
-        precondition(lock.withLock { serverTask == nil }, "InferenceServer.start: the server is already started")
+        precondition(running.withLock { $0.task == nil }, "InferenceServer.start: the server is already started")
         let listening = OneShot<Int>()
         let app = makeApplication { port in listening.resolve(.success(port)) }
         let task = Task {
@@ -63,7 +62,7 @@ public final class InferenceServer: @unchecked Sendable {
                 throw error
             }
         }
-        lock.withLock { serverTask = task }
+        running.withLock { $0.task = task }
         do {
             return try await listening.value()
         } catch {
@@ -74,9 +73,9 @@ public final class InferenceServer: @unchecked Sendable {
 
     /// Stops a server started with `start()`, closing its connections, and waits until it is down.
     public func stop() async {
-        let task = lock.withLock { () -> Task<Void, Error>? in
-            defer { serverTask = nil; boundPort = nil }
-            return serverTask
+        let task = running.withLock { r -> Task<Void, Error>? in
+            defer { r = (nil, nil) }
+            return r.task
         }
         task?.cancel()
         _ = await task?.result
@@ -97,7 +96,7 @@ public final class InferenceServer: @unchecked Sendable {
                                                     serverName: "albertmoe"),
             onServerRunning: { [weak self] channel in
                 let port = channel.localAddress?.port ?? 0
-                self?.lock.withLock { self?.boundPort = port }
+                self?.running.withLock { $0.port = port }
                 onListening(port)
             })
     }
@@ -310,18 +309,16 @@ func serverSentEvent(_ data: Data) -> ByteBuffer {
 }
 
 /// A value set once from one task and awaited by another (whichever comes first).
-final class OneShot<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<Value, Error>?
-    private var waiter: CheckedContinuation<Value, Error>?
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(result: Result<Value, Error>?, waiter: CheckedContinuation<Value, Error>?)>((nil, nil))
 
     /// Sets the value; later calls are ignored.
     func resolve(_ result: Result<Value, Error>) {
-        let waiter = lock.withLock { () -> CheckedContinuation<Value, Error>? in
-            guard self.result == nil else { return nil }
-            self.result = result
-            defer { self.waiter = nil }
-            return self.waiter
+        let waiter = state.withLock { s -> CheckedContinuation<Value, Error>? in
+            guard s.result == nil else { return nil }
+            s.result = result
+            defer { s.waiter = nil }
+            return s.waiter
         }
         waiter?.resume(with: result)
     }
@@ -329,9 +326,9 @@ final class OneShot<Value>: @unchecked Sendable {
     /// Waits for the value.
     func value() async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            let ready = lock.withLock { () -> Result<Value, Error>? in
-                if result == nil { waiter = continuation }
-                return result
+            let ready = state.withLock { s -> Result<Value, Error>? in
+                if s.result == nil { s.waiter = continuation }
+                return s.result
             }
             if let ready { continuation.resume(with: ready) }
         }

@@ -5,12 +5,15 @@ import Dispatch
 ///
 /// Jobs are small: one forward step of a generation, one batch of embeddings, one fill-mask. Requests take turns
 /// job by job in arrival order, so a long generation does not hold up the others.
-final class ModelWorker: @unchecked Sendable {
+final class ModelWorker: Sendable {
     private let queue = DispatchQueue(label: "albertmoe.server.model", qos: .userInitiated)
 
     /// Runs `job` on the worker's queue and returns its result (or rethrows its error).
-    func run<T>(_ job: @escaping () throws -> T) async throws -> T {
+    func run<T: Sendable>(_ job: @escaping () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            // Unchecked: what a job captures (the model, its tokenizer, a generation) is used by jobs only, and
+            // the serial queue runs them one at a time.
+            nonisolated(unsafe) let job = job
             queue.async {
                 continuation.resume(with: Result { try job() })
             }

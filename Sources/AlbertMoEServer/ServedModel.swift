@@ -22,7 +22,8 @@ public enum ModelKind: String, Sendable {
 }
 
 /// A model directory loaded for serving: the model, its tokenizer and a sentence encoder sharing the model's
-/// encoder weights. Everything here is used on the `ModelWorker`'s queue only.
+/// encoder weights.
+/// Unchecked Sendable: the models and the tokenizer are used by `ModelWorker` jobs only, which run one at a time.
 final class ServedModel: @unchecked Sendable {
     let kind: ModelKind
     let config: AlbertMoEConfig

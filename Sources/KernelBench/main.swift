@@ -51,7 +51,7 @@ func now() -> Double {
 }
 
 /// Median seconds of `reps` calls after one warm-up call.
-func timeMedian(_ body: () -> Void) -> Double {
+@MainActor func timeMedian(_ body: () -> Void) -> Double {
     body()
     var ts: [Double] = []
     for _ in 0..<reps {

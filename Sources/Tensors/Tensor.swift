@@ -1,4 +1,5 @@
 import CKernels
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -23,18 +24,16 @@ public final class Storage {
 /// Reuses large blocks of tensor memory. A training step allocates and frees the same sizes again and
 /// again; taking them from the system each time costs a page fault and a clear per page. Blocks of 1 MB and
 /// more are kept by size after they are freed, up to `limit` bytes in all, and handed out again.
-final class BlockCache {
+final class BlockCache: Sendable {
     static let shared = BlockCache()
     /// Bytes the cache may hold: ALBERTMOE_CACHE_MB, else 1024 MB.
     let limit: Int
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
-    private var held = 0
-    private var mutex = pthread_mutex_t()
+    /// Free blocks by size (their addresses, as integers so that the state is Sendable) and the bytes they hold.
+    private let state = Mutex<(free: [Int: [UInt]], held: Int)>(([:], 0))
     private static let large = 1 << 20
     private static let granule = 64 << 10
 
     init() {
-        pthread_mutex_init(&mutex, nil)
         let mb = getenv("ALBERTMOE_CACHE_MB").flatMap { Int(String(cString: $0)) } ?? 1024
         limit = max(mb, 0) << 20
         ak_keep_freed_memory()
@@ -46,11 +45,12 @@ final class BlockCache {
 
     func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         if bytes >= BlockCache.large {
-            pthread_mutex_lock(&mutex)
-            let block = free[bytes]?.popLast()
-            if block != nil { held -= bytes }
-            pthread_mutex_unlock(&mutex)
-            if let block { return block }
+            let block = state.withLock { s -> UInt? in
+                guard let block = s.free[bytes]?.popLast() else { return nil }
+                s.held -= bytes
+                return block
+            }
+            if let block { return UnsafeMutableRawPointer(bitPattern: block)! }
         }
         var raw: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
@@ -61,26 +61,24 @@ final class BlockCache {
 
     func release(_ block: UnsafeMutableRawPointer, _ bytes: Int) {
         if bytes >= BlockCache.large {
-            pthread_mutex_lock(&mutex)
-            let keep = held + bytes <= limit
-            if keep {
-                free[bytes, default: []].append(block)
-                held += bytes
+            let kept = state.withLock { s -> Bool in
+                guard s.held + bytes <= limit else { return false }
+                s.free[bytes, default: []].append(UInt(bitPattern: block))
+                s.held += bytes
+                return true
             }
-            pthread_mutex_unlock(&mutex)
-            if keep { return }
+            if kept { return }
         }
         Glibc.free(block)
     }
 
     /// Gives every cached block back to the system.
     func trim() {
-        pthread_mutex_lock(&mutex)
-        let blocks = free.values.flatMap { $0 }
-        free = [:]
-        held = 0
-        pthread_mutex_unlock(&mutex)
-        for b in blocks { Glibc.free(b) }
+        let blocks = state.withLock { s -> [UInt] in
+            defer { s = ([:], 0) }
+            return s.free.values.flatMap { $0 }
+        }
+        for b in blocks { Glibc.free(UnsafeMutableRawPointer(bitPattern: b)) }
     }
 }
 

@@ -51,7 +51,7 @@ func round(_ x: Double, _ digits: Int) -> Double {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
-func option(_ name: String) -> String? {
+@MainActor func option(_ name: String) -> String? {
     guard let i = args.firstIndex(of: name) else { return nil }
     guard i + 1 < args.count else { fail("\(name) needs a value") }
     let v = args[i + 1]
@@ -118,5 +118,5 @@ for family in families {
         + "\"ids_checksum\": \(checksum), \"encode_s\": \(num(enc, 4)), \"mb_per_s\": \(num(Double(nbytes) / enc / 1e6, 3)), "
         + "\"load_ms\": \(num(load * 1e3, 2)), \"cpu_per_wall\": \(num(cpu, 2)), "
         + "\"mb_per_cpu_s\": \(num(Double(nbytes) / med(timesCPU) / 1e6, 3)), \"load_cpu_ms\": \(num(med(loadsCPU) * 1e3, 2))}")
-    fflush(stdout)
+    fflush(nil)
 }

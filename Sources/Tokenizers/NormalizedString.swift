@@ -269,7 +269,7 @@ func coverage(_ found: [Range<Int>], count: Int) -> [(Range<Int>, Bool)] {
 
 func invertCoverage(_ m: [(Range<Int>, Bool)]) -> [(Range<Int>, Bool)] { m.map { ($0.0, !$0.1) } }
 
-public enum SplitBehavior: String {
+public enum SplitBehavior: String, Sendable {
     case removed = "Removed"
     case isolated = "Isolated"
     case mergedWithPrevious = "MergedWithPrevious"
@@ -278,7 +278,7 @@ public enum SplitBehavior: String {
 }
 
 /// A model token: id, string value, and range in the split's normalized scalars.
-public struct ModelToken {
+public struct ModelToken: Sendable {
     public var id: Int
     public var value: String
     public var start: Int

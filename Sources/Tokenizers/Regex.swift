@@ -3,7 +3,7 @@ import Foundation
 /// A regular expression run over unicode scalars (ranges are scalar indices).
 /// Backed by NSRegularExpression (ICU), whose syntax covers the Oniguruma patterns used in
 /// tokenizer.json files (\p{L}, \p{N}, \s, look-ahead, ...).
-final class ScalarRegex: @unchecked Sendable {
+final class ScalarRegex: Sendable {
     let pattern: String
     private let re: NSRegularExpression
     /// For patterns of the form `c{n,}` or `c+` (one literal character): scanned directly.

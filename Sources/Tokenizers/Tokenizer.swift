@@ -283,9 +283,13 @@ public final class Tokenizer {
 /// Maps in parallel over large inputs (order is kept); errors are rethrown.
 func concurrentMap<T, R>(_ items: [T], parallel: Bool = true, _ f: (T) throws -> R) throws -> [R] {
     if items.count < 8 || !parallel { return try items.map(f) }
-    var results = [Result<R, Error>?](repeating: nil, count: items.count)
+    // Unchecked: `f` (a tokenizer's encode) only reads state that nothing changes while the batch runs, and each
+    // result slot is written by exactly one iteration, under the lock.
+    nonisolated(unsafe) var results = [Result<R, Error>?](repeating: nil, count: items.count)
+    nonisolated(unsafe) let items = items
     let lock = NSLock()
     withoutActuallyEscaping(f) { f in
+        nonisolated(unsafe) let f = f
         DispatchQueue.concurrentPerform(iterations: items.count) { i in
             let r = Result { try f(items[i]) }
             lock.lock(); results[i] = r; lock.unlock()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 extension Unicode.Scalar {
     /// Rust's `char::is_whitespace` (the White_Space property: this fixed list is all of it, the same
@@ -68,24 +69,19 @@ extension Unicode.Scalar {
 /// Unicode normalization with Rust-style change tracking (`unicode-normalization-alignments`).
 enum UnicodeForm { case nfd, nfkd, nfc, nfkc }
 
-final class NormalizationCache: @unchecked Sendable {
+final class NormalizationCache: Sendable {
     static let shared = NormalizationCache()
-    private let lock = NSLock()
-    private var canon: [UInt32: [Unicode.Scalar]] = [:]
-    private var compat: [UInt32: [Unicode.Scalar]] = [:]
-    private var composed: [UInt64: UInt32] = [:]  // 0 = no composition
+    private let canon = Mutex<[UInt32: [Unicode.Scalar]]>([:])
+    private let compat = Mutex<[UInt32: [Unicode.Scalar]]>([:])
+    private let composed = Mutex<[UInt64: UInt32]>([:])  // 0 = no composition
 
     func decompose(_ c: Unicode.Scalar, compatibility: Bool) -> [Unicode.Scalar] {
         if c.value < 0xA0 { return [c] }
-        lock.lock()
-        if let r = compatibility ? compat[c.value] : canon[c.value] { lock.unlock(); return r }
-        lock.unlock()
+        if let r = (compatibility ? compat.withLock { $0[c.value] } : canon.withLock { $0[c.value] }) { return r }
         let s = String(c)
         let d = compatibility ? s.decomposedStringWithCompatibilityMapping : s.decomposedStringWithCanonicalMapping
         let r = Array(d.unicodeScalars)
-        lock.lock()
-        if compatibility { compat[c.value] = r } else { canon[c.value] = r }
-        lock.unlock()
+        if compatibility { compat.withLock { $0[c.value] = r } } else { canon.withLock { $0[c.value] = r } }
         return r
     }
 
@@ -99,15 +95,13 @@ final class NormalizationCache: @unchecked Sendable {
             return Unicode.Scalar(av + (bv - 0x11A7))
         }
         let key = (UInt64(a.value) << 32) | UInt64(b.value)
-        lock.lock()
-        if let r = composed[key] { lock.unlock(); return r == 0 ? nil : Unicode.Scalar(r) }
-        lock.unlock()
+        if let r = composed.withLock({ $0[key] }) { return r == 0 ? nil : Unicode.Scalar(r) }
         var v = String.UnicodeScalarView()
         v.append(a); v.append(b)
         let c = String(v).precomposedStringWithCanonicalMapping.unicodeScalars
         var r: UInt32 = 0
         if c.count == 1, let f = c.first { r = f.value }
-        lock.lock(); composed[key] = r; lock.unlock()
+        composed.withLock { $0[key] = r }
         return r == 0 ? nil : Unicode.Scalar(r)
     }
 }

@@ -1,6 +1,7 @@
 import AlbertMoE
 @testable import AlbertMoEServer
 import Foundation
+import Synchronization
 import Tokenizers
 import XCTest
 
@@ -86,16 +87,17 @@ func blocking<T>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
 }
 
 /// Failures noted from several threads.
-final class Failures: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var list: [String] = []
+final class Failures: Sendable {
+    private let failures = Mutex<[String]>([])
+    var list: [String] { failures.withLock { $0 } }
 
     func check(_ ok: Bool, _ what: String) {
-        if !ok { lock.withLock { list.append(what) } }
+        if !ok { failures.withLock { $0.append(what) } }
     }
 }
 
 /// Carries a task's result to the thread that waits for it.
+/// Unchecked Sendable: written by the task before it signals, read by the waiter after.
 final class ResultBox<T>: @unchecked Sendable {
     var result: Result<T, Error>?
 }
@@ -484,6 +486,8 @@ final class InferenceServerTests: XCTestCase {
         let group = DispatchGroup()
         for (i, job) in jobs.enumerated() {
             group.enter()
+            // Unchecked: each job runs on a thread of its own; they share only the locked `failures`.
+            nonisolated(unsafe) let job = job
             Thread {
                 do { try job() } catch { check(false, "request \(i): \(error)") }
                 group.leave()
@@ -494,6 +498,7 @@ final class InferenceServerTests: XCTestCase {
     }
 
     func testModelWorkerRunsOneJobAtATime() throws {
+        /// Unchecked Sendable: every property is used with `lock` held.
         final class Probe: @unchecked Sendable {
             let lock = NSLock()
             var active = 0, mostActive = 0, order: [Int] = []

@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Synchronization
 import XCTest
 
 /// ak_sgemm / ak_sgemm_strided_batched against the naive double-accumulating reference.
@@ -257,10 +258,10 @@ final class SGEMMTests: XCTestCase {
         let m = 200, n = 150, k = 170
         var rng = Rng(s: 40)
         let a = rng.fill(m * k), b = rng.fill(k * n)
-        var want = [Float](repeating: 0, count: m * n)
-        ak_sgemm_reference(0, 0, m, n, k, 1, a, k, b, n, 0, &want, n)
-        let lock = NSLock()
-        var worst: Float = 0
+        var reference = [Float](repeating: 0, count: m * n)
+        ak_sgemm_reference(0, 0, m, n, k, 1, a, k, b, n, 0, &reference, n)
+        let want = reference
+        let worst = Mutex<Float>(0)
         DispatchQueue.concurrentPerform(iterations: 8) { it in
             var c = [Float](repeating: .nan, count: m * n)
             for _ in 0..<3 {
@@ -273,11 +274,9 @@ final class SGEMMTests: XCTestCase {
             var e: Float = 0
             for i in 0..<(m * n) { e = max(e, abs(c[i] - want[i])) }
             if e.isNaN { e = .infinity }
-            lock.lock()
-            worst = max(worst, e)
-            lock.unlock()
+            worst.withLock { $0 = max($0, e) }
         }
-        XCTAssertLessThan(worst, 1e-3)
+        XCTAssertLessThan(worst.withLock { $0 }, 1e-3)
     }
 
     func testParallelForCoversEveryIndex() {

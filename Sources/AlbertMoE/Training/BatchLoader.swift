@@ -262,11 +262,12 @@ struct Sequencer {
     func encode(_ examples: [TextExample], workers: Int) throws -> [[Int32]] {
         var results = [Result<[Int32], Error>](repeating: .success([]), count: examples.count)
         let parts = max(1, min(workers, examples.count / 64))
-        results.withUnsafeMutableBufferPointer { out in
+        results.withUnsafeMutableBufferPointer { buffer in
+            // Unchecked: each part writes its own contiguous range of `out`, and encoding only reads the sequencer.
+            nonisolated(unsafe) let out = buffer, sequencer = self
             DispatchQueue.concurrentPerform(iterations: parts) { part in
-                // Each part writes its own contiguous range of `out`.
                 let range = (examples.count * part / parts)..<(examples.count * (part + 1) / parts)
-                for i in range { out[i] = Result { try encode(examples[i]) } }
+                for i in range { out[i] = Result { try sequencer.encode(examples[i]) } }
             }
         }
         return try results.map { try $0.get() }
@@ -354,6 +355,8 @@ public final class BatchStream {
     init(depth: Int, produce: @escaping (_ emit: (Batch) -> Bool) throws -> Void) {
         let queue = PrefetchQueue(capacity: depth)
         self.queue = queue
+        // Unchecked: from here on only the loader thread uses `produce` and what it captures.
+        nonisolated(unsafe) let produce = produce
         let thread = Thread {
             do {
                 try produce(queue.push)
@@ -377,6 +380,7 @@ public final class BatchStream {
 }
 
 /// A bounded first-in first-out queue of batches between one producer and one consumer thread.
+/// Unchecked Sendable: every stored property is read and written with `condition` locked.
 final class PrefetchQueue: @unchecked Sendable {
     private let condition = NSCondition()
     private let capacity: Int

@@ -1,5 +1,6 @@
 import JSON
 import Foundation
+import Synchronization
 
 public final class BPEModel: TokenizerModel {
     public let vocab: [VocabKey: Int]
@@ -282,7 +283,7 @@ struct MergeHeap {
 
 /// A thread-safe word cache (word scalars -> tokens), shared by BPE and Unigram. Sharded so
 /// that parallel batch encoding rarely waits on a lock. Looked up by slice, so a hit allocates nothing.
-final class BPECache: @unchecked Sendable {
+final class BPECache: Sendable {
     /// A word with a hash of its own (one multiply per scalar), so that the dictionary hashes 8 bytes
     /// instead of the whole word.
     struct Key: Hashable {
@@ -297,9 +298,8 @@ final class BPECache: @unchecked Sendable {
         static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.word == b.word }
         func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
-    private final class Shard {
-        let lock = NSLock()
-        var map: [Key: [ModelToken]] = [:]
+    private final class Shard: Sendable {
+        let map = Mutex<[Key: [ModelToken]]>([:])
     }
     private let shards: [Shard] = (0..<16).map { _ in Shard() }
     let capacityPerShard = 1_000
@@ -307,14 +307,12 @@ final class BPECache: @unchecked Sendable {
     func get(_ word: ArraySlice<Unicode.Scalar>) -> [ModelToken]? {
         let k = Key(word)
         let s = shards[Int(k.hash >> 60)]
-        s.lock.lock(); defer { s.lock.unlock() }
-        return s.map[k]
+        return s.map.withLock { $0[k] }
     }
     func put(_ word: ArraySlice<Unicode.Scalar>, _ v: [ModelToken]) {
         // Stored as a copy of its own, so that the key does not keep a larger array alive.
         let k = Key(ArraySlice(Array(word)))
         let s = shards[Int(k.hash >> 60)]
-        s.lock.lock(); defer { s.lock.unlock() }
-        if s.map.count < capacityPerShard { s.map[k] = v }
+        s.map.withLock { map in if map.count < capacityPerShard { map[k] = v } }
     }
 }
