@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import Optimizers
+import Synchronization
 import Tokenizers
 
 /// How a training run is driven: its length, its clipping and accumulation, and when it logs, validates and
@@ -121,21 +122,14 @@ public enum GeneratorStates: Codable, Equatable {
 
 /// Asks a training run to stop, from any thread: the trainer finishes the step under way, writes a checkpoint and
 /// returns.
-public final class CancellationToken: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cancelled = false
+public final class CancellationToken: Sendable {
+    private let cancelled = Mutex(false)
 
     public init() {}
 
-    public func cancel() {
-        lock.lock(); defer { lock.unlock() }
-        cancelled = true
-    }
+    public func cancel() { cancelled.withLock { $0 = true } }
 
-    public var isCancelled: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return cancelled
-    }
+    public var isCancelled: Bool { cancelled.withLock { $0 } }
 }
 
 /// The parameters that one module owns (a linear layer's weight and bias, a norm's weight), under the module's
