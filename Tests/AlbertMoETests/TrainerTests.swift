@@ -215,7 +215,8 @@ final class TrainerTests: XCTestCase {
 
     /// A checkpoint written while each expert still held a dropout (which never ran), whose unnamed random_state
     /// lists those generators too, resumes exactly: every module gets its own generator back, and the run goes on
-    /// as the uninterrupted one.
+    /// as the uninterrupted one. The fixture is checkpoint-5 of `makeTrainer(_:maxSteps: 5, saveSteps: 5)` as that
+    /// code wrote it, with random_state_by_module.json: the same states read from that code's modules by name.
     func testResumesACheckpointWithExpertDropouts() throws {
         let fixture = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
             .appendingPathComponent("checkpoint_with_expert_dropouts")

@@ -108,7 +108,11 @@ public enum GeneratorStates: Codable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if let list = try? c.decode([[String]].self) { self = .unnamed(list) } else { self = .named(try c.decode([String: [String]].self)) }
+        if let list = try? c.decode([[String]].self) {
+            self = .unnamed(list)
+        } else {
+            self = .named(try c.decode([String: [String]].self))
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
