@@ -64,7 +64,7 @@ public struct CheckpointError: Error, CustomStringConvertible {
 
 extension AlbertLMModel {
     /// The architecture name written to config.json.
-    public var architecture: String { self is AlbertForCausalLM ? "AlbertForCausalLM" : "AlbertForMaskedLM" }
+    public var architecture: String { objective == .causal ? "AlbertForCausalLM" : "AlbertForMaskedLM" }
 
     /// Saves config.json and model.safetensors into `directory` (created if needed).
     public func save(to directory: URL) throws {

@@ -130,8 +130,10 @@ struct TrainingJob {
         let optimizer = try makeOptimizer(model.parameters())
         // The schedule's length needs the number of steps, which streaming data does not know.
         let schedule = try makeSchedule(totalSteps: trainingOptions.totalSteps(batchesPerEpoch: trainData.batchesPerEpoch))
+        let cancellation = CancellationToken()
         let trainer = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, schedule: schedule,
-                              trainData: trainData, validationData: validationData, seed: o.seed, options: trainingOptions)
+                              trainData: trainData, validationData: validationData, seed: o.seed, options: trainingOptions,
+                              cancellation: cancellation)
         if let resumeURL {
             try trainer.resume(from: resumeURL)
             say("Resuming from \(resumeURL.path) at step \(trainer.state.globalStep) (epoch \(trainer.state.epoch + 1)).")
@@ -139,8 +141,15 @@ struct TrainingJob {
         say("Training a \(task == .clm ? "causal" : "masked") model of \(model.parameterCount) parameters on \(corpus.files.count) "
             + "file(s) from \(o.dataset); \(trainer.totalSteps.map { "\($0) steps" } ?? "steps: until the data ends"); "
             + "logs in \(trainingOptions.loggingDirectory.path).")
-        let summary = try trainer.train()
-        guard !summary.interrupted else { return }
+        let progress = TrainingProgress(totalSteps: trainer.totalSteps, startStep: trainer.state.globalStep)
+        progress.observe(trainer)
+        let summary = try Interrupts.cancelling(cancellation) { try trainer.train() }
+        progress.finish()
+        guard !summary.interrupted else {
+            let checkpoint = summary.lastCheckpoint!.path   // a cancelled run ends with a checkpoint
+            say("Interrupted: saved \(checkpoint). Resume with --resume_from_checkpoint \(checkpoint)")
+            return
+        }
 
         var lines = ["Trained \(summary.state.globalStep) steps, \(summary.state.tokensSeen) tokens, "
                      + String(format: "%.0f tokens/s", summary.tokensPerSecond) + "."]

@@ -3,9 +3,10 @@
 /// A building block of a model: it owns parameters (leaf tensors that require grad) and child modules,
 /// each under the name it has in a checkpoint's state dict, and a training/evaluation mode.
 ///
-/// Subclasses list their own parameters in `ownParameters` and their children in `children`, with the
-/// names of the reference state dict, so `namedParameters()` yields e.g.
-/// `albert.shared_layer.ffn.experts.3.linear1.weight`.
+/// Subclasses list their own parameters in `ownParameters` and every module they hold in `children` (those
+/// without parameters, like a dropout, too), with the names of the reference state dict. `namedModules()`
+/// walks that tree, and everything else (parameters, modes, generator states, state dicts) follows it, so
+/// `namedParameters()` yields e.g. `albert.shared_layer.ffn.experts.3.linear1.weight`.
 open class Module {
     /// True in training mode (dropout active), false in evaluation mode.
     public private(set) var isTraining = true
@@ -15,16 +16,24 @@ open class Module {
     /// This module's own parameters, by local name.
     open var ownParameters: [(String, Tensor)] { [] }
 
-    /// Child modules, by local name.
+    /// Every module this one holds, by local name. An empty name gives the child's names without a prefix.
     open var children: [(String, Module)] { [] }
 
-    /// Every parameter of this module and its descendants, by dotted name, in a stable order.
-    public func namedParameters(prefix: String = "") -> [(String, Tensor)] {
-        var out = ownParameters.map { (prefix + $0.0, $0.1) }
-        for (name, child) in children {
-            out += child.namedParameters(prefix: prefix + name + ".")
+    /// The name of `name` inside a module called `prefix` (either may be empty).
+    public static func dotted(_ prefix: String, _ name: String) -> String {
+        prefix.isEmpty ? name : name.isEmpty ? prefix : prefix + "." + name
+    }
+
+    /// This module (named "") and every module below it, by dotted name, depth first in the order of `children`.
+    public func namedModules() -> [(String, Module)] {
+        [("", self)] + children.flatMap { name, child in
+            child.namedModules().map { (Module.dotted(name, $0.0), $0.1) }
         }
-        return out
+    }
+
+    /// Every parameter of this module and its descendants, by dotted name, in a stable order.
+    public func namedParameters() -> [(String, Tensor)] {
+        namedModules().flatMap { path, module in module.ownParameters.map { (Module.dotted(path, $0.0), $0.1) } }
     }
 
     /// Every parameter, in the order of `namedParameters()`.
@@ -33,25 +42,9 @@ open class Module {
     /// The number of scalar parameters.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 
-    /// Sets training mode (dropout on) for this module and every module it holds, found by reflection
-    /// (so a submodule without parameters, like a dropout, need not be listed in `children`).
+    /// Sets training mode (dropout on) for this module and every module below it.
     public func train(_ on: Bool = true) {
-        isTraining = on
-        for child in heldModules() { child.train(on) }
-    }
-
-    /// The modules stored in this module's properties (directly, in arrays or optionals), superclasses included.
-    func heldModules() -> [Module] {
-        var out: [Module] = []
-        var mirror: Mirror? = Mirror(reflecting: self)
-        while let m = mirror {
-            for child in m.children {
-                if let module = child.value as? Module { out.append(module) }
-                if let modules = child.value as? [Module] { out += modules }
-            }
-            mirror = m.superclassMirror
-        }
-        return out
+        for (_, module) in namedModules() { module.isTraining = on }
     }
 
     /// The state of the seeded generator this module itself holds (dropout masks), if any. Modules that hold one
@@ -61,28 +54,18 @@ open class Module {
         set {}
     }
 
-    /// The states of every seeded generator in this module and the modules it holds, in a fixed order (the
-    /// order of the stored properties), so that a resumed training run draws the same dropout masks.
-    public var randomState: [[UInt64]] {
-        get { randomStateHolders().map { $0.ownRandomState! } }
+    /// The states of every seeded generator in this module and below it, by module name, so that a resumed
+    /// training run draws the same dropout masks. Setting it takes a state for each of those modules.
+    public var randomState: [String: [UInt64]] {
+        get {
+            Dictionary(uniqueKeysWithValues: namedModules().compactMap { name, m in m.ownRandomState.map { (name, $0) } })
+        }
         set {
-            let holders = randomStateHolders()
-            precondition(newValue.count == holders.count,
-                         "randomState: \(newValue.count) generator states for \(holders.count) generators")
-            for (module, state) in zip(holders, newValue) { module.ownRandomState = state }
+            let holders = namedModules().filter { $0.1.ownRandomState != nil }
+            precondition(Set(newValue.keys) == Set(holders.map(\.0)),
+                         "randomState: states for \(newValue.keys.sorted()), generators in \(holders.map(\.0))")
+            for (name, module) in holders { module.ownRandomState = newValue[name] }
         }
-    }
-
-    /// Every module in this tree that holds a generator, depth first; a module reached twice counts once.
-    func randomStateHolders() -> [Module] {
-        var seen = Set<ObjectIdentifier>(), out: [Module] = []
-        func visit(_ m: Module) {
-            guard seen.insert(ObjectIdentifier(m)).inserted else { return }
-            if m.ownRandomState != nil { out.append(m) }
-            for child in m.heldModules() { visit(child) }
-        }
-        visit(self)
-        return out
     }
 
     /// Sets evaluation mode (dropout off).

@@ -32,12 +32,16 @@ public struct SeededGenerator: RandomNumberGenerator {
 
     @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
-    /// The generator's whole state as five words (the four xoshiro words, then the pending normal variate's bits
-    /// with bit 32 set when there is one), so that a saved run can resume with the same random numbers.
+    /// The number of words in `state`.
+    public static let stateWordCount = 5
+
+    /// The generator's whole state as `stateWordCount` words (the four xoshiro words, then the pending normal
+    /// variate's bits with bit 32 set when there is one), so that a saved run can resume with the same random numbers.
     public var state: [UInt64] {
         get { [s.0, s.1, s.2, s.3, spareNormal.map { 1 << 32 | UInt64($0.bitPattern) } ?? 0] }
         set {
-            precondition(newValue.count == 5, "SeededGenerator.state takes 5 words, got \(newValue.count)")
+            precondition(newValue.count == Self.stateWordCount,
+                         "SeededGenerator.state takes \(Self.stateWordCount) words, got \(newValue.count)")
             s = (newValue[0], newValue[1], newValue[2], newValue[3])
             spareNormal = newValue[4] >> 32 == 1 ? Float(bitPattern: UInt32(truncatingIfNeeded: newValue[4])) : nil
         }

@@ -27,8 +27,10 @@ final class TrainerTests: XCTestCase {
 
     /// A fresh trainer (model, optimizer, data) writing under `output`; dropout and shuffling on.
     func makeTrainer(_ output: String, masked: Bool = true, maxSteps: Int, saveSteps: Int = 1000,
-                     accumulation: Int = 1, configure: (inout TrainingOptions) -> Void = { _ in }) throws -> Trainer {
-        var config = tinyConfig(dropout: 0.1)
+                     accumulation: Int = 1, seed: UInt64 = 7, batchSize: Int = 4, dropout: Float = 0.1,
+                     optimizer: ([Tensor]) -> Optimizer = { ChillAdam($0, maxLR: 0.01) },
+                     configure: (inout TrainingOptions) -> Void = { _ in }) throws -> Trainer {
+        var config = tinyConfig(dropout: dropout)
         config.vocabSize = tokenizer.vocabSize
         let model: AlbertLMModel = masked ? AlbertForMaskedLM(config, seed: 3) : AlbertForCausalLM(config, seed: 3)
         let collator: Collator = masked ? try MaskedLMCollator(tokenizer: tokenizer)
@@ -36,7 +38,7 @@ final class TrainerTests: XCTestCase {
         let split = SplitRule(percentage: 20, seed: 5)
         func loader(_ side: SplitSide) throws -> BatchLoader {
             try BatchLoader(corpus: corpus, tokenizer: tokenizer, collator: collator,
-                            configuration: .init(batchSize: 4, maxLength: 12, shuffle: side == .train, seed: 7,
+                            configuration: .init(batchSize: batchSize, maxLength: 12, shuffle: side == .train, seed: seed,
                                                  split: split, side: side))
         }
         var options = TrainingOptions(outputDirectory: directory.appendingPathComponent(output))
@@ -46,13 +48,9 @@ final class TrainerTests: XCTestCase {
         options.loggingSteps = 2
         options.gradientAccumulationSteps = accumulation
         options.maxGradNorm = 1
-        options.progressBar = false
         configure(&options)
-        let optimizer = ChillAdam(model.parameters(), maxLR: 0.01)
-        let trainer = Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer, trainData: try loader(.train),
-                              validationData: try loader(.validation), seed: 7, options: options)
-        trainer.report = { _ in }
-        return trainer
+        return Trainer(model: model, tokenizer: tokenizer, optimizer: optimizer(model.parameters()), trainData: try loader(.train),
+                       validationData: try loader(.validation), seed: seed, options: options)
     }
 
     /// N steps, a checkpoint, a new process resuming for N more: the same parameters as 2N steps in one go,
@@ -79,7 +77,8 @@ final class TrainerTests: XCTestCase {
     }
 
     func testCheckpointsLogsAndFinalModel() throws {
-        let trainer = try makeTrainer("run", masked: false, maxSteps: 6, saveSteps: 2) { $0.saveTotalLimit = 2; $0.evalSteps = 3 }
+        let trainer = try makeTrainer("run", masked: false, maxSteps: 6, saveSteps: 2,
+                                      configure: { $0.saveTotalLimit = 2; $0.evalSteps = 3 })
         let summary = try trainer.train()
         let out = directory.appendingPathComponent("run")
         let kept = Trainer.checkpoints(in: out).map(\.step)
@@ -95,7 +94,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try Tokenizer.load(from: out).vocabSize, tokenizer.vocabSize)
         loaded.eval(); trainer.model.eval()
         let x = IntTensor([2, 7, 9, 11], shape: [1, 4])
-        XCTAssertEqual(withNoGrad { loaded(x).logits }.scalars, withNoGrad { trainer.model(x).logits }.scalars)
+        XCTAssertEqual(withNoGrad { loaded(x).logits }.scalars, withNoGrad { trainer.model(x, attentionMask: nil, tokenTypeIDs: nil, labels: nil).logits }.scalars)
 
         let lines = try String(contentsOf: out.appendingPathComponent("logs/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
@@ -128,12 +127,118 @@ final class TrainerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("nan/checkpoint-4").path))
     }
 
+    /// A checkpoint resumes only into the setup it was trained with; each setting that differs is named.
     func testResumeRefusesAnotherSetup() throws {
         _ = try makeTrainer("a", maxSteps: 2, saveSteps: 2).train()
         let checkpoint = directory.appendingPathComponent("a/checkpoint-2")
-        XCTAssertThrowsError(try makeTrainer("b", masked: false, maxSteps: 4, accumulation: 2).resume(from: checkpoint))
+        let others: [(String, Trainer)] = [
+            ("--seed 7, this run has 8", try makeTrainer("b", maxSteps: 4, seed: 8)),
+            ("--batch_size 4, this run has 3", try makeTrainer("b", maxSteps: 4, batchSize: 3)),
+            ("--gradient_accumulation_steps 1, this run has 2", try makeTrainer("b", maxSteps: 4, accumulation: 2)),
+            ("another configuration", try makeTrainer("b", maxSteps: 4, dropout: 0.2)),
+            ("AlbertForMaskedLM, this run trains an AlbertForCausalLM", try makeTrainer("b", masked: false, maxSteps: 4)),
+        ]
+        for (expected, trainer) in others {
+            let before = trainer.model.namedParameters().map { $0.1.scalars }
+            XCTAssertThrowsError(try trainer.resume(from: checkpoint)) { error in
+                XCTAssertTrue("\(error)".contains(expected), "expected \(expected) in: \(error)")
+            }
+            XCTAssertEqual(trainer.model.namedParameters().map { $0.1.scalars }, before, "a refused checkpoint changes nothing")
+            XCTAssertEqual(trainer.state.globalStep, 0)
+        }
+        XCTAssertNoThrow(try makeTrainer("b", maxSteps: 4).resume(from: checkpoint))
         XCTAssertThrowsError(try makeTrainer("b", maxSteps: 4).resume(from: directory)) { error in
             XCTAssertTrue("\(error)".contains("not a checkpoint"))
         }
+    }
+
+    /// The run's position, its live generators and its parameters are those of `expected`.
+    func assertSameRun(_ trainer: Trainer, as expected: Trainer, _ message: String, line: UInt = #line) {
+        var (a, b) = (trainer.state, expected.state)
+        (a.randomState, b.randomState) = (.named([:]), .named([:]))   // as of each run's last checkpoint
+        XCTAssertEqual(a, b, message, line: line)
+        XCTAssertEqual(trainer.model.randomState, expected.model.randomState, message, line: line)
+        for ((name, p), (_, q)) in zip(trainer.model.namedParameters(), expected.model.namedParameters()) {
+            XCTAssertEqual(p.scalars, q.scalars, "\(name): \(message)", line: line)
+        }
+    }
+
+    /// Cancelling stops the run after the step under way with a checkpoint of that step (no final model), and a
+    /// run resumed from it goes on exactly as the uninterrupted one: at an epoch's last step and at seeded random ones.
+    func testCancellationCheckpointsAndResumesExactly() throws {
+        let straight = try makeTrainer("straight", maxSteps: 10)
+        _ = try straight.train()
+        var g = SeededGenerator(seed: 11)
+        let stops = [try XCTUnwrap(straight.stepsPerEpoch)] + (0..<3).map { _ in 1 + g.nextInt(below: 9) }
+        for (index, stop) in stops.enumerated() {
+            let output = "cancel-\(index)"
+            let first = try makeTrainer(output, maxSteps: 10)
+            first.hooks.willStep = { [unowned first] step in if step == stop { first.cancellation.cancel() } }
+            let summary = try first.train()
+            XCTAssertTrue(summary.interrupted)
+            XCTAssertEqual(summary.state.globalStep, stop)
+            let checkpoint = try XCTUnwrap(summary.lastCheckpoint)
+            XCTAssertEqual(checkpoint.lastPathComponent, "checkpoint-\(stop)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("\(output)/model.safetensors").path))
+
+            let second = try makeTrainer(output, maxSteps: 10)
+            try second.resume(from: checkpoint)
+            XCTAssertFalse(try second.train().interrupted)
+            assertSameRun(second, as: straight, "cancelled at step \(stop)")
+        }
+    }
+
+    /// The gradient hook sees each step's complete gradients, once per parameter group (each parameter in exactly
+    /// one, in the model's order), before the step: halving them there is halving the learning rate.
+    func testGradientHookComesBeforeTheUpdate() throws {
+        let halved = try makeTrainer("halved", maxSteps: 6, optimizer: { SGD($0, learningRate: 0.25) }) { $0.maxGradNorm = nil }
+        XCTAssertEqual(halved.parameterGroups.flatMap(\.parameters).map(ObjectIdentifier.init),
+                       halved.model.parameters().map(ObjectIdentifier.init))
+        XCTAssertEqual(halved.parameterGroups.first?.name, "albert.embeddings.word_embeddings")
+        var events: [String] = []
+        halved.hooks.gradientsReady = { group in
+            events.append(group.name)
+            for p in group.parameters {
+                guard let grad = p.grad else { continue }
+                for i in 0..<grad.count { grad.pointer[i] *= 0.5 }
+            }
+        }
+        halved.hooks.willStep = { events.append("step \($0)") }
+        _ = try halved.train()
+        let names = halved.parameterGroups.map(\.name)
+        XCTAssertEqual(events, (1...6).flatMap { names + ["step \($0)"] })
+
+        let slower = try makeTrainer("slower", maxSteps: 6, optimizer: { SGD($0, learningRate: 0.125) }) { $0.maxGradNorm = nil }
+        _ = try slower.train()
+        assertSameRun(halved, as: slower, "halved gradients")
+    }
+
+    /// A checkpoint written while each expert still held a dropout (which never ran), whose unnamed random_state
+    /// lists those generators too, resumes exactly: every module gets its own generator back, and the run goes on
+    /// as the uninterrupted one. The fixture is checkpoint-5 of `makeTrainer(_:maxSteps: 5, saveSteps: 5)` as that
+    /// code wrote it, with random_state_by_module.json: the same states read from that code's modules by name.
+    func testResumesACheckpointWithExpertDropouts() throws {
+        let fixture = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+            .appendingPathComponent("checkpoint_with_expert_dropouts")
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent(Trainer.stateFile)))
+        let byModule = try JSONDecoder().decode([String: [String]].self,
+                                                from: Data(contentsOf: fixture.appendingPathComponent("random_state_by_module.json")))
+        let resumed = try makeTrainer("resumed", maxSteps: 10)
+        XCTAssertEqual(((saved as? [String: Any])?["random_state"] as? [Any])?.count,
+                       resumed.model.randomState.count + resumed.model.config.numExperts)
+        try resumed.resume(from: fixture)
+        XCTAssertEqual(resumed.state.globalStep, 5)
+        for (name, words) in resumed.model.randomState {
+            XCTAssertEqual(words.map { String($0, radix: 16) }, byModule[name], name)
+        }
+        _ = try resumed.train()
+        let straight = try makeTrainer("straight", maxSteps: 10)
+        _ = try straight.train()
+        assertSameRun(resumed, as: straight, "resumed from the checkpoint with expert dropouts")
+        // Its next checkpoint names each generator's state by module.
+        let state = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: directory.appendingPathComponent(
+            "resumed/checkpoint-\(try XCTUnwrap(straight.stepsPerEpoch))/\(Trainer.stateFile)")))
+        guard case .named(let named) = state.randomState else { return XCTFail("\(state.randomState)") }
+        XCTAssertEqual(Set(named.keys), Set(resumed.model.randomState.keys))
     }
 }

@@ -1,23 +1,29 @@
 import Layers
 
-/// One expert: Linear H -> I (no bias), exact GELU, Linear I -> H (no bias), dropout.
+/// One expert: Linear H -> I (no bias), exact GELU, Linear I -> H (no bias). (The MoE layer applies the
+/// dropout, to all experts' outputs at once.)
 public final class Expert: Module {
     public let linear1: Linear
     public let linear2: Linear
-    public let dropout: Dropout
 
     public init(_ config: AlbertMoEConfig, generator: inout SeededGenerator) {
         linear1 = Linear(config.hiddenSize, config.intermediateSize, bias: false, generator: &generator)
         linear2 = Linear(config.intermediateSize, config.hiddenSize, bias: false, generator: &generator)
-        dropout = Dropout(config.hiddenDropoutProb, seed: generator.next())
+        _ = generator.next()   // the seed of a former per-expert dropout: a seed keeps giving the same weights
     }
 
-    public override var children: [(String, Module)] {
-        [("linear1", linear1), ("linear2", linear2), ("dropout", dropout)]
-    }
+    public override var children: [(String, Module)] { [("linear1", linear1), ("linear2", linear2)] }
 
     /// x [..., H] -> [..., H], for using one expert on its own. The MoE layer runs all experts at once.
-    public func callAsFunction(_ x: Tensor) -> Tensor { dropout(linear2(linear1(x).gelu())) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear2(linear1(x).gelu()) }
+
+    /// The module names of an unnamed generator-state list as checkpoints wrote it while each expert held a
+    /// dropout (which never ran): depth first, that dropout (`….experts.i.dropout`) where its expert comes.
+    static func formerRandomStateOrder(of model: Module) -> [String] {
+        model.namedModules().flatMap { name, module in
+            module is Expert ? [Module.dotted(name, "dropout")] : module.ownRandomState == nil ? [] : [name]
+        }
+    }
 }
 
 /// What one MoE forward produced, besides its output.
@@ -54,7 +60,7 @@ public final class MoE: Module {
     }
 
     public override var children: [(String, Module)] {
-        experts.enumerated().map { ("experts.\($0.offset)", $0.element as Module) } + [("gate", gate), ("expert_dropout", expertDropout)]
+        experts.enumerated().map { ("experts.\($0.offset)", $0.element) } + [("gate", gate), ("expert_dropout", expertDropout)]
     }
 
     /// The routing of one batch: slots grouped by expert.

@@ -19,7 +19,9 @@ public final class MultiHeadAttention: Module {
         dropoutSeeds = SeededGenerator(seed: generator.next())
     }
 
-    public override var children: [(String, Module)] { [("qkv_layer", qkvLayer), ("output_proj", outputProj)] }
+    public override var children: [(String, Module)] {
+        [("qkv_layer", qkvLayer), ("output_proj", outputProj)] + (rotary.map { [("rotary", $0)] } ?? [])
+    }
 
     public override var ownRandomState: [UInt64]? {
         get { dropoutSeeds.state }

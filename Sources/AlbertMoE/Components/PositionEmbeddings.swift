@@ -18,16 +18,17 @@ public final class RotaryEmbedding: Module {
 
 /// Learned absolute position embeddings [max_position_embeddings, H], added to the hidden states.
 public final class AbsolutePositionalEmbedding: Module {
-    public let table: Embedding
+    /// [max_position_embeddings, H], initialised N(0, 1).
+    public let weight: Tensor
 
     public init(maxPositions: Int, hiddenSize: Int, generator: inout SeededGenerator) {
-        table = Embedding(maxPositions, hiddenSize, generator: &generator)
+        weight = parameter(Tensor.normal([maxPositions, hiddenSize], generator: &generator))
     }
 
-    public override var ownParameters: [(String, Tensor)] { [("weight", table.weight)] }
+    public override var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 
     /// The embeddings of positions offset ..< offset + length: [length, H].
     public func callAsFunction(length: Int, positionOffset: Int = 0) -> Tensor {
-        table(IntTensor((positionOffset..<(positionOffset + length)).map { Int32($0) }, shape: [length]))
+        embedding(weight, IntTensor((positionOffset..<(positionOffset + length)).map { Int32($0) }, shape: [length]))
     }
 }

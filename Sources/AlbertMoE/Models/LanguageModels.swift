@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import Tokenizers
 
@@ -20,10 +21,41 @@ public struct LMOutput {
     public var mlmLoss: Tensor! { ceLoss }
 }
 
+/// What a language model learns to predict.
+public enum LanguageModelingObjective: String {
+    /// Each position predicts the next token.
+    case causal = "clm"
+    /// Masked positions predict their own tokens.
+    case masked = "mlm"
+}
+
+/// A language model as a training run sees it: its objective and config, its loss on labelled batches, the
+/// positions that loss is taken over, and how it is saved.
+public protocol LanguageModel: Module {
+    var config: AlbertMoEConfig { get }
+    var objective: LanguageModelingObjective { get }
+    /// The architecture named in config.json.
+    var architecture: String { get }
+    /// The cross-entropy targets for each position, flattened [B*T]; -100 where nothing is predicted.
+    func targets(_ labels: IntTensor) -> IntTensor
+    /// ids [B, T] -> logits and, with labels [B, T], the loss over `targets(labels)`.
+    func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, labels: IntTensor?) -> LMOutput
+    /// Writes config.json and model.safetensors into `directory` (created if needed).
+    func save(to directory: URL) throws
+}
+
+extension LanguageModel {
+    /// The number of positions the loss is taken over: the targets that are not -100.
+    public func predictedTokenCount(_ labels: IntTensor) -> Int {
+        targets(labels).scalars.reduce(0) { $0 + ($1 != -100 ? 1 : 0) }
+    }
+}
+
 /// The encoder with a language-model head: Linear H -> E (no bias), GELU, RMSNorm(E), Linear E -> V (no bias).
 /// The head is not tied to the word embeddings.
-public class AlbertLMModel: Module {
+public class AlbertLMModel: Module, LanguageModel {
     public let config: AlbertMoEConfig
+    public let objective: LanguageModelingObjective
     public let albert: ALBERT
     public let headTransform: Linear
     public let norm: RMSNorm
@@ -31,10 +63,11 @@ public class AlbertLMModel: Module {
     /// "lm" (causal) or "mlm" (masked): the head's state-dict prefix.
     let headPrefix: String
 
-    init(_ config: AlbertMoEConfig, causal: Bool, headPrefix: String, seed: UInt64) {
+    init(_ config: AlbertMoEConfig, objective: LanguageModelingObjective, headPrefix: String, seed: UInt64) {
         self.config = config
+        self.objective = objective
         self.headPrefix = headPrefix
-        albert = ALBERT(config, causal: causal, seed: seed)
+        albert = ALBERT(config, causal: objective == .causal, seed: seed)
         var generator = SeededGenerator(seed: seed ^ 0x5EED_0F_4EAD)
         headTransform = Linear(config.hiddenSize, config.embeddingSize, bias: false, generator: &generator)
         norm = RMSNorm(config.embeddingSize)
@@ -50,7 +83,7 @@ public class AlbertLMModel: Module {
     public func logits(_ hidden: Tensor) -> Tensor { headDecoder(norm(headTransform(hidden).gelu())) }
 
     /// The cross-entropy targets for each position, flattened [B*T]; -100 where nothing is predicted.
-    func targets(_ labels: IntTensor) -> IntTensor { labels.reshaped([-1]) }
+    public func targets(_ labels: IntTensor) -> IntTensor { labels.reshaped([-1]) }
 
     public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
                                labels: IntTensor? = nil) -> LMOutput {
@@ -78,12 +111,12 @@ public class AlbertLMModel: Module {
 /// Causal language model: future keys are masked and position t predicts label t + 1.
 public final class AlbertForCausalLM: AlbertLMModel {
     public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
-        super.init(config, causal: true, headPrefix: "lm", seed: seed)
+        super.init(config, objective: .causal, headPrefix: "lm", seed: seed)
     }
 
     /// Shifted targets: position t is scored against label t + 1; the last position predicts nothing.
     /// Equivalent to slicing logits[:, :-1] and labels[:, 1:], without copying the logits.
-    override func targets(_ labels: IntTensor) -> IntTensor {
+    public override func targets(_ labels: IntTensor) -> IntTensor {
         let (b, t) = (labels.shape[0], labels.shape[1])
         var shifted = [Int32](repeating: -100, count: b * t)
         for i in 0..<b {
@@ -96,7 +129,7 @@ public final class AlbertForCausalLM: AlbertLMModel {
 /// Masked language model: bidirectional attention; labels are -100 except at masked positions.
 public final class AlbertForMaskedLM: AlbertLMModel {
     public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
-        super.init(config, causal: false, headPrefix: "mlm", seed: seed)
+        super.init(config, objective: .masked, headPrefix: "mlm", seed: seed)
     }
 }
 
@@ -115,7 +148,7 @@ public final class SentenceAlbert: Module {
     }
     public init(encoder: ALBERT) { albert = encoder }
 
-    public override var children: [(String, Module)] { albert.children }
+    public override var children: [(String, Module)] { [("", albert)] }   // the bare encoder's names
     public var config: AlbertMoEConfig { albert.config }
 
     /// ids [B, T], attentionMask [B, T] -> [B, H], each row of unit length.

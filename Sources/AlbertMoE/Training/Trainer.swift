@@ -1,10 +1,8 @@
 import Foundation
 import Layers
 import Optimizers
+import Synchronization
 import Tokenizers
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// How a training run is driven: its length, its clipping and accumulation, and when it logs, validates and
 /// saves. Steps are optimizer steps (one step may take several batches when accumulating).
@@ -29,8 +27,6 @@ public struct TrainingOptions {
     /// Writes the model (config, weights, tokenizer) to `epoch_N/` every this many epochs and when training ends
     /// (N is then the epoch it ended in), as the Python package's `--save_every` does; nil: never.
     public var saveEveryEpochs: Int? = nil
-    /// A one-line progress bar (for a terminal) rather than periodic plain lines.
-    public var progressBar = isatty(STDERR_FILENO) != 0
 
     public init(outputDirectory: URL, loggingDirectory: URL? = nil) {
         self.outputDirectory = outputDirectory
@@ -63,8 +59,8 @@ public struct TrainerState: Codable, Equatable {
     public var batchInEpoch = 0
     /// Tokens (attention-mask ones) trained on so far.
     public var tokensSeen = 0
-    /// The model's dropout generators, as hexadecimal words.
-    public var randomState: [[String]] = []
+    /// The model's dropout generators.
+    public var randomState = GeneratorStates.named([:])
     /// The data settings the position above refers to; a resumed run must use the same.
     public var seed: UInt64 = 0
     public var batchSize = 0
@@ -94,7 +90,7 @@ public struct EvaluationResult {
 /// How a call to `train()` ended.
 public struct TrainingSummary {
     public let state: TrainerState
-    /// True when Ctrl-C stopped the run early (a checkpoint was written).
+    /// True when the run was cancelled before its end (a checkpoint was written).
     public let interrupted: Bool
     public let firstLoss: Double?
     public let lastLoss: Double?
@@ -103,34 +99,126 @@ public struct TrainingSummary {
     public let lastCheckpoint: URL?
 }
 
-/// Trains a language model on batches from a loader: the loop, validation, logs, checkpoints and resume.
+/// The generator states of a model, as hexadecimal words.
+public enum GeneratorStates: Codable, Equatable {
+    /// By module name.
+    case named([String: [String]])
+    /// A list in the order of `Expert.formerRandomStateOrder`, as checkpoints held them before states were named.
+    case unnamed([[String]])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let list = try? c.decode([[String]].self) {
+            self = .unnamed(list)
+        } else {
+            self = .named(try c.decode([String: [String]].self))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .named(let states): try c.encode(states)
+        case .unnamed(let list): try c.encode(list)
+        }
+    }
+}
+
+/// Asks a training run to stop, from any thread: the trainer finishes the step under way, writes a checkpoint and
+/// returns.
+public final class CancellationToken: Sendable {
+    private let cancelled = Mutex(false)
+
+    public init() {}
+
+    public func cancel() { cancelled.withLock { $0 = true } }
+
+    public var isCancelled: Bool { cancelled.withLock { $0 } }
+}
+
+/// The parameters that one module owns (a linear layer's weight and bias, a norm's weight), under the module's
+/// name: the unit in which a step hands over its gradients.
+public struct ParameterGroup {
+    public let name: String
+    public let parameters: [Tensor]
+}
+
+/// The training figures of a logging step: means over the batches since the previous one.
+public struct TrainingMetrics {
+    public let step: Int
+    /// The epoch under way (0-based).
+    public let epoch: Int
+    public let loss, crossEntropy, auxLoss: Double
+    public let expertLoad: [Float]
+    /// Tokens per second of training (validation and checkpoints left out).
+    public let tokensPerSecond: Double
+    public let learningRate: Float
+}
+
+/// Where a training run calls out; each hook does nothing unless set.
+public struct TrainingHooks {
+    /// Once per parameter group, in the order of the model's parameters, after the step's last backward, when the
+    /// group's gradients are complete (before clipping): where data-parallel training averages them.
+    public var gradientsReady: (ParameterGroup) throws -> Void = { _ in }
+    /// Before the optimizer updates the parameters, with the number of the step about to be taken.
+    public var willStep: (Int) throws -> Void = { _ in }
+    /// After a logging step's figures are written.
+    public var didLog: (TrainingMetrics) -> Void = { _ in }
+    /// After a validation, with the step it followed.
+    public var didEvaluate: (_ step: Int, EvaluationResult) -> Void = { _, _ in }
+    /// After a checkpoint is written.
+    public var didSaveCheckpoint: (URL) -> Void = { _ in }
+
+    public init() {}
+}
+
+/// What one call to `Trainer.step()` did.
+public struct StepResult {
+    /// Each batch's loss; empty when the epoch's data had ended before this step (no step was taken).
+    public let losses: [Double]
+    /// The tokens trained on.
+    public let tokens: Int
+    /// The epoch's data is used up: the run goes on with `endEpoch()`.
+    public let epochEnded: Bool
+}
+
+/// Trains a language model on batches from a loader: the loop, validation, logs, checkpoints and resume. It prints
+/// nothing: progress goes through `hooks`, and `cancellation` stops it.
 public final class Trainer {
     public static let stateFile = "trainer_state.json"
     public static let optimizerFile = "optimizer.safetensors"
     public static let tokenizerFile = "tokenizer.json"
 
-    public let model: AlbertLMModel
+    public let model: any LanguageModel
     public let tokenizer: Tokenizer
     public let optimizer: Optimizer
     public let schedule: (any LearningRateSchedule)?
     public let trainData: BatchLoader
     public let validationData: BatchLoader?
     public let options: TrainingOptions
+    public let cancellation: CancellationToken
+    public var hooks = TrainingHooks()
     public private(set) var state = TrainerState()
-    /// Called with each line of progress text (default: standard error).
-    public var report: (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
+    /// The model's parameters grouped by the module that owns them, for `hooks.gradientsReady`.
+    public let parameterGroups: [ParameterGroup]
 
     private let seed: UInt64
     private var lastCheckpoint: URL?
     /// The epoch whose `epoch_N/` this run wrote last.
     private var lastEpochSaved: Int?
-    /// The step this trainer started from (0, or the resumed checkpoint's), for the ETA.
-    private var startStep = 0
+    /// The batches of the epoch under way, from the position in `state`; opened by the first step that needs it.
+    private var stream: BatchStream?
+    /// The figures since the last log line, and what `train()` gathers for its logs and summary.
+    private var window = MetricsWindow()
+    private var log: MetricsLog?
+    private var firstLoss: Double?, lastLoss: Double?
+    private var validation: EvaluationResult?
     /// Seconds spent validating and writing checkpoints in this `train()` call (left out of tokens/s).
     private var overheadSeconds = 0.0
 
-    public init(model: AlbertLMModel, tokenizer: Tokenizer, optimizer: Optimizer, schedule: (any LearningRateSchedule)? = nil,
-                trainData: BatchLoader, validationData: BatchLoader? = nil, seed: UInt64, options: TrainingOptions) {
+    public init(model: any LanguageModel, tokenizer: Tokenizer, optimizer: Optimizer, schedule: (any LearningRateSchedule)? = nil,
+                trainData: BatchLoader, validationData: BatchLoader? = nil, seed: UInt64, options: TrainingOptions,
+                cancellation: CancellationToken = CancellationToken()) {
         self.model = model
         self.tokenizer = tokenizer
         self.optimizer = optimizer
@@ -139,10 +227,16 @@ public final class Trainer {
         self.validationData = validationData
         self.seed = seed
         self.options = options
+        self.cancellation = cancellation
+        parameterGroups = model.namedModules().compactMap { name, module in
+            module.ownParameters.isEmpty ? nil : ParameterGroup(name: name, parameters: module.ownParameters.map(\.1))
+        }
         state.seed = seed
         state.batchSize = trainData.configuration.batchSize
         state.gradientAccumulationSteps = options.gradientAccumulationSteps
     }
+
+    deinit { stream?.cancel() }
 
     /// Steps per epoch, when the loader knows how many batches an epoch has.
     public var stepsPerEpoch: Int? { options.stepsPerEpoch(batchesPerEpoch: trainData.batchesPerEpoch) }
@@ -150,177 +244,147 @@ public final class Trainer {
     /// The number of steps the run will take, when known.
     public var totalSteps: Int? { options.totalSteps(batchesPerEpoch: trainData.batchesPerEpoch) }
 
+    /// True once the epochs or `maxSteps` are done.
+    public var isFinished: Bool {
+        if let m = options.maxSteps, state.globalStep >= m { return true }
+        return state.epoch >= options.numEpochs
+    }
+
     // MARK: - The loop
 
-    /// Trains until the epochs or `maxSteps` are done, or Ctrl-C. Writes checkpoints as the options say, and
-    /// the final model (with its tokenizer) into the output directory when the run completes.
+    /// Trains until the run is finished or cancelled. Writes checkpoints as the options say (and one when
+    /// cancelled), and the final model (with its tokenizer) into the output directory when the run completes.
     public func train() throws -> TrainingSummary {
-        let log = try MetricsLog(directory: options.loggingDirectory)
-        defer { try? log.close() }
-        let interrupt = InterruptWatcher()
-        defer { interrupt.stop() }
-        let isCausal = model is AlbertForCausalLM
-        let lossName = isCausal ? "train/clm_loss" : "train/mlm_loss"
-        let accumulation = options.gradientAccumulationSteps
-        let total = totalSteps
-        let runStart = Date()
-        overheadSeconds = 0
-        let tokensAtStart = state.tokensSeen
-        var window = MetricsWindow(), firstLoss: Double? = nil, lastLoss: Double? = nil
-        var validation: EvaluationResult? = nil
+        log = try MetricsLog(directory: options.loggingDirectory)
+        defer {
+            try? log?.close()
+            log = nil
+            stream?.cancel()
+            stream = nil
+        }
+        let start = Date(), tokensAtStart = state.tokensSeen
+        (window, firstLoss, lastLoss, validation, overheadSeconds) = (MetricsWindow(), nil, nil, nil, 0)
         model.train()
-
-        /// Runs validation or checkpointing, leaving its time out of the tokens/s figures.
-        func overhead<T>(_ body: () throws -> T) rethrows -> T {
-            let t0 = Date()
-            defer {
-                let seconds = Date().timeIntervalSince(t0)
-                overheadSeconds += seconds
-                window.exclude(seconds)
+        while !isFinished {
+            let result = try step()
+            if !result.losses.isEmpty {
+                try record(result)
+                if cancellation.isCancelled {
+                    try saveCheckpoint()
+                    return summary(interrupted: true, start, tokensAtStart)
+                }
             }
-            return try body()
+            if result.epochEnded { try endEpoch() }
         }
-
-        func finished() -> Bool {
-            if let m = options.maxSteps, state.globalStep >= m { return true }
-            return state.epoch >= options.numEpochs
-        }
-
-        while !finished() {
-            let stream = trainData.batches(epoch: state.epoch, startingAt: state.batchInEpoch)
-            defer { stream.cancel() }
-            var epochEnded = false
-            while !finished() {
-                var batches: [Batch] = []
-                while batches.count < accumulation, let batch = try stream.next() { batches.append(batch) }
-                if batches.isEmpty {
-                    epochEnded = true
-                    break
-                }
-                schedule?.apply(to: optimizer, step: state.globalStep)
-                let scale = 1 / Float(batches.count)
-                for batch in batches {
-                    let out = model(batch.inputIDs, attentionMask: batch.attentionMask, labels: batch.labels)
-                    let loss = Double(out.loss.item)
-                    guard loss.isFinite else {
-                        let kept = lastCheckpoint.map { "; the last good checkpoint is \($0.path)" } ?? ""
-                        throw TrainingError("the loss is \(loss) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)): "
-                                            + "training stopped\(kept). Try a lower learning rate or --max_grad_norm.")
-                    }
-                    (out.loss * scale).backward()
-                    window.add(loss: loss, ce: Double(out.ceLoss.item), aux: Double(out.auxLoss.item),
-                               load: out.expertLoad, tokens: batch.tokenCount)
-                    if firstLoss == nil { firstLoss = loss }
-                    lastLoss = loss
-                }
-                if let maxNorm = options.maxGradNorm { clipGradNorm(optimizer.parameters, maxNorm: maxNorm) }
-                optimizer.step()
-                optimizer.zeroGrad()
-                state.globalStep += 1
-                state.batchInEpoch += batches.count
-                state.tokensSeen += batches.reduce(0) { $0 + $1.tokenCount }
-
-                if state.globalStep % options.loggingSteps == 0 {
-                    let figures = window.drain()
-                    var scalars: [(String, Double)] = [("train/loss", figures.loss), (lossName, figures.ce),
-                                                       ("train/aux_loss", figures.aux),
-                                                       ("train/tokens_per_s", figures.tokensPerSecond),
-                                                       ("train/learning_rate", Double(optimizer.learningRate)),
-                                                       ("train/epoch", Double(state.epoch) + epochFraction())]
-                    scalars += MetricsLog.expertLoadScalars(figures.load)
-                    log.log(step: state.globalStep, scalars)
-                    showProgress(figures, total: total, runStart: runStart)
-                }
-                if let every = options.evalSteps, state.globalStep % every == 0, let result = try overhead({ try evaluate() }) {
-                    validation = result
-                    record(result, in: log)
-                }
-                if state.globalStep % options.saveSteps == 0 { try overhead { try saveCheckpoint() } }
-                if interrupt.requested {
-                    if options.progressBar { report("\n") }
-                    let checkpoint = try saveCheckpoint()
-                    report("Interrupted: saved \(checkpoint.path). Resume with --resume_from_checkpoint \(checkpoint.path)\n")
-                    return summary(interrupted: true, firstLoss, lastLoss, validation, runStart, tokensAtStart)
-                }
-                if let n = trainData.batchesPerEpoch, state.batchInEpoch >= n {
-                    epochEnded = true
-                    break
-                }
-            }
-            guard epochEnded else { break }
-            guard state.batchInEpoch > 0 else {
-                throw TrainingError("the training data produced no batch in epoch \(state.epoch + 1)")
-            }
-            // The epoch is complete: validate and checkpoint at its end, then start the next one.
-            state.epoch += 1
-            state.batchInEpoch = 0
-            if let result = try overhead({ try evaluate() }) {
-                validation = result
-                record(result, in: log)
-            }
-            try overhead { try saveCheckpoint() }
-            if let every = options.saveEveryEpochs, state.epoch % every == 0 || state.epoch == options.numEpochs {
-                try overhead { try saveEpochModel(state.epoch) }
-            }
-        }
-        if state.batchInEpoch > 0, let result = try overhead({ try evaluate() }) {   // stopped inside an epoch: validate once more
-            validation = result
-            record(result, in: log)
-        }
+        if state.batchInEpoch > 0 { try validate() }   // stopped inside an epoch: validate once more
         let lastEpoch = state.batchInEpoch > 0 ? state.epoch + 1 : state.epoch
         if options.saveEveryEpochs != nil, lastEpoch > 0, lastEpochSaved != lastEpoch {
             try overhead { try saveEpochModel(lastEpoch) }
         }
-        if options.progressBar { report("\n") }
         try saveFinalModel()
-        return summary(interrupted: false, firstLoss, lastLoss, validation, runStart, tokensAtStart)
+        return summary(interrupted: false, start, tokensAtStart)
     }
 
-    private func epochFraction() -> Double {
-        guard let n = trainData.batchesPerEpoch, n > 0 else { return 0 }
-        return Double(state.batchInEpoch) / Double(n)
+    /// One optimizer step on the next `gradientAccumulationSteps` batches of the epoch under way: each batch's
+    /// forward and backward (its loss scaled by 1 / batches), the non-finite-loss guard, the schedule, clipping and
+    /// the update, with `gradientsReady` and `willStep` around them. The model should be in training mode.
+    public func step() throws -> StepResult {
+        if stream == nil { stream = trainData.batches(epoch: state.epoch, startingAt: state.batchInEpoch) }
+        var batches: [Batch] = []
+        while batches.count < options.gradientAccumulationSteps, let batch = try stream!.next() { batches.append(batch) }
+        guard !batches.isEmpty else { return StepResult(losses: [], tokens: 0, epochEnded: true) }
+        schedule?.apply(to: optimizer, step: state.globalStep)
+        let scale = 1 / Float(batches.count)
+        var losses: [Double] = []
+        for batch in batches {
+            let out = model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
+            let loss = Double(out.loss.item)
+            guard loss.isFinite else {
+                let kept = lastCheckpoint.map { "; the last good checkpoint is \($0.path)" } ?? ""
+                throw TrainingError("the loss is \(loss) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)): "
+                                    + "training stopped\(kept). Try a lower learning rate or --max_grad_norm.")
+            }
+            (out.loss * scale).backward()
+            window.add(loss: loss, ce: Double(out.ceLoss.item), aux: Double(out.auxLoss.item), load: out.expertLoad,
+                       tokens: batch.tokenCount)
+            losses.append(loss)
+        }
+        for group in parameterGroups { try hooks.gradientsReady(group) }
+        if let maxNorm = options.maxGradNorm { clipGradNorm(optimizer.parameters, maxNorm: maxNorm) }
+        try hooks.willStep(state.globalStep + 1)
+        optimizer.step()
+        optimizer.zeroGrad()
+        state.globalStep += 1
+        state.batchInEpoch += batches.count
+        let tokens = batches.reduce(0) { $0 + $1.tokenCount }
+        state.tokensSeen += tokens
+        return StepResult(losses: losses, tokens: tokens,
+                          epochEnded: trainData.batchesPerEpoch.map { state.batchInEpoch >= $0 } ?? false)
     }
 
-    private func summary(interrupted: Bool, _ first: Double?, _ last: Double?, _ validation: EvaluationResult?,
-                         _ start: Date, _ tokensAtStart: Int) -> TrainingSummary {
+    /// Completes the epoch under way after a step said it ended: the position moves to the next epoch, then
+    /// validation, a checkpoint and, when due, the epoch's model directory.
+    public func endEpoch() throws {
+        stream?.cancel()
+        stream = nil
+        guard state.batchInEpoch > 0 else {
+            throw TrainingError("the training data produced no batch in epoch \(state.epoch + 1)")
+        }
+        state.epoch += 1
+        state.batchInEpoch = 0
+        try validate()
+        try overhead { try saveCheckpoint() }
+        if let every = options.saveEveryEpochs, state.epoch % every == 0 || state.epoch == options.numEpochs {
+            try overhead { try saveEpochModel(state.epoch) }
+        }
+    }
+
+    /// What falls due after a step: the log line, validation and a checkpoint.
+    private func record(_ result: StepResult) throws {
+        firstLoss = firstLoss ?? result.losses.first
+        lastLoss = result.losses.last
+        if state.globalStep % options.loggingSteps == 0 {
+            let metrics = window.drain(step: state.globalStep, epoch: state.epoch, learningRate: optimizer.learningRate)
+            let fraction = trainData.batchesPerEpoch.map { $0 > 0 ? Double(state.batchInEpoch) / Double($0) : 0 } ?? 0
+            var scalars: [(String, Double)] = [("train/loss", metrics.loss),
+                                               ("train/\(model.objective.rawValue)_loss", metrics.crossEntropy),
+                                               ("train/aux_loss", metrics.auxLoss),
+                                               ("train/tokens_per_s", metrics.tokensPerSecond),
+                                               ("train/learning_rate", Double(metrics.learningRate)),
+                                               ("train/epoch", Double(state.epoch) + fraction)]
+            scalars += MetricsLog.expertLoadScalars(metrics.expertLoad)
+            log?.log(step: state.globalStep, scalars)
+            hooks.didLog(metrics)
+        }
+        if let every = options.evalSteps, state.globalStep % every == 0 { try validate() }
+        if state.globalStep % options.saveSteps == 0 { try overhead { try saveCheckpoint() } }
+    }
+
+    /// Runs validation or checkpointing, leaving its time out of the tokens/s figures.
+    @discardableResult
+    private func overhead<T>(_ body: () throws -> T) rethrows -> T {
+        let t0 = Date()
+        defer {
+            let seconds = Date().timeIntervalSince(t0)
+            overheadSeconds += seconds
+            window.exclude(seconds)
+        }
+        return try body()
+    }
+
+    /// Validates (when there is validation data), logs the result and tells `hooks.didEvaluate`.
+    private func validate() throws {
+        guard let result = try overhead({ try evaluate() }) else { return }
+        validation = result
+        log?.log(step: state.globalStep, [("eval/loss", result.loss), ("eval/perplexity", result.perplexity)])
+        hooks.didEvaluate(state.globalStep, result)
+    }
+
+    private func summary(interrupted: Bool, _ start: Date, _ tokensAtStart: Int) -> TrainingSummary {
         let seconds = max(Date().timeIntervalSince(start) - overheadSeconds, 1e-9)
-        return TrainingSummary(state: state, interrupted: interrupted, firstLoss: first, lastLoss: last,
+        return TrainingSummary(state: state, interrupted: interrupted, firstLoss: firstLoss, lastLoss: lastLoss,
                                validation: validation, tokensPerSecond: Double(state.tokensSeen - tokensAtStart) / seconds,
                                lastCheckpoint: lastCheckpoint)
-    }
-
-    private func record(_ result: EvaluationResult, in log: MetricsLog) {
-        log.log(step: state.globalStep, [("eval/loss", result.loss), ("eval/perplexity", result.perplexity)])
-        if options.progressBar { report("\n") }
-        report(String(format: "step %d: validation loss %.4f, perplexity %.2f (%d tokens)\n",
-                      state.globalStep, result.loss, result.perplexity, result.tokens))
-    }
-
-    private func showProgress(_ f: MetricsWindow.Figures, total: Int?, runStart: Date) {
-        var eta = ""
-        if let total, total > 0 {
-            let perStep = Date().timeIntervalSince(runStart) / Double(max(state.globalStep - startStep, 1))
-            eta = " ETA " + Self.duration(perStep * Double(max(total - state.globalStep, 0)))
-        }
-        let stepText = total.map { "\(state.globalStep)/\($0)" } ?? "\(state.globalStep)"
-        let line = String(format: "step %@ epoch %d loss %.4f aux %.3f %.0f tok/s%@", stepText, state.epoch + 1,
-                          f.loss, f.aux, f.tokensPerSecond, eta)
-        if options.progressBar {
-            var bar = ""
-            if let total, total > 0 {
-                let filled = min(30, 30 * state.globalStep / total)
-                bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + "] "
-            }
-            report("\r\u{1B}[2K" + bar + line)
-        } else {
-            report(line + "\n")
-        }
-    }
-
-
-    static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
     }
 
     // MARK: - Validation
@@ -332,33 +396,20 @@ public final class Trainer {
         let wasTraining = model.isTraining
         model.eval()
         defer { model.train(wasTraining) }
-        let causal = model is AlbertForCausalLM
         var sum = 0.0, count = 0
         try withNoGrad {
             let stream = validationData.batches(epoch: 0)
             defer { stream.cancel() }
             while let batch = try stream.next() {
-                let n = Self.predictedTokens(batch.labels, causal: causal)
+                let n = model.predictedTokenCount(batch.labels)
                 guard n > 0 else { continue }
-                let out = model(batch.inputIDs, attentionMask: batch.attentionMask, labels: batch.labels)
+                let out = model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
                 sum += Double(out.ceLoss.item) * Double(n)
                 count += n
             }
         }
         guard count > 0 else { return nil }
         return EvaluationResult(loss: sum / Double(count), tokens: count)
-    }
-
-    /// The number of positions a loss is taken over: labels that are not -100 (for a causal model, the labels
-    /// of positions 1..<T, which positions 0..<T-1 predict).
-    static func predictedTokens(_ labels: IntTensor, causal: Bool) -> Int {
-        guard causal else { return labels.scalars.reduce(0) { $0 + ($1 != -100 ? 1 : 0) } }
-        let t = labels.shape[1]
-        var n = 0
-        for row in 0..<labels.shape[0] {
-            for j in 1..<max(t, 1) where labels.scalars[row * t + j] != -100 { n += 1 }
-        }
-        return n
     }
 
     // MARK: - Checkpoints
@@ -371,13 +422,14 @@ public final class Trainer {
             try model.save(to: partial)
             try writeTokenizer(to: partial)
             try optimizer.saveState(to: partial.appendingPathComponent(Self.optimizerFile))
-            state.randomState = model.randomState.map { $0.map { String($0, radix: 16) } }
+            state.randomState = .named(model.randomState.mapValues { $0.map { String($0, radix: 16) } })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state).write(to: partial.appendingPathComponent(Self.stateFile), options: .atomic)
         }
         lastCheckpoint = final
         try removeOldCheckpoints()
+        hooks.didSaveCheckpoint(final)
         return final
     }
 
@@ -447,10 +499,14 @@ public final class Trainer {
         do { saved = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: stateURL)) } catch {
             throw TrainingError("\(stateURL.path) is damaged: \(error)")
         }
-        let (config, _) = try ModelDirectory.readConfig(checkpoint)
+        let (config, architecture) = try ModelDirectory.readConfig(checkpoint)
         guard config == model.config else {
             throw TrainingError("\(checkpoint.path) holds a model with another configuration than this run's; "
                                 + "resume with the same model options")
+        }
+        if let architecture, architecture != model.architecture {
+            throw AlbertMoEError.badFile(path: checkpoint.path, reason: "it holds an \(architecture), this run trains an "
+                                         + "\(model.architecture): resume with the same task")
         }
         for (name, was, now) in [("--seed", String(saved.seed), String(seed)),
                                  ("--batch_size", String(saved.batchSize), String(trainData.configuration.batchSize)),
@@ -459,22 +515,33 @@ public final class Trainer {
             throw TrainingError("\(checkpoint.path) was trained with \(name) \(was), this run has \(now): "
                                 + "resume with the same data options")
         }
-        try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true)
-        try optimizer.loadState(from: checkpoint.appendingPathComponent(Self.optimizerFile))
-        let words = saved.randomState.map { $0.compactMap { UInt64($0, radix: 16) } }
-        guard words.count == model.randomState.count, words.allSatisfy({ $0.count == 5 }) else {
+        let holders = Set(model.randomState.keys)
+        let named: [String: [String]]?
+        switch saved.randomState {
+        case .named(let states): named = states
+        case .unnamed(let list):
+            let order = Expert.formerRandomStateOrder(of: model)
+            named = list.count != order.count ? nil
+                : Dictionary(uniqueKeysWithValues: zip(order, list)).filter { holders.contains($0.key) }
+        }
+        let words = named?.mapValues { $0.compactMap { UInt64($0, radix: 16) } }
+        guard let named, let words, Set(words.keys) == holders,
+              words.values.allSatisfy({ $0.count == SeededGenerator.stateWordCount }) else {
             throw TrainingError("\(stateURL.path): random_state does not fit this model")
         }
+        try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true)
+        try optimizer.loadState(from: checkpoint.appendingPathComponent(Self.optimizerFile))
         model.randomState = words
         state = saved
-        startStep = saved.globalStep
+        state.randomState = .named(named)
+        stream?.cancel()
+        stream = nil
         lastCheckpoint = checkpoint
     }
 }
 
 /// Running sums of the training figures between two log lines.
 struct MetricsWindow {
-    struct Figures { var loss = 0.0, ce = 0.0, aux = 0.0, tokensPerSecond = 0.0, load: [Float] = [] }
     private var loss = 0.0, ce = 0.0, aux = 0.0, batches = 0, tokens = 0
     private var load: [Double] = []
     private var start = Date()
@@ -490,48 +557,12 @@ struct MetricsWindow {
     }
 
     /// The means since the last call, then starts a new window.
-    mutating func drain() -> Figures {
+    mutating func drain(step: Int, epoch: Int, learningRate: Float) -> TrainingMetrics {
         let n = Double(max(batches, 1)), seconds = max(Date().timeIntervalSince(start) - excluded, 1e-9)
-        let f = Figures(loss: loss / n, ce: ce / n, aux: aux / n, tokensPerSecond: Double(tokens) / seconds,
-                        load: load.map { Float($0 / n) })
+        let m = TrainingMetrics(step: step, epoch: epoch, loss: loss / n, crossEntropy: ce / n, auxLoss: aux / n,
+                                expertLoad: load.map { Float($0 / n) }, tokensPerSecond: Double(tokens) / seconds,
+                                learningRate: learningRate)
         self = MetricsWindow()
-        return f
-    }
-}
-
-/// Turns Ctrl-C (SIGINT, and SIGTERM) into a request the training loop honours after its current step; a
-/// second Ctrl-C ends the process at once.
-final class InterruptWatcher {
-    private let lock = NSLock()
-    private var flag = false
-    private var sources: [DispatchSourceSignal] = []
-
-    init() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                let again = self.flag
-                self.flag = true
-                self.lock.unlock()
-                if again { exit(130) }
-                FileHandle.standardError.write(Data("\nStopping after this step (Ctrl-C again to quit at once)...\n".utf8))
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var requested: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return flag
-    }
-
-    func stop() {
-        for s in sources { s.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
+        return m
     }
 }
