@@ -215,7 +215,7 @@ final class TrainerTests: XCTestCase {
 
     /// A checkpoint written while each expert still held a dropout (which never ran), whose unnamed random_state
     /// lists those generators too, resumes exactly: every module gets its own generator back, and the run goes on
-    /// as the uninterrupted one. The fixture is checkpoint-5 of `makeTrainer(_:maxSteps: 5, saveSteps: 5)` as that
+    /// as from the same checkpoint with its states named. The fixture is checkpoint-5 of `makeTrainer(_:maxSteps: 5, saveSteps: 5)` as that
     /// code wrote it, with random_state_by_module.json: the same states read from that code's modules by name.
     func testResumesACheckpointWithExpertDropouts() throws {
         let fixture = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
@@ -232,7 +232,15 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(words.map { String($0, radix: 16) }, byModule[name], name)
         }
         _ = try resumed.train()
+        // The same checkpoint with its states named by module resumes into the same run. (Both runs start from the
+        // fixture's weights, so this holds whatever the CPU: the steps before it were computed on another machine.)
+        let named = directory.appendingPathComponent("named-checkpoint")
+        try FileManager.default.copyItem(at: fixture, to: named)
+        var namedState = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: named.appendingPathComponent(Trainer.stateFile)))
+        namedState.randomState = .named(byModule)
+        try JSONEncoder().encode(namedState).write(to: named.appendingPathComponent(Trainer.stateFile))
         let straight = try makeTrainer("straight", maxSteps: 10)
+        try straight.resume(from: named)
         _ = try straight.train()
         assertSameRun(resumed, as: straight, "resumed from the checkpoint with expert dropouts")
         // Its next checkpoint names each generator's state by module.
