@@ -151,7 +151,7 @@ final class TrainCommandTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: source.appendingPathComponent("tokenizer.json"))
         tokenizer.padding = PaddingParams(fixedLength: 128, padId: 0, padToken: try XCTUnwrap(tokenizer.idToToken(0)))
         tokenizer.truncation = TruncationParams(maxLength: 128)
-        try tokenizer.save(to: copy.appendingPathComponent("tokenizer.json"))
+        try tokenizer.saveFiles(to: copy)
         XCTAssertEqual(try Tokenizer.load(from: copy).encode("red cat").ids.count, 128, "the copy declares padding")
     }
 

@@ -81,7 +81,7 @@ final class SentenceEncodingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let lm = AlbertForMaskedLM(config, seed: 4)
         try lm.save(to: dir)
-        try tokenizer.save(to: dir.appendingPathComponent("tokenizer.json"))
+        try tokenizer.saveFiles(to: dir)
 
         let encoder = try SentenceAlbert.load(from: dir)
         XCTAssertNotNil(encoder.tokenizer)
@@ -104,6 +104,7 @@ final class FillMaskTests: XCTestCase {
         let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         let tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 60, minFrequency: 1, specialTokens: specials))
             .train(texts: texts)
+        try tokenizer.declareSpecialTokens([.mask: "[MASK]"])
         var config = tinyConfig()
         config.vocabSize = tokenizer.vocabSize
         let model = AlbertForMaskedLM(config, seed: 1)
