@@ -131,13 +131,15 @@ public struct SpecialTokens {
 extension Tokenizer {
     /// Gives roles to tokens of this tokenizer, by content, as a tokenizer_config.json would; other roles stay.
     public func declareSpecialTokens(_ roles: [SpecialTokens.Role: String]) throws {
-        for (role, content) in roles {
+        let tokens = try roles.mapValues { content in
             guard let id = tokenToId(content) else {
+                let role = roles.first { $0.value == content }!.key
                 throw TokenizerError.invalidField(path: "$." + role.key, component: "special tokens",
                                                   reason: "\(content.debugDescription) is not a token of the tokenizer")
             }
-            specialTokens[role] = SpecialTokens.Token(id: id, content: content)
+            return SpecialTokens.Token(id: id, content: content)
         }
+        specialTokens.byRole.merge(tokens) { _, new in new }
     }
 
     /// The ids that are never content (the Python library's `all_special_ids`): the special added tokens and the
