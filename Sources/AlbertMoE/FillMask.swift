@@ -18,19 +18,18 @@ public struct MaskFill: Equatable, Sendable {
 }
 
 extension AlbertForMaskedLM {
-    /// For each mask token in `text` (whatever mask token the tokenizer defines: [MASK], <mask>, ...), the `topK`
+    /// For each mask token in `text` (the tokenizer's mask token: [MASK], <mask>, ...), the `topK`
     /// most likely tokens with their probabilities. Throws when the tokenizer has no mask token, the text holds
     /// none, or the text is longer than max_position_embeddings.
     public func fillMask(_ text: String, tokenizer: Tokenizer, topK: Int = 5) throws -> [MaskFill] {
         guard topK >= 1 else { throw GenerationError("top_k must be at least 1, got \(topK)") }
-        guard let maskID = SpecialTokenIDs.maskID(for: tokenizer) else {
-            throw GenerationError("the tokenizer defines no mask token ([MASK] or <mask>): it cannot fill masks")
+        guard let mask = tokenizer.specialTokens.mask else {
+            throw GenerationError("the tokenizer has no mask token (\(tokenizer.specialTokens.missing(.mask))): it cannot fill masks")
         }
         let ids = try tokenizer.encodeUnpadded(text).ids
-        let positions = ids.indices.filter { ids[$0] == Int(maskID) }
+        let positions = ids.indices.filter { ids[$0] == mask.id }
         guard !positions.isEmpty else {
-            let name = tokenizer.idToToken(Int(maskID)) ?? "the mask token"
-            throw GenerationError("the text holds no mask token: write \(name) where a word should be predicted")
+            throw GenerationError("the text holds no mask token: write \(mask.content) where a word should be predicted")
         }
         guard ids.count <= config.maxPositionEmbeddings else {
             throw GenerationError("the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")
@@ -50,12 +49,5 @@ extension AlbertForMaskedLM {
                 MaskPrediction(tokenID: $0, token: tokenizer.idToToken($0) ?? "", probability: row[$0])
             })
         }
-    }
-
-    /// The tokenizer's mask token: a special added token named [MASK] or <mask> (or containing "mask").
-    public static func maskToken(of tokenizer: Tokenizer) -> AddedToken? {
-        let specials = tokenizer.addedTokens.filter(\.special)
-        return specials.first { $0.content == "[MASK]" || $0.content == "<mask>" }
-            ?? specials.first { $0.content.lowercased().contains("mask") }
     }
 }

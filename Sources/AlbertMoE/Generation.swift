@@ -102,49 +102,99 @@ public struct LogitSampler {
     }
 }
 
-extension AlbertForCausalLM {
-    /// Generates after `prompt` with the key/value cache (the prompt runs once, then one position per token),
-    /// calling `onToken` with each new token as it is made (return false to stop). A prompt that, with the new
-    /// tokens, would not fit max_position_embeddings is an error, unless `truncateFromLeft` keeps its newest tokens.
-    @discardableResult
-    public func generate(_ prompt: [Int32], options: SamplingOptions, truncateFromLeft: Bool = false,
-                         onToken: (Int32) -> Bool = { _ in true }) throws -> [Int32] {
+/// What a generation does with a prompt that, with the new tokens asked for, does not fit max_position_embeddings.
+public enum PromptOverflow: Sendable {
+    /// The prompt is refused.
+    case error
+    /// The prompt keeps its newest tokens: as many as leave room for the new ones (at least one).
+    case keepNewest
+}
+
+/// Why a generation ended.
+public enum FinishReason: Equatable, Sendable {
+    /// The last token made is a stop token.
+    case stopToken
+    /// `maxNewTokens` tokens were made.
+    case maxTokens
+    /// The context is full: another token would pass max_position_embeddings.
+    case contextFull
+}
+
+/// One generation with the key/value cache, advanced one token per `next()`: the prompt runs once, then one position
+/// per token, sampled by a `LogitSampler` (the same seed gives the same tokens). It ends after a stop token, after
+/// `maxNewTokens` tokens, or when the context fills max_position_embeddings, and says which.
+public final class GenerationSession {
+    public let model: AlbertForCausalLM
+    public let options: SamplingOptions
+    /// The prompt as it is used (its newest tokens when it was cut to fit).
+    public let prompt: [Int32]
+    /// The tokens made so far (a final stop token included).
+    public private(set) var generated: [Int32] = []
+    /// Why the generation ended, once it has.
+    public private(set) var finishReason: FinishReason?
+    private let cache: KVCache
+    private var sampler: LogitSampler
+    private var pending: [Int32]
+
+    /// Checks the options and the prompt (at least one token, all in the vocabulary); a prompt that, with
+    /// `options.maxNewTokens` new tokens, would not fit max_position_embeddings is an error or cut, as `overflow` says.
+    public init(model: AlbertForCausalLM, prompt: [Int32], options: SamplingOptions, overflow: PromptOverflow = .error) throws {
         try options.validate()
         guard !prompt.isEmpty else { throw GenerationError("the prompt is empty: give at least one token") }
+        let config = model.config
         if let bad = prompt.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw GenerationError("prompt token \(bad) is outside the vocabulary [0, \(config.vocabSize))")
         }
         let room = config.maxPositionEmbeddings
-        var context = prompt
-        if context.count + options.maxNewTokens > room {
-            guard truncateFromLeft else {
-                throw GenerationError("the prompt (\(prompt.count) tokens) and \(options.maxNewTokens) new tokens exceed "
-                                      + "max_position_embeddings (\(room)): shorten the prompt or ask for fewer tokens")
+        var kept = prompt
+        if prompt.count + options.maxNewTokens > room {
+            guard overflow == .keepNewest else {
+                let new = "\(options.maxNewTokens) new token" + (options.maxNewTokens == 1 ? "" : "s")
+                throw GenerationError("the prompt (\(prompt.count) tokens) and \(new) exceed the model's context of \(room) "
+                                      + "tokens (max_position_embeddings): shorten the prompt or ask for fewer new tokens")
             }
-            context = Array(context.suffix(max(room - options.maxNewTokens, 1)))
+            kept = Array(prompt.suffix(max(room - options.maxNewTokens, 1)))
         }
-        let wasTraining = isTraining
-        eval()
-        defer { train(wasTraining) }
-        let cache = KVCache(config: config)
-        var sampler = LogitSampler(options)
-        var new: [Int32] = [], pending = context
-        while new.count < options.maxNewTokens && cache.count + pending.count <= cache.capacity {
-            let next = sampler.next(nextTokenLogits(pending, cache: cache), history: context)
-            new.append(next)
-            context.append(next)
-            if !onToken(next) || options.stopTokens.contains(next) { break }
-            pending = [next]
-        }
-        return new
+        self.model = model
+        self.options = options
+        self.prompt = kept
+        cache = KVCache(config: config)
+        sampler = LogitSampler(options)
+        pending = kept
+        if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
-    /// The greedy continuation of `ids`: up to `maxNewTokens` tokens, stopping after `eosID` or when the context
-    /// fills max_position_embeddings (a longer prompt keeps its newest tokens).
-    public func greedyContinuation(_ ids: [Int32], maxNewTokens: Int, eosID: Int32? = nil) -> [Int32] {
-        let options = SamplingOptions.greedy(maxNewTokens: maxNewTokens, stopTokens: eosID.map { [$0] } ?? [])
-        do { return try generate(ids, options: options, truncateFromLeft: true) } catch {
-            preconditionFailure("greedyContinuation: \(error)")
+    /// Makes the next token, or returns nil once the generation has ended (`finishReason` is then set; it is set
+    /// with the last token). The model runs in evaluation mode, whatever its mode between calls.
+    public func next() -> Int32? {
+        guard finishReason == nil else { return nil }
+        let wasTraining = model.isTraining
+        model.eval()
+        defer { model.train(wasTraining) }
+        let token = sampler.next(model.nextTokenLogits(pending, cache: cache), history: prompt + generated)
+        generated.append(token)
+        pending = [token]
+        if options.stopTokens.contains(token) {
+            finishReason = .stopToken
+        } else if generated.count >= options.maxNewTokens {
+            finishReason = .maxTokens
+        } else if cache.count + 1 > cache.capacity {
+            finishReason = .contextFull
         }
+        return token
+    }
+}
+
+extension AlbertForCausalLM {
+    /// Generates after `prompt` with a `GenerationSession`, calling `onToken` with each new token as it is made
+    /// (return false to stop). A prompt that, with the new tokens, would not fit max_position_embeddings is an
+    /// error, unless `truncateFromLeft` keeps its newest tokens.
+    @discardableResult
+    public func generate(_ prompt: [Int32], options: SamplingOptions, truncateFromLeft: Bool = false,
+                         onToken: (Int32) -> Bool = { _ in true }) throws -> [Int32] {
+        let session = try GenerationSession(model: self, prompt: prompt, options: options,
+                                            overflow: truncateFromLeft ? .keepNewest : .error)
+        while let token = session.next(), onToken(token) {}
+        return session.generated
     }
 }

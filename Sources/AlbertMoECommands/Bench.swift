@@ -94,7 +94,7 @@ public struct Bench: ParsableCommand {
         // The same greedy decoding with the key/value cache: the prompt once, then one position per token.
         if wanted("generate-cached") {
             let t1 = DispatchTime.now().uptimeNanoseconds
-            let cachedTokens = model.greedyContinuation(prompt, maxNewTokens: generateTokens)
+            let cachedTokens = try model.generate(prompt, options: .greedy(maxNewTokens: generateTokens), truncateFromLeft: true)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
             if let uncached, cachedTokens != uncached {
                 throw ValidationError("cached decoding produced other tokens than full recomputation")

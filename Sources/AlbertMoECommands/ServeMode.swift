@@ -60,41 +60,41 @@ extension TrainingJob {
         }
     }
 
-    /// The prompt and its continuation, decoded: at most --gen_max_length tokens in all (the prompt included),
-    /// sampled with --temperature, --top_k and --top_p; the prompt has no end token appended. `stream` receives the
-    /// text piece by piece as it is made (the prompt first), whole characters only.
+    /// The prompt and its continuation, decoded: at most --gen_max_length tokens in all (the prompt included; at
+    /// least one new token), sampled with --temperature, --top_k and --top_p by a `GenerationSession` that stops at
+    /// the tokenizer's end-of-text token; the prompt has no end token appended. A prompt too long for the model is an
+    /// error, or keeps its newest tokens with --truncate_prompt. `stream` receives the text piece by piece as it is
+    /// made (the prompt first), whole characters only.
     func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer,
                   stream: (String) -> Void = { _ in }) throws -> String {
         let o = options
-        var ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
-        guard !ids.isEmpty else { throw ValidationError("the prompt has no token") }
-        let limit = model.config.maxPositionEmbeddings - 1
-        if ids.count > limit {
-            guard o.truncatePrompt else {
-                throw ValidationError("the prompt has \(ids.count) tokens, more than the model's max_position_embeddings "
-                                      + "(\(limit + 1)) allows; shorten it, or pass --truncate_prompt to keep its last \(limit)")
-            }
-            say("Warning: the prompt has \(ids.count) tokens; only its last \(limit) are used.")
-            ids = Array(ids.suffix(limit))
+        let ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
+        let context = model.config.maxPositionEmbeddings
+        let stop = tokenizer.specialTokens.eos.map { Set([Int32($0.id)]) } ?? []
+        let sampling = SamplingOptions(maxNewTokens: max(min(o.genMaxLength, context) - ids.count, 1),
+                                       temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopTokens: stop)
+        let session: GenerationSession
+        do {
+            session = try GenerationSession(model: model, prompt: ids, options: sampling,
+                                            overflow: o.truncatePrompt ? .keepNewest : .error)
+        } catch let error as GenerationError {
+            let hint = ids.count >= context ? " (or pass --truncate_prompt to keep its newest tokens)" : ""
+            throw ValidationError(error.message + hint)
         }
-        let room = min(o.genMaxLength, model.config.maxPositionEmbeddings) - ids.count
-        guard room > 0 else {
-            throw ValidationError("the prompt has \(ids.count) tokens, --gen_max_length \(o.genMaxLength) leaves none to generate")
+        if session.prompt.count < ids.count {
+            say("Warning: the prompt has \(ids.count) tokens; only its last \(session.prompt.count) are used.")
         }
-        let stop = SpecialTokenIDs.eosID(for: tokenizer).map { Set([$0]) } ?? []
-        let sampling = SamplingOptions(maxNewTokens: room, temperature: o.temperature, topK: o.topK, topP: o.topP,
-                                       seed: o.seed, stopTokens: stop)
         // The prompt and its continuation are decoded together (as the Python package did); `CompletionText` holds
         // back a character that is not complete yet.
-        var text = CompletionText()
-        stream(text.update(try tokenizer.decode(ids.map(Int.init))).piece)
-        var new: [Int32] = []
-        try model.generate(ids, options: sampling) { token in
-            if !stop.contains(token) { new.append(token) }
-            if let decoded = try? tokenizer.decode((ids + new).map(Int.init)) { stream(text.update(decoded).piece) }
-            return true
+        func decoded() throws -> String {
+            try tokenizer.decode((session.prompt + session.generated.filter { !stop.contains($0) }).map(Int.init))
         }
-        stream(text.finish(try tokenizer.decode((ids + new).map(Int.init))))
+        var text = CompletionText()
+        stream(text.update(try decoded()).piece)
+        while session.next() != nil {
+            if let decoded = try? decoded() { stream(text.update(decoded).piece) }
+        }
+        stream(text.finish(try decoded()))
         stream("\n")
         return text.sent
     }

@@ -43,7 +43,8 @@ public struct Tokenize: ParsableCommand {
     }
 }
 
-/// `albertmoe train-tokenizer`: trains a tokenizer on text files and writes its tokenizer.json.
+/// `albertmoe train-tokenizer`: trains a tokenizer on text files and writes it, with the roles of its special
+/// tokens, into a directory.
 public struct TrainTokenizer: ParsableCommand {
     public init() {}
     public static let configuration = CommandConfiguration(
@@ -54,9 +55,14 @@ public struct TrainTokenizer: ParsableCommand {
     @Option(help: "bpe (byte-level), wordpiece or unigram.") var model: Kind
     @Option(name: .customLong("vocab_size"), help: "The vocabulary size to reach.") var vocabSize: Int
     @Option(name: .customLong("min_frequency"), help: "Pairs or words seen fewer times are left out.") var minFrequency = 2
-    @Option(name: .customLong("special_tokens"), parsing: .upToNextOption, help: "Special tokens, first ids.")
+    @Option(name: .customLong("special_tokens"), parsing: .upToNextOption,
+            help: "Special tokens, first ids (default: the usual ones of --model, with their roles).")
     var specialTokens: [String] = []
-    @Option(help: "Where to write tokenizer.json.") var output: String
+    @Option(name: .customLong("roles"), parsing: .upToNextOption,
+            help: "Roles of special tokens as ROLE=TOKEN, ROLE one of bos, eos, unk, sep, pad, cls, mask.")
+    var roles: [String] = []
+    @Option(help: "The directory to write tokenizer.json, tokenizer_config.json and special_tokens_map.json into.")
+    var output: String
     @Argument(help: "Text files to train on.") var files: [String]
 
     public func validate() throws {
@@ -66,11 +72,13 @@ public struct TrainTokenizer: ParsableCommand {
         for f in files where !FileManager.default.isReadableFile(atPath: f) {
             throw ValidationError("cannot read training file \(f)")
         }
+        _ = try namedRoles()
     }
 
     public func run() throws {
-        let special = specialTokens.isEmpty ? defaultSpecialTokens : specialTokens
-        let options = TrainerOptions(vocabSize: vocabSize, minFrequency: minFrequency, specialTokens: special)
+        let defaults = specialTokens.isEmpty ? defaultSpecialTokens : []
+        let options = TrainerOptions(vocabSize: vocabSize, minFrequency: minFrequency,
+                                     specialTokens: specialTokens.isEmpty ? defaults.map(\.1) : specialTokens)
         let urls = files.map { URL(fileURLWithPath: $0) }
         let tok: Tokenizer
         switch model {
@@ -78,15 +86,31 @@ public struct TrainTokenizer: ParsableCommand {
         case .wordpiece: tok = try WordPieceTrainer(options: options).train(files: urls)
         case .unigram: tok = try UnigramTrainer(options: options).train(files: urls)
         }
-        try tok.save(to: URL(fileURLWithPath: output))
+        do { try tok.declareSpecialTokens(Dictionary(uniqueKeysWithValues: defaults).merging(try namedRoles()) { _, named in named }) } catch {
+            throw ValidationError("--roles: \(error)")
+        }
+        try tok.saveFiles(to: URL(fileURLWithPath: output))
         print("wrote \(output): \(tok.vocabSize) tokens")
     }
 
-    private var defaultSpecialTokens: [String] {
+    /// The --roles, by role.
+    private func namedRoles() throws -> [SpecialTokens.Role: String] {
+        try Dictionary(roles.map { item in
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let role = SpecialTokens.Role(rawValue: parts[0]), !parts[1].isEmpty else {
+                throw ValidationError("--roles \(item): expected ROLE=TOKEN, ROLE one of "
+                                      + SpecialTokens.Role.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return (role, parts[1])
+        }) { _, last in last }
+    }
+
+    /// The usual special tokens of each kind of model, in id order, with their roles.
+    private var defaultSpecialTokens: [(SpecialTokens.Role, String)] {
         switch model {
-        case .bpe: return ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        case .wordpiece: return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        case .unigram: return ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+        case .bpe: return [(.bos, "<s>"), (.pad, "<pad>"), (.eos, "</s>"), (.unk, "<unk>"), (.mask, "<mask>")]
+        case .wordpiece: return [(.pad, "[PAD]"), (.unk, "[UNK]"), (.cls, "[CLS]"), (.sep, "[SEP]"), (.mask, "[MASK]")]
+        case .unigram: return [(.pad, "<pad>"), (.unk, "<unk>"), (.cls, "[CLS]"), (.sep, "[SEP]"), (.mask, "[MASK]")]
         }
     }
 }

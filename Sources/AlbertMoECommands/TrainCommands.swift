@@ -85,7 +85,8 @@ struct TrainingJob {
             ? SplitRule(percentage: o.validationSplitPercentage, seed: o.seed) : nil
 
         let tokenizer = try makeTokenizer(corpus: corpus, split: split, resumeFrom: resumeURL, output: outputURL)
-        let padID = SpecialTokenIDs.padID(for: tokenizer)
+        let padID: Int32
+        do { padID = try paddingID(of: tokenizer) } catch { throw ValidationError("\(error)") }
         let vocabSize = o.vocabSize ?? tokenizer.vocabSize
         guard vocabSize >= tokenizer.vocabSize else {
             throw ValidationError("--vocab_size \(vocabSize) is smaller than the tokenizer's vocabulary (\(tokenizer.vocabSize) tokens)")
@@ -175,19 +176,21 @@ struct TrainingJob {
             return prompts.count < 3
         }
         guard !prompts.isEmpty else { return }
-        let eos = SpecialTokenIDs.eosID(for: tokenizer)
+        let stop = tokenizer.specialTokens.eos.map { Set([Int32($0.id)]) } ?? []
+        let greedy = SamplingOptions.greedy(maxNewTokens: min(24, options.genMaxLength), stopTokens: stop)
         say("Sample completions (greedy):")
         for prompt in prompts {
             let ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
             guard !ids.isEmpty else { continue }
-            let new = model.greedyContinuation(ids, maxNewTokens: min(24, options.genMaxLength), eosID: eos)
-            let text = try tokenizer.decode(new.filter { $0 != eos }.map(Int.init))
+            let new = try model.generate(ids, options: greedy, truncateFromLeft: true)
+            let text = try tokenizer.decode(new.filter { !stop.contains($0) }.map(Int.init))
             say("  \(prompt) ⟶ \(text)")
         }
     }
 
     /// The tokenizer named by --tokenizer_name, the one saved with the checkpoint being resumed, or one trained on
-    /// the corpus (byte-level BPE for causal models, WordPiece for masked ones), saved into the output directory.
+    /// the corpus (byte-level BPE for causal models, WordPiece for masked ones), saved with its roles into the
+    /// output directory.
     private func makeTokenizer(corpus: TextCorpus, split: SplitRule?, resumeFrom: URL?, output: URL) throws -> Tokenizer {
         if let name = options.tokenizerName {
             do { return try Tokenizer.load(from: URL(fileURLWithPath: name)) } catch {
@@ -207,14 +210,13 @@ struct TrainingJob {
             // A sample of 64 MB is plenty to learn a vocabulary.
             return bytes < 64 << 20 && (options.maxSamples.map { texts.count < $0 } ?? true)
         }
-        let trainerOptions = { (specials: [String]) in
-            TrainerOptions(vocabSize: options.tokenizerVocabSize, minFrequency: 2, specialTokens: specials)
-        }
-        let tokenizer = task == .clm
-            ? try ByteLevelBPETrainer(options: trainerOptions(["<pad>", "<|endoftext|>"])).train(texts: texts)
-            : try WordPieceTrainer(options: trainerOptions(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])).train(texts: texts)
-        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        try Data(tokenizer.toJSONString().utf8).write(to: output.appendingPathComponent(Trainer.tokenizerFile), options: .atomic)
+        let roles: [(SpecialTokens.Role, String)] = task == .clm ? [(.pad, "<pad>"), (.eos, "<|endoftext|>")]
+            : [(.pad, "[PAD]"), (.unk, "[UNK]"), (.cls, "[CLS]"), (.sep, "[SEP]"), (.mask, "[MASK]")]
+        let trainerOptions = TrainerOptions(vocabSize: options.tokenizerVocabSize, minFrequency: 2, specialTokens: roles.map(\.1))
+        let tokenizer = task == .clm ? try ByteLevelBPETrainer(options: trainerOptions).train(texts: texts)
+            : try WordPieceTrainer(options: trainerOptions).train(texts: texts)
+        try tokenizer.declareSpecialTokens(Dictionary(uniqueKeysWithValues: roles))
+        try tokenizer.saveFiles(to: output)
         return tokenizer
     }
 

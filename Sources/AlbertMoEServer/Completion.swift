@@ -5,7 +5,6 @@ import Tokenizers
 /// The settings of a `/v1/completions` request, read and checked.
 struct CompletionRequest {
     var prompt: String
-    var maxTokens: Int
     var sampling: SamplingOptions
     var stops: [String]
     var stream: Bool
@@ -23,7 +22,7 @@ struct CompletionRequest {
         prompt = prompts[0]
         guard !prompt.isEmpty else { throw APIError.invalid("prompt must not be empty", param: "prompt") }
 
-        maxTokens = try fields.int("max_tokens") ?? 16
+        let maxTokens = try fields.int("max_tokens") ?? 16
         guard maxTokens >= 1 else {
             throw APIError.invalid("max_tokens must be at least 1, got \(maxTokens)", param: "max_tokens")
         }
@@ -61,9 +60,10 @@ struct CompletionRequest {
     }
 }
 
-/// One generation, advanced one token at a time with `step()` so that requests can take turns on the model. It
-/// samples exactly as `AlbertForCausalLM.generate` does (the key/value cache, `LogitSampler`), so a seed gives the
-/// same tokens; it also stops at stop strings and turns the tokens into text pieces. Use it on the model worker only.
+/// One completion, advanced one token at a time with `step()` so that requests can take turns on the model: a
+/// `GenerationSession` (so a seed gives the same tokens as `AlbertForCausalLM.generate`) that stops at the
+/// tokenizer's end-of-text token, and also at stop strings, turning the tokens into text pieces. Use it on the model
+/// worker only.
 /// Unchecked Sendable: created and stepped by `ModelWorker` jobs only, which run one at a time.
 final class CompletionGenerator: @unchecked Sendable {
     /// What one step made.
@@ -76,20 +76,13 @@ final class CompletionGenerator: @unchecked Sendable {
 
     let promptTokens: Int
     /// Tokens sampled so far (the end-of-text token included).
-    private(set) var completionTokens = 0
+    var completionTokens: Int { session.generated.count }
 
-    private let model: AlbertForCausalLM
+    private let session: GenerationSession
     private let tokenizer: Tokenizer
-    private let endOfText: Int32?
-    private let maxTokens: Int
-    private let cache: KVCache
-    private var sampler: LogitSampler
-    private var context: [Int32]
-    private var pending: [Int32]
-    private var generated: [Int32] = []
     private var text: CompletionText
 
-    /// Tokenizes the prompt and checks that it and max_tokens fit the model's context.
+    /// Tokenizes the prompt and starts the generation (which checks that the prompt and max_tokens fit the model).
     init(_ request: CompletionRequest, served: ServedModel) throws {
         guard let model = served.causal else { preconditionFailure("CompletionGenerator needs a causal model") }
         let prompt: [Int32]
@@ -98,46 +91,27 @@ final class CompletionGenerator: @unchecked Sendable {
         } catch {
             throw APIError.invalid("prompt cannot be tokenized: \(error)", param: "prompt")
         }
-        guard !prompt.isEmpty else { throw APIError.invalid("prompt has no tokens", param: "prompt") }
-        let room = model.config.maxPositionEmbeddings
-        guard prompt.count + request.maxTokens <= room else {
-            throw APIError.invalid("the prompt (\(prompt.count) tokens) and max_tokens (\(request.maxTokens)) exceed the "
-                                   + "model's context of \(room) tokens: shorten the prompt or lower max_tokens",
-                                   param: "prompt")
+        var sampling = request.sampling
+        sampling.stopTokens = served.tokenizer.specialTokens.eos.map { [Int32($0.id)] } ?? []
+        // The sampling settings are checked already: what the session refuses is the prompt.
+        do { session = try GenerationSession(model: model, prompt: prompt, options: sampling) } catch let error as GenerationError {
+            throw APIError.invalid(error.message, param: "prompt")
         }
-        if let bad = prompt.first(where: { Int($0) >= model.config.vocabSize }) {
-            throw APIError.invalid("prompt token \(bad) is outside the model's vocabulary", param: "prompt")
-        }
-        self.model = model
         tokenizer = served.tokenizer
-        endOfText = served.endOfText
-        maxTokens = request.maxTokens
         promptTokens = prompt.count
-        cache = KVCache(config: model.config)
-        sampler = LogitSampler(request.sampling)
-        context = prompt
-        pending = prompt
         text = CompletionText(stops: request.stops)
     }
 
-    /// Runs the model once (the prompt on the first call, then the last token) and samples the next token.
+    /// Makes the next token (the first call runs the prompt) and the text it adds.
     func step() throws -> Step {
-        let next = sampler.next(model.nextTokenLogits(pending, cache: cache), history: context)
-        completionTokens += 1
-        context.append(next)
-        pending = [next]
-        if next == endOfText {
-            return Step(text: text.finish(try decoded()), finishReason: "stop")
-        }
-        generated.append(next)
-        let all = try decoded()
+        _ = session.next()
+        let reason = session.finishReason
+        let content = reason == .stopToken ? session.generated.dropLast() : session.generated[...]
+        let all = try tokenizer.decode(content.map { Int($0) }, skipSpecialTokens: true)
+        if reason == .stopToken { return Step(text: text.finish(all), finishReason: "stop") }
         let (piece, stopped) = text.update(all)
         if stopped { return Step(text: piece, finishReason: "stop") }
-        if generated.count >= maxTokens { return Step(text: piece + text.finish(all), finishReason: "length") }
+        if reason != nil { return Step(text: piece + text.finish(all), finishReason: "length") }
         return Step(text: piece, finishReason: nil)
-    }
-
-    private func decoded() throws -> String {
-        try tokenizer.decode(generated.map { Int($0) }, skipSpecialTokens: true)
     }
 }

@@ -31,8 +31,6 @@ final class ServedModel: @unchecked Sendable {
     let causal: AlbertForCausalLM?
     let masked: AlbertForMaskedLM?
     let encoder: SentenceAlbert
-    /// The token that ends a completion: the first special added token among <|endoftext|>, </s>, <eos>, [SEP].
-    let endOfText: Int32?
 
     /// Loads `directory` (config.json, model.safetensors, tokenizer.json or a SentencePiece model), in evaluation mode.
     init(directory: URL) throws {
@@ -64,9 +62,5 @@ final class ServedModel: @unchecked Sendable {
         causal?.eval()
         masked?.eval()
         encoder.eval()
-        let specials = tokenizer.addedTokens.filter(\.special)
-        endOfText = ["<|endoftext|>", "</s>", "<eos>", "[SEP]"].lazy
-            .compactMap { name in specials.first { $0.content == name } }
-            .first.map { Int32($0.id) }
     }
 }

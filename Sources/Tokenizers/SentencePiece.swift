@@ -201,9 +201,12 @@ public final class SentencePieceProcessor {
     let maxScore: Float
     let byteIds: [Int]
     let model: SentencePieceVocabModel
+    /// The .model file's bytes, to write it again.
+    let modelData: [UInt8]
     static let space: [UInt8] = Array("\u{2581}".utf8)
 
     public init(modelData: [UInt8]) throws {
+        self.modelData = modelData
         proto = try SentencePieceModelProto(data: modelData)
         guard proto.modelType == 1 || proto.modelType == 2 else {
             throw TokenizerError.malformedModel("model type \(proto.modelType) is not supported (unigram and BPE are)")

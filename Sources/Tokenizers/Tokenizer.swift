@@ -33,6 +33,8 @@ public final class Tokenizer {
     /// The JSON this tokenizer was loaded from (nil for SentencePiece models); added tokens
     /// registered later are reflected in its "added_tokens".
     public private(set) var json: JSONValue?
+    /// The tokens of the roles (bos, eos, pad, mask, ...), as the tokenizer's files name them.
+    public var specialTokens = SpecialTokens()
 
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel, postProcessor: PostProcessor?,
          decoder: Decoder?, addedTokens: [AddedToken], truncation: TruncationParams?, padding: PaddingParams?,
@@ -47,6 +49,7 @@ public final class Tokenizer {
         self.padding = padding
         self.sentencePiece = nil
         self.json = json
+        specialTokens = SpecialTokens(declaredBy: self)
     }
 
     init(sentencePiece sp: SentencePieceProcessor) throws {
@@ -55,6 +58,7 @@ public final class Tokenizer {
         addedVocabulary = try AddedVocabulary(tokens: [], normalizer: nil)
         sentencePiece = sp
         json = nil
+        specialTokens = SpecialTokens(sentencePiece: sp)
     }
 
     // MARK: Loading
@@ -86,7 +90,8 @@ public final class Tokenizer {
     }
 
     /// Loads a tokenizer.json, a SentencePiece `.model`, or a directory holding either
-    /// (tokenizer.json is preferred, then tokenizer.model / spiece.model / any *.model).
+    /// (tokenizer.json is preferred, then tokenizer.model / spiece.model / any *.model), with the roles that
+    /// tokenizer_config.json and special_tokens_map.json beside it name (see `SpecialTokens`).
     public static func load(from url: URL) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
@@ -109,10 +114,11 @@ public final class Tokenizer {
         do { data = try Data(contentsOf: url) } catch { throw TokenizerError.io("cannot read \(url.path)") }
         let ext = url.pathExtension.lowercased()
         let looksLikeJSON = data.prefix(16).first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF } == UInt8(ascii: "{")
-        if ext == "model" || (ext != "json" && !looksLikeJSON) {
-            return try Tokenizer(sentencePiece: try SentencePieceProcessor(modelData: [UInt8](data)))
-        }
-        return try Tokenizer(json: data)
+        let tokenizer = ext == "model" || (ext != "json" && !looksLikeJSON)
+            ? try Tokenizer(sentencePiece: try SentencePieceProcessor(modelData: [UInt8](data))) : try Tokenizer(json: data)
+        tokenizer.specialTokens.files = [url.path]
+        try tokenizer.specialTokens.read(folder: url.deletingLastPathComponent(), for: tokenizer)
+        return tokenizer
     }
 
     // MARK: Vocabulary

@@ -44,11 +44,6 @@ extension Tokenizer {
         o.set("padding", padding?.toJSON() ?? .null)
         return JSONValue.object(o).serialized(indent: 2)
     }
-
-    public func save(to url: URL) throws {
-        let s = try toJSONString()
-        do { try Data(s.utf8).write(to: url) } catch { throw TokenizerError.io("cannot write \(url.path)") }
-    }
 }
 
 /// The contents of text files, for the trainers.

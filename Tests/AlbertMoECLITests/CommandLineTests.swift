@@ -36,10 +36,16 @@ final class CommandLineTests: XCTestCase {
         let words = ["the", "cat", "sat", "on", "mat", "dog", "ran", "über", "naïve", "日本", "語"]
         let text = (0..<800).map { i in (0..<10).map { j in words[(i * 7 + j * j * 3 + i / 5) % words.count] }.joined(separator: " ") }
         try text.joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        let roles: [String: [SpecialTokens.Role: String]] = [
+            "bpe": [.bos: "<s>", .pad: "<pad>", .eos: "</s>", .unk: "<unk>", .mask: "<mask>"],
+            "wordpiece": [.pad: "[PAD]", .unk: "[UNK]", .cls: "[CLS]", .sep: "[SEP]", .mask: "[MASK]"],
+            "unigram": [.pad: "<pad>", .unk: "<unk>", .cls: "[CLS]", .sep: "[SEP]", .mask: "[MASK]"]]
         for model in ["bpe", "wordpiece", "unigram"] {
-            let json = dir.appendingPathComponent("\(model).json")
+            let json = dir.appendingPathComponent(model)
             let trained = try albertmoe(["train-tokenizer", "--model", model, "--vocab_size", "200", "--output", json.path, corpus.path])
             XCTAssertEqual(trained.status, 0, trained.stderr)
+            // The directory names the roles of the special tokens.
+            XCTAssertEqual(try Tokenizer.load(from: json).specialTokens.byRole.mapValues(\.content), roles[model], model)
             let lines = ["the cat sat on über 日本語", "", "dog\tran"]
             let tokenized = try albertmoe(["tokenize", "--tokenizer", json.path], stdin: lines.joined(separator: "\n") + "\n")
             XCTAssertEqual(tokenized.status, 0, tokenized.stderr)
@@ -48,6 +54,19 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(tokenized.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init), expected, model)
             let pairs = try albertmoe(["tokenize", "--tokenizer", json.path, "--pair", "--no_special_tokens"], stdin: "dog\tran\n")
             XCTAssertEqual(pairs.stdout, "[" + (try tokenizer.encode("dog", pair: "ran", addSpecialTokens: false).ids.map(String.init).joined(separator: ", ")) + "]\n")
+        }
+        // Chosen special tokens have the roles --roles gives them, and no others.
+        let chosen = dir.appendingPathComponent("chosen")
+        let trained = try albertmoe(["train-tokenizer", "--model", "bpe", "--vocab_size", "200", "--special_tokens", "<a>", "<b>",
+                                     "--roles", "eos=<b>", "pad=<a>", "--output", chosen.path, corpus.path])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertEqual(try Tokenizer.load(from: chosen).specialTokens.byRole, [.pad: .init(id: 0, content: "<a>"), .eos: .init(id: 1, content: "<b>")])
+        for (roles, words) in [(["last=<b>"], ["--roles", "last=<b>", "eos"]), (["eos"], ["--roles", "ROLE=TOKEN"]),
+                               (["eos=<c>"], ["--roles", "<c>"])] {
+            let bad = try albertmoe(["train-tokenizer", "--model", "bpe", "--vocab_size", "200", "--special_tokens", "<a>", "<b>",
+                                     "--roles"] + roles + ["--output", dir.appendingPathComponent("bad").path, corpus.path])
+            XCTAssertNotEqual(bad.status, 0)
+            for word in words { XCTAssertTrue(bad.stderr.contains(word), bad.stderr) }
         }
     }
 

@@ -60,6 +60,11 @@ final class TrainCommandTests: XCTestCase {
                      "checkpoint-6/trainer_state.json", "logs/metrics.jsonl"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path), file)
         }
+        // The model, its checkpoint and the tokenizer trained for it name the roles of its special tokens.
+        for directory in [out, out.appendingPathComponent("checkpoint-6")] {
+            XCTAssertEqual(try Tokenizer.load(from: directory).specialTokens.byRole.mapValues(\.content),
+                           [.pad: "<pad>", .eos: "<|endoftext|>"], directory.path)
+        }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint-3").path))
         XCTAssertTrue(r.stderr.contains("perplexity"), r.stderr)
         XCTAssertTrue(r.stderr.contains("Sample completions"), r.stderr)
@@ -128,6 +133,8 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as! [String: Any]
         XCTAssertEqual(config["architectures"] as? [String], ["AlbertForMaskedLM"])
+        XCTAssertEqual(try Tokenizer.load(from: out).specialTokens.byRole.mapValues(\.content),
+                       [.pad: "[PAD]", .unk: "[UNK]", .cls: "[CLS]", .sep: "[SEP]", .mask: "[MASK]"])
 
         let evaluated = try run("albertmoe", ["train", "--task_type", "mlm", "--mode", "evaluate", "--model_path", out.path,
                                               "--validation_file", data.path] + tinyModel)
@@ -153,7 +160,7 @@ final class TrainCommandTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: source.appendingPathComponent("tokenizer.json"))
         tokenizer.padding = PaddingParams(fixedLength: 128, padId: 0, padToken: try XCTUnwrap(tokenizer.idToToken(0)))
         tokenizer.truncation = TruncationParams(maxLength: 128)
-        try tokenizer.save(to: copy.appendingPathComponent("tokenizer.json"))
+        try tokenizer.saveFiles(to: copy)
         XCTAssertEqual(try Tokenizer.load(from: copy).encode("red cat").ids.count, 128, "the copy declares padding")
     }
 

@@ -32,16 +32,18 @@ final class ServerFixture {
         let bpe = try ByteLevelBPETrainer(options: TrainerOptions(vocabSize: 300, minFrequency: 1,
                                                                   specialTokens: ["<pad>", "<|endoftext|>"]))
             .train(texts: texts)
+        try bpe.declareSpecialTokens([.pad: "<pad>", .eos: "<|endoftext|>"])
         let clm = AlbertForCausalLM(Self.config(vocabSize: bpe.vocabSize), seed: 3)   // a seed with varied output
         try clm.save(to: causalDirectory)
-        try bpe.save(to: causalDirectory.appendingPathComponent("tokenizer.json"))
+        try bpe.saveFiles(to: causalDirectory)
 
         let wordPiece = try WordPieceTrainer(options: TrainerOptions(
             vocabSize: 80, minFrequency: 1, specialTokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
             .train(texts: texts)
+        try wordPiece.declareSpecialTokens([.pad: "[PAD]", .mask: "[MASK]"])
         let mlm = AlbertForMaskedLM(Self.config(vocabSize: wordPiece.vocabSize), seed: 5)
         try mlm.save(to: maskedDirectory)
-        try wordPiece.save(to: maskedDirectory.appendingPathComponent("tokenizer.json"))
+        try wordPiece.saveFiles(to: maskedDirectory)
 
         let settings = ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: Self.maxBodyBytes,
                                            maxTokensLimit: Self.maxTokensLimit)
@@ -549,7 +551,7 @@ final class InferenceServerTests: XCTestCase {
         let tokenizer = try Tokenizer.load(from: file)
         tokenizer.padding = PaddingParams(fixedLength: 128, padId: try XCTUnwrap(tokenizer.tokenToId(padToken)), padToken: padToken)
         tokenizer.truncation = TruncationParams(maxLength: 128)
-        try tokenizer.save(to: file)
+        try tokenizer.saveFiles(to: copy)
         XCTAssertEqual(try Tokenizer.load(from: file).encode("a").ids.count, 128)
         return copy
     }

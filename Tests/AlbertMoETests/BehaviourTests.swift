@@ -264,7 +264,7 @@ final class BehaviourTests: XCTestCase {
 
     /// Decoding with the key/value cache gives the logits of running the whole sequence, position by position,
     /// and the same greedy tokens.
-    func testCachedDecodingMatchesFullForward() {
+    func testCachedDecodingMatchesFullForward() throws {
         for position in ["rope", "absolute"] {
             let model = AlbertForCausalLM(tinyConfig(position, dropout: 0.2), seed: 5)
             model.eval()
@@ -286,7 +286,7 @@ final class BehaviourTests: XCTestCase {
                 uncached.append(next)
                 context.append(next)
             }
-            XCTAssertEqual(model.greedyContinuation([7, 8, 9], maxNewTokens: 10), uncached, position)
+            XCTAssertEqual(try model.generate([7, 8, 9], options: .greedy(maxNewTokens: 10)), uncached, position)
             XCTAssertTrue(model.isTraining == false)
         }
     }

@@ -107,24 +107,30 @@ final class CollatorTests: XCTestCase {
         }
     }
 
+    /// The collators take the tokenizer's roles: the pad token (else the eos token) and the mask token.
     func testSpecialTokenLookups() throws {
         let bert = try DataTestSupport.wordTokenizer()
-        XCTAssertEqual(SpecialTokenIDs.padID(for: bert), 0)
-        XCTAssertNil(SpecialTokenIDs.eosID(for: bert))
-        XCTAssertEqual(SpecialTokenIDs.maskID(for: bert), 4)
+        XCTAssertEqual(try paddingID(of: bert), 0)
+        XCTAssertNil(bert.specialTokens.eos)
+        XCTAssertEqual(bert.specialTokens.mask?.id, 4)
 
         let plain = try DataTestSupport.wordTokenizer(template: false)
-        XCTAssertEqual(SpecialTokenIDs.padID(for: plain), 0)  // <pad>
-        XCTAssertEqual(SpecialTokenIDs.eosID(for: plain), 1)  // </s>
-        XCTAssertEqual(SpecialTokenIDs.specialIDs(for: plain), [0, 1, 2])
+        XCTAssertEqual(try paddingID(of: plain), 0)  // <pad>
+        XCTAssertEqual(plain.specialTokens.eos?.id, 1)  // </s>
+        XCTAssertEqual(plain.specialTokenIDs, [0, 1, 2])
 
-        // No pad token: the eos token pads, as with `pad_token = eos_token`.
-        let gpt = try Tokenizer(jsonString: """
+        // No pad token: the eos token pads, as with `pad_token = eos_token`; with neither, no id is made up.
+        let json = """
             {"added_tokens": [{"id": 2, "content": "<|endoftext|>", "special": true}],
              "pre_tokenizer": {"type": "WhitespaceSplit"},
              "model": {"type": "WordLevel", "unk_token": "a", "vocab": {"a": 0, "b": 1, "<|endoftext|>": 2}}}
-            """)
-        XCTAssertEqual(SpecialTokenIDs.padID(for: gpt), 2)
-        XCTAssertNil(SpecialTokenIDs.maskID(for: gpt))
+            """
+        let gpt = try Tokenizer(jsonString: json)
+        XCTAssertThrowsError(try paddingID(of: gpt)) { error in
+            XCTAssertTrue("\(error)".contains("pad_token"), "\(error)")
+        }
+        try gpt.declareSpecialTokens([.eos: "<|endoftext|>"])
+        XCTAssertEqual(try paddingID(of: gpt), 2)
+        XCTAssertNil(gpt.specialTokens.mask)
     }
 }

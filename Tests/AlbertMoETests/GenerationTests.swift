@@ -65,6 +65,69 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(streamed.count, 4)
         XCTAssertEqual(try model.generate([5, 6, 7], options: SamplingOptions(maxNewTokens: 6, seed: 4)).prefix(4), returned[...])
     }
+
+    /// Over seeded random models, prompts and options: a prompt that does not fit is refused, or keeps its newest
+    /// tokens; the session then makes the tokens `generate` makes, and ends for the reason it gives: after the first
+    /// stop token, after maxNewTokens tokens, or when another token would pass max_position_embeddings, whichever
+    /// comes first. Dropout is on between calls; the session runs the model in evaluation mode.
+    func testSessionStopsForTheReasonItGives() throws {
+        var g = SeededGenerator(seed: 2024)
+        var reasons: [FinishReason: Int] = [:]
+        for trial in 0..<60 {
+            var config = tinyConfig(g.nextInt(below: 2) == 0 ? "rope" : "absolute", dropout: 0.2)
+            config.vocabSize = 30 + g.nextInt(below: 200)
+            config.maxPositionEmbeddings = 4 + g.nextInt(below: 48)
+            let room = config.maxPositionEmbeddings
+            let model = AlbertForCausalLM(config, seed: g.next())
+            let prompt = (0..<(1 + g.nextInt(below: room + 8))).map { _ in Int32(g.nextInt(below: config.vocabSize)) }
+            var options = SamplingOptions(maxNewTokens: g.nextInt(below: room + 6), temperature: [0, 0.7, 1.5][g.nextInt(below: 3)],
+                                          topK: [nil, 0, 5][g.nextInt(below: 3)], topP: [1, 0.9][g.nextInt(below: 2)],
+                                          repetitionPenalty: [1, 1.3][g.nextInt(below: 2)], seed: g.next())
+            let what = "trial \(trial): prompt \(prompt.count), \(options.maxNewTokens) new, context \(room)"
+            let fits = prompt.count + options.maxNewTokens <= room
+            if !fits {
+                XCTAssertThrowsError(try GenerationSession(model: model, prompt: prompt, options: options)) { error in
+                    XCTAssertTrue("\(error)".contains("context of \(room) tokens"), "\(what): \(error)")
+                }
+            }
+            let kept = fits ? prompt : Array(prompt.suffix(max(room - options.maxNewTokens, 1)))
+            // The stream without stop tokens, then stop tokens drawn from it (or from anywhere).
+            let free = try model.generate(prompt, options: options, truncateFromLeft: true)
+            XCTAssertEqual(free.count, min(options.maxNewTokens, room - kept.count + 1), what)
+            for _ in 0..<g.nextInt(below: 3) {
+                options.stopTokens.insert(!free.isEmpty && g.nextInt(below: 3) > 0 ? free[g.nextInt(below: free.count)]
+                                          : Int32(g.nextInt(below: config.vocabSize)))
+            }
+            let session = try GenerationSession(model: model, prompt: prompt, options: options, overflow: .keepNewest)
+            XCTAssertEqual(session.prompt, kept, what)
+            var tokens: [Int32] = [], ended: [Bool] = []
+            while let token = session.next() {
+                tokens.append(token)
+                ended.append(session.finishReason != nil)
+            }
+            XCTAssertEqual(ended, tokens.indices.map { $0 == tokens.count - 1 }, "the reason comes with the last token: \(what)")
+            XCTAssertNil(session.next(), "an ended session stays ended")
+            XCTAssertEqual(tokens, session.generated, what)
+            XCTAssertTrue(model.isTraining, "the model's mode is left as it was")
+            let firstStop = free.firstIndex { options.stopTokens.contains($0) }
+            XCTAssertEqual(tokens, Array(free.prefix(firstStop.map { $0 + 1 } ?? free.count)), what)
+            XCTAssertEqual(try model.generate(prompt, options: options, truncateFromLeft: true), tokens, what)
+            let reason = try XCTUnwrap(session.finishReason, what)
+            reasons[reason, default: 0] += 1
+            switch reason {
+            case .stopToken:
+                XCTAssertEqual(firstStop, tokens.count - 1, what)
+            case .maxTokens:
+                XCTAssertNil(firstStop, what)
+                XCTAssertEqual(tokens.count, options.maxNewTokens, what)
+            case .contextFull:
+                XCTAssertNil(firstStop, what)
+                XCTAssertLessThan(tokens.count, options.maxNewTokens, what)
+                XCTAssertEqual(kept.count + tokens.count, room + 1, "the last token is made but never run: \(what)")
+            }
+        }
+        XCTAssertEqual(Set(reasons.keys), [.stopToken, .maxTokens, .contextFull], "\(reasons)")
+    }
 }
 
 /// Sentence embeddings from a saved model directory.
@@ -81,7 +144,7 @@ final class SentenceEncodingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let lm = AlbertForMaskedLM(config, seed: 4)
         try lm.save(to: dir)
-        try tokenizer.save(to: dir.appendingPathComponent("tokenizer.json"))
+        try tokenizer.saveFiles(to: dir)
 
         let encoder = try SentenceAlbert.load(from: dir)
         XCTAssertNotNil(encoder.tokenizer)
@@ -104,6 +167,7 @@ final class FillMaskTests: XCTestCase {
         let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         let tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 60, minFrequency: 1, specialTokens: specials))
             .train(texts: texts)
+        try tokenizer.declareSpecialTokens([.mask: "[MASK]"])
         var config = tinyConfig()
         config.vocabSize = tokenizer.vocabSize
         let model = AlbertForMaskedLM(config, seed: 1)

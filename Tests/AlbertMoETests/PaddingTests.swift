@@ -114,6 +114,7 @@ final class PaddingTests: XCTestCase {
         copy.padding = PaddingParams(fixedLength: length, padId: try XCTUnwrap(copy.tokenToId(padToken)), padToken: padToken)
         copy.truncation = TruncationParams(maxLength: length)
         let declared = try Tokenizer(jsonString: copy.toJSONString())      // as a file declares them
+        declared.specialTokens = tokenizer.specialTokens
         XCTAssertEqual(try declared.encode("w1").ids.count, length, "the declared padding must be in force")
         return declared
     }

@@ -34,6 +34,7 @@ enum DataTestSupport {
     /// A word-level tokenizer over "w0" ... "w199" (ids 5 ... 204), split on whitespace.
     /// With `template`: specials [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4 and the template [CLS] $A [SEP].
     /// Without: specials <pad> 0, </s> 1, <unk> 2, 3 and 4 unused, and no post-processor (no special tokens added).
+    /// The roles are declared as a tokenizer_config.json would: pad and mask, or pad and eos.
     static func wordTokenizer(template: Bool = true) throws -> Tokenizer {
         let specials = template ? ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] : ["<pad>", "</s>", "<unk>", "<x3>", "<x4>"]
         var vocab = specials.enumerated().map { "\"\($0.element)\": \($0.offset)" }
@@ -52,7 +53,9 @@ enum DataTestSupport {
              "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": \(post), "decoder": null,
              "model": {"type": "WordLevel", "unk_token": "\(template ? "[UNK]" : "<unk>")", "vocab": {\(vocab.joined(separator: ", "))}}}
             """
-        return try Tokenizer(jsonString: json)
+        let tokenizer = try Tokenizer(jsonString: json)
+        try tokenizer.declareSpecialTokens(template ? [.pad: "[PAD]", .mask: "[MASK]"] : [.pad: "<pad>", .eos: "</s>"])
+        return tokenizer
     }
 }
 

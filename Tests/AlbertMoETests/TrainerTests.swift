@@ -21,6 +21,7 @@ final class TrainerTests: XCTestCase {
         tokenizer = try WordPieceTrainer(options: TrainerOptions(vocabSize: 40, minFrequency: 1,
                                                                  specialTokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
             .train(texts: lines)
+        try tokenizer.declareSpecialTokens([.pad: "[PAD]", .mask: "[MASK]"])
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
@@ -34,7 +35,7 @@ final class TrainerTests: XCTestCase {
         config.vocabSize = tokenizer.vocabSize
         let model: AlbertLMModel = masked ? AlbertForMaskedLM(config, seed: 3) : AlbertForCausalLM(config, seed: 3)
         let collator: Collator = masked ? try MaskedLMCollator(tokenizer: tokenizer)
-                                        : CausalLMCollator(padID: SpecialTokenIDs.padID(for: tokenizer))
+                                        : CausalLMCollator(padID: try paddingID(of: tokenizer))
         let split = SplitRule(percentage: 20, seed: 5)
         func loader(_ side: SplitSide) throws -> BatchLoader {
             try BatchLoader(corpus: corpus, tokenizer: tokenizer, collator: collator,

@@ -205,7 +205,7 @@ struct Sequencer {
         self.configuration = configuration
         encoder = try Sequencer.privateCopy(of: tokenizer)
         let addsSpecialTokens = try encoder.encode("", addSpecialTokens: true).specialTokensMask.contains(1)
-        separator = configuration.packing && !addsSpecialTokens ? SpecialTokenIDs.eosID(for: encoder) : nil
+        separator = configuration.packing && !addsSpecialTokens ? tokenizer.specialTokens.eos.map { Int32($0.id) } : nil
     }
 
     /// A copy of `tokenizer` that no one else touches (safe to use from the loader's threads). A SentencePiece

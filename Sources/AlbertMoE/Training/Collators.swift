@@ -53,6 +53,16 @@ func padRight(_ sequences: [[Int32]], padID: Int32) -> (ids: [Int32], mask: [Int
     return (ids, mask, length)
 }
 
+/// The id that pads a tokenizer's sequences: its pad token, else its end-of-text token (as the Python scripts set
+/// `tokenizer.pad_token = tokenizer.eos_token`). Throws when it has neither.
+public func paddingID(of tokenizer: Tokenizer) throws -> Int32 {
+    guard let token = tokenizer.specialTokens.pad ?? tokenizer.specialTokens.eos else {
+        throw AlbertMoEError.invalidValue(field: "pad_token", reason: "the tokenizer has no pad token and no end-of-text "
+                                          + "token to pad with (\(tokenizer.specialTokens.missing(.pad)))")
+    }
+    return Int32(token.id)
+}
+
 /// Causal language modelling (`DataCollatorForLanguageModeling(mlm=False)`): labels are the input ids,
 /// not shifted (the model shifts them), with -100 on padding positions.
 ///
@@ -99,15 +109,17 @@ public struct MaskedLMCollator: Collator {
         self.probability = probability
     }
 
-    /// The collator for a tokenizer: its mask token, its special tokens (and the pad token) as `specialIDs`, its
-    /// whole vocabulary (added tokens included) for random replacements. Throws when it has no mask token.
+    /// The collator for a tokenizer: its mask token, its `paddingID(of:)`, its special tokens (`specialTokenIDs`)
+    /// as `specialIDs`, its whole vocabulary (added tokens included) for random replacements. Throws when it has no
+    /// mask token.
     public init(tokenizer: Tokenizer, probability: Double = 0.15) throws {
-        guard let mask = SpecialTokenIDs.maskID(for: tokenizer) else {
-            throw DatasetError("the tokenizer has no mask token ([MASK] or <mask>): masked language modelling needs one")
+        guard let mask = tokenizer.specialTokens.mask else {
+            throw AlbertMoEError.invalidValue(field: "mask_token", reason: "the tokenizer has no mask token ("
+                                              + tokenizer.specialTokens.missing(.mask) + "): masked language modelling needs one")
         }
-        let pad = SpecialTokenIDs.padID(for: tokenizer)
-        self.init(padID: pad, maskID: mask, vocabSize: tokenizer.vocabSize,
-                  specialIDs: SpecialTokenIDs.specialIDs(for: tokenizer).union([pad, mask]), probability: probability)
+        let pad = try paddingID(of: tokenizer)
+        self.init(padID: pad, maskID: Int32(mask.id), vocabSize: tokenizer.vocabSize,
+                  specialIDs: Set(tokenizer.specialTokenIDs.map(Int32.init)).union([pad]), probability: probability)
     }
 
     public func collate(_ sequences: [[Int32]], generator: inout SeededGenerator) -> Batch {
@@ -131,42 +143,5 @@ public struct MaskedLMCollator: Collator {
     /// A uniform Double in [0, 1) with 53 random bits.
     private func uniform(_ generator: inout SeededGenerator) -> Double {
         Double(generator.next() >> 11) * 0x1p-53
-    }
-}
-
-/// Finds a tokenizer's special tokens by their usual names, as the Hugging Face tokenizers name them.
-public enum SpecialTokenIDs {
-    /// The pad token: [PAD] or <pad>; else the eos token (like `tokenizer.pad_token = tokenizer.eos_token`);
-    /// else [SEP]; else 0.
-    public static func padID(for tokenizer: Tokenizer) -> Int32 {
-        if let pad = firstID(of: ["[PAD]", "<pad>"], in: tokenizer) { return pad }
-        return eosID(for: tokenizer) ?? firstID(of: ["[SEP]"], in: tokenizer) ?? 0
-    }
-
-    /// The end-of-text token: </s>, <|endoftext|>, <eos>, <|eos|> or <|end_of_text|>, if the tokenizer has one.
-    public static func eosID(for tokenizer: Tokenizer) -> Int32? {
-        firstID(of: ["</s>", "<|endoftext|>", "<eos>", "<|eos|>", "<|end_of_text|>"], in: tokenizer)
-    }
-
-    /// The mask token: the special added token `AlbertForMaskedLM.maskToken(of:)` finds, else a vocabulary
-    /// entry [MASK] or <mask> (SentencePiece models have no added tokens).
-    public static func maskID(for tokenizer: Tokenizer) -> Int32? {
-        if let token = AlbertForMaskedLM.maskToken(of: tokenizer) { return Int32(token.id) }
-        return firstID(of: ["[MASK]", "<mask>"], in: tokenizer)
-    }
-
-    /// The ids never masked (HF's `all_special_ids`): the special added tokens, plus whichever of the usual
-    /// special names ([CLS], [SEP], [PAD], [UNK], [MASK], <s>, </s>, <pad>, <unk>, <mask>, <|endoftext|>) the
-    /// vocabulary holds.
-    public static func specialIDs(for tokenizer: Tokenizer) -> Set<Int32> {
-        var ids = Set(tokenizer.addedTokens.filter(\.special).map { Int32($0.id) })
-        let usual = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>", "<|endoftext|>"]
-        for name in usual { if let id = tokenizer.tokenToId(name) { ids.insert(Int32(id)) } }
-        return ids
-    }
-
-    private static func firstID(of names: [String], in tokenizer: Tokenizer) -> Int32? {
-        for name in names { if let id = tokenizer.tokenToId(name) { return Int32(id) } }
-        return nil
     }
 }

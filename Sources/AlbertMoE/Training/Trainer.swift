@@ -478,8 +478,7 @@ public final class Trainer {
     }
 
     private func writeTokenizer(to directory: URL) throws {
-        let json = try tokenizer.toJSONString()
-        try Data(json.utf8).write(to: directory.appendingPathComponent(Self.tokenizerFile), options: .atomic)
+        try tokenizer.saveFiles(to: directory)
     }
 
     /// The trained model and its tokenizer in the output directory, loadable by the inference commands.
