@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The tokens that play a part for a model (beginning and end of text, unknown, separator, padding, classifier,
 /// mask), as the tokenizer's own files name them: tokenizer.json's declarations (the model's unknown token, a
