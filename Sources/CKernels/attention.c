@@ -104,7 +104,7 @@ static float *acquire_slot(attn_ctx *c, int *slot) {
         }
     // More concurrent tasks than slots (should not happen): a private buffer, once per task.
     *slot = -1;
-    return (float *)malloc(c->slot_floats * sizeof(float));
+    return (float *)ak_alloc("attention", c->slot_floats * sizeof(float));
 }
 
 static void release_slot(attn_ctx *c, int slot, float *buf) {
@@ -379,7 +379,6 @@ static void fwd_task(void *vctx, long task) {
     }
     int slot;
     float *buf = acquire_slot(c, &slot);
-    if (!buf) return;
     float *S = buf, *maddb = buf + (size_t)c->bq * Tk, *rowscale = maddb + Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     attn_block blk[AK_ATTN_MAX_BLOCKS];
@@ -445,7 +444,6 @@ static void bwd_task(void *vctx, long bh) {
     memset(dv, 0, (size_t)(Tk * hd) * sizeof(float));
     int slot;
     float *buf = acquire_slot(c, &slot);
-    if (!buf) return;
     float *S = buf, *dP = buf + (size_t)c->bq * Tk, *maddb = dP + (size_t)c->bq * Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     for (long i0 = 0; i0 < Tq; i0 += c->bq) {
@@ -496,7 +494,7 @@ static void bwd_task(void *vctx, long bh) {
 // ---------------------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------------------
-static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
+static void setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
                  float scale, float dropout_p, uint64_t seed, int backward, long ntasks_hint) {
     c->nH = nH;
     c->Tq = Tq;
@@ -523,15 +521,9 @@ static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const 
     long ns = nt < ntasks_hint ? nt : ntasks_hint;
     if (ns < 1) ns = 1;
     c->nslots = (int)ns;
-    c->scratch = (float *)malloc(c->slot_floats * (size_t)ns * sizeof(float));
-    c->busy = (atomic_int *)malloc((size_t)ns * sizeof(atomic_int));
-    if (!c->scratch || !c->busy) {
-        free(c->scratch);
-        free(c->busy);
-        return 0;
-    }
+    c->scratch = (float *)ak_alloc("attention", c->slot_floats * (size_t)ns * sizeof(float));
+    c->busy = (atomic_int *)ak_alloc("attention", (size_t)ns * sizeof(atomic_int));
     for (long s = 0; s < ns; s++) atomic_init(&c->busy[s], 0);
-    return 1;
 }
 
 void ak_attention_forward(const float *q, const float *k, const float *v, float *o, float *lse,
@@ -548,7 +540,7 @@ void ak_attention_forward(const float *q, const float *k, const float *v, float 
     memset(&c, 0, sizeof c);
     long bq = tile_rows(Tq, Tk);
     long ntasks = BH * ((Tq + bq - 1) / bq);
-    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks)) return;
+    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks);
     c.q = q;
     c.k = k;
     c.v = v;
@@ -575,7 +567,7 @@ void ak_attention_backward(const float *q, const float *k, const float *v, const
     }
     attn_ctx c;
     memset(&c, 0, sizeof c);
-    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 1, BH)) return;
+    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 1, BH);
     c.q = q;
     c.k = k;
     c.v = v;

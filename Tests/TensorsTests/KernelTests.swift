@@ -561,6 +561,31 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testAllocationFailureStopsWithAMessage() {
+        // The kernels' one policy: memory that cannot be had stops the process with a message naming the caller
+        // and the byte count (in a child process here), rather than leaving an output unwritten.
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let bytes = 1 << 62
+        let pid = fork()
+        if pid == 0 {
+            var none = rlimit(rlim_cur: 0, rlim_max: 0)
+            setrlimit(Int32(RLIMIT_CORE.rawValue), &none)
+            dup2(fds[1], 2)
+            _ = ak_alloc("attention", bytes)
+            _exit(0)
+        }
+        close(fds[1])
+        var message = [UInt8](), chunk = [UInt8](repeating: 0, count: 256)
+        while case let n = read(fds[0], &chunk, chunk.count), n > 0 { message += chunk[..<n] }
+        close(fds[0])
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        XCTAssertEqual(status & 0x7f, SIGABRT, "the process stops (status \(status))")
+        let text = String(decoding: message, as: UTF8.self)   // the message, then the runtime's backtrace if any
+        XCTAssertTrue(text.hasPrefix("attention: could not allocate \(bytes) bytes\n"), text)
+    }
+
     func testAttentionThreadsAgree() {
         // Tasks run on the pool each with their own scratch slot: the result must not depend on the thread count.
         var rng = Rng(11)

@@ -163,6 +163,10 @@ void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed);
 // ---------------------------------------------------------------------------------------------------------
 /// Tunes the C heap so that freed tensor memory is reused rather than returned to the system (glibc only).
 void ak_keep_freed_memory(void);
+/// `bytes` of 64-byte aligned memory, to be given back with free(). Every allocation of the package goes through
+/// it: when the memory cannot be had, the process stops with a message naming `what` (the kernel or the caller)
+/// and the byte count, so no kernel ever returns with its output unwritten.
+void *ak_alloc(const char *what, size_t bytes);
 
 // ---------------------------------------------------------------------------------------------------------
 // Attention tuning (tests and benchmarks)
