@@ -40,10 +40,10 @@ extension Tensor {
         let y = Tensor(uninitializedShape: shape)
         let rstd = Tensor(uninitializedShape: [rows])
         ak_rmsnorm_forward(pointer, weight.pointer, y.pointer, rstd.pointer, rows, n, eps)
-        let (xd, wd) = (detach(), weight.detach())
+        let (xd, wd, needsW) = (detach(), weight.detach(), weight.requiresGrad)
         return y.record("rms_norm", [self, weight]) { g in
             let dx = Tensor(uninitializedShape: xd.shape)
-            let dw = weight.requiresGrad ? Tensor.zeros([n]) : nil
+            let dw = needsW ? Tensor.zeros([n]) : nil
             ak_rmsnorm_backward(xd.pointer, wd.pointer, rstd.pointer, g.pointer, dx.pointer, dw?.pointer, rows, n)
             return [dx, dw]
         }
