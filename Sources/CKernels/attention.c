@@ -85,7 +85,7 @@ int ak_attention_dropout_keep(uint64_t seed, long bh, long i, long j, float drop
 typedef struct {
     const float *q, *k, *v, *o, *lse_in, *dout, *key_mask;
     float *o_out, *lse_out, *dq, *dk, *dv;
-    long nH, Tq, Tk, hd, bq, ntiles;
+    long nH, Tq, Tk, hd, bq, ntiles, kv_stride;
     int causal, avx, has_dropout;
     float scale, dscale;  // dscale = 1 / (1 - p)
     uint32_t thr;
@@ -369,7 +369,7 @@ static void fwd_task(void *vctx, long task) {
     long bh = task / c->ntiles, tile = task % c->ntiles;
     long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
     long i0 = tile * c->bq, m = Tq - i0 < c->bq ? Tq - i0 : c->bq;
-    const float *q = c->q + (bh * Tq + i0) * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    const float *q = c->q + (bh * Tq + i0) * hd, *k = c->k + bh * c->kv_stride, *v = c->v + bh * c->kv_stride;
     float *o = c->o_out + (bh * Tq + i0) * hd, *lse = c->lse_out + bh * Tq + i0;
     long nk = visible_keys(c, i0 + m - 1);
     if (nk <= 0) {  // every row of the tile is fully masked
@@ -437,7 +437,7 @@ static void fwd_task(void *vctx, long task) {
 static void bwd_task(void *vctx, long bh) {
     attn_ctx *c = (attn_ctx *)vctx;
     long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
-    const float *q = c->q + bh * Tq * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    const float *q = c->q + bh * Tq * hd, *k = c->k + bh * c->kv_stride, *v = c->v + bh * c->kv_stride;
     const float *o = c->o + bh * Tq * hd, *dout = c->dout + bh * Tq * hd, *lse = c->lse_in + bh * Tq;
     float *dq = c->dq + bh * Tq * hd, *dk = c->dk + bh * Tk * hd, *dv = c->dv + bh * Tk * hd;
     memset(dk, 0, (size_t)(Tk * hd) * sizeof(float));
@@ -500,6 +500,7 @@ static void setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const
     c->Tq = Tq;
     c->Tk = Tk;
     c->hd = hd;
+    c->kv_stride = Tk * hd;
     c->key_mask = key_mask;
     c->causal = causal;
     c->scale = scale;
@@ -526,7 +527,7 @@ static void setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const
     for (long s = 0; s < ns; s++) atomic_init(&c->busy[s], 0);
 }
 
-void ak_attention_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+void ak_attention_forward(const float *q, const float *k, const float *v, long kv_stride, float *o, float *lse,
                           long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
                           float scale, float dropout_p, uint64_t seed) {
     long BH = B * nH;
@@ -541,6 +542,7 @@ void ak_attention_forward(const float *q, const float *k, const float *v, float 
     long bq = tile_rows(Tq, Tk);
     long ntasks = BH * ((Tq + bq - 1) / bq);
     setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks);
+    c.kv_stride = kv_stride;
     c.q = q;
     c.k = k;
     c.v = v;

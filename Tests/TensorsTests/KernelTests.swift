@@ -419,10 +419,11 @@ final class KernelTests: XCTestCase {
         return (q, k, v, mask)
     }
 
-    private func runForward(_ s: AttnShape, _ q: [Float], _ k: [Float], _ v: [Float], _ mask: [Float]?)
-        -> (o: [Float], lse: [Float]) {
+    /// k and v hold head bh's keys and values from bh * kvStride (contiguous by default).
+    private func runForward(_ s: AttnShape, _ q: [Float], _ k: [Float], _ v: [Float], _ mask: [Float]?,
+                            kvStride: Int? = nil) -> (o: [Float], lse: [Float]) {
         var o = [Float](repeating: .nan, count: s.BH * s.Tq * s.hd), lse = [Float](repeating: .nan, count: s.BH * s.Tq)
-        ak_attention_forward(q, k, v, &o, &lse, s.B, s.nH, s.Tq, s.Tk, s.hd, mask, s.causal ? 1 : 0, s.scale,
+        ak_attention_forward(q, k, v, kvStride ?? s.Tk * s.hd, &o, &lse, s.B, s.nH, s.Tq, s.Tk, s.hd, mask, s.causal ? 1 : 0, s.scale,
                              s.dropout, s.seed)
         return (o, lse)
     }
@@ -558,6 +559,29 @@ final class KernelTests: XCTestCase {
         onBothPathsAndTiles { path in
             let s = AttnShape(B: 1, nH: 2, Tq: 6, Tk: 9, hd: 8, masked: true, causal: true, dropout: 0.3, seed: 1234)
             checkAttentionFiniteDifferences(s, "\(path) dropout", &rng)
+        }
+    }
+
+    func testAttentionStridedKeysAndValuesMatchContiguous() {
+        // Each head's keys and values as the first Tk rows of a larger block (as in a key/value cache), the rows
+        // after them NaN: the output is the contiguous one, bit for bit, and no unused row is read.
+        var rng = Rng(12)
+        let dropped = AttnShape(B: 2, nH: 3, Tq: 9, Tk: 40, hd: 16, masked: true, causal: true, dropout: 0.2, seed: 3)
+        for s in attentionShapes + [dropped] {
+            let (q, k, v, mask) = makeInputs(s, &rng)
+            let rows = s.Tk * s.hd, stride = (s.Tk + 1 + Int(rng.next() % 9)) * s.hd
+            func spread(_ x: [Float]) -> [Float] {
+                var out = [Float](repeating: .nan, count: s.BH * stride)
+                for bh in 0..<s.BH { out.replaceSubrange(bh * stride ..< bh * stride + rows, with: x[bh * rows ..< (bh + 1) * rows]) }
+                return out
+            }
+            let (ks, vs) = (spread(k), spread(v))
+            onBothPathsAndTiles { path in
+                let tag = "\(path) Tq=\(s.Tq) Tk=\(s.Tk) hd=\(s.hd) mask=\(s.masked) causal=\(s.causal) stride=\(stride)"
+                let contiguous = runForward(s, q, k, v, mask), strided = runForward(s, q, ks, vs, mask, kvStride: stride)
+                XCTAssertEqual(strided.o, contiguous.o, "\(tag) o")
+                XCTAssertEqual(strided.lse, contiguous.lse, "\(tag) lse")
+            }
         }
     }
 
