@@ -85,7 +85,7 @@ int ak_attention_dropout_keep(uint64_t seed, long bh, long i, long j, float drop
 typedef struct {
     const float *q, *k, *v, *o, *lse_in, *dout, *key_mask;
     float *o_out, *lse_out, *dq, *dk, *dv;
-    long nH, Tq, Tk, hd, bq, ntiles;
+    long nH, Tq, Tk, hd, bq, ntiles, kv_stride;
     int causal, avx, has_dropout;
     float scale, dscale;  // dscale = 1 / (1 - p)
     uint32_t thr;
@@ -104,7 +104,7 @@ static float *acquire_slot(attn_ctx *c, int *slot) {
         }
     // More concurrent tasks than slots (should not happen): a private buffer, once per task.
     *slot = -1;
-    return (float *)malloc(c->slot_floats * sizeof(float));
+    return (float *)ak_alloc("attention", c->slot_floats * sizeof(float));
 }
 
 static void release_slot(attn_ctx *c, int slot, float *buf) {
@@ -369,7 +369,7 @@ static void fwd_task(void *vctx, long task) {
     long bh = task / c->ntiles, tile = task % c->ntiles;
     long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
     long i0 = tile * c->bq, m = Tq - i0 < c->bq ? Tq - i0 : c->bq;
-    const float *q = c->q + (bh * Tq + i0) * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    const float *q = c->q + (bh * Tq + i0) * hd, *k = c->k + bh * c->kv_stride, *v = c->v + bh * c->kv_stride;
     float *o = c->o_out + (bh * Tq + i0) * hd, *lse = c->lse_out + bh * Tq + i0;
     long nk = visible_keys(c, i0 + m - 1);
     if (nk <= 0) {  // every row of the tile is fully masked
@@ -379,7 +379,6 @@ static void fwd_task(void *vctx, long task) {
     }
     int slot;
     float *buf = acquire_slot(c, &slot);
-    if (!buf) return;
     float *S = buf, *maddb = buf + (size_t)c->bq * Tk, *rowscale = maddb + Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     attn_block blk[AK_ATTN_MAX_BLOCKS];
@@ -438,14 +437,13 @@ static void fwd_task(void *vctx, long task) {
 static void bwd_task(void *vctx, long bh) {
     attn_ctx *c = (attn_ctx *)vctx;
     long hd = c->hd, Tq = c->Tq, Tk = c->Tk;
-    const float *q = c->q + bh * Tq * hd, *k = c->k + bh * Tk * hd, *v = c->v + bh * Tk * hd;
+    const float *q = c->q + bh * Tq * hd, *k = c->k + bh * c->kv_stride, *v = c->v + bh * c->kv_stride;
     const float *o = c->o + bh * Tq * hd, *dout = c->dout + bh * Tq * hd, *lse = c->lse_in + bh * Tq;
     float *dq = c->dq + bh * Tq * hd, *dk = c->dk + bh * Tk * hd, *dv = c->dv + bh * Tk * hd;
     memset(dk, 0, (size_t)(Tk * hd) * sizeof(float));
     memset(dv, 0, (size_t)(Tk * hd) * sizeof(float));
     int slot;
     float *buf = acquire_slot(c, &slot);
-    if (!buf) return;
     float *S = buf, *dP = buf + (size_t)c->bq * Tk, *maddb = dP + (size_t)c->bq * Tk;
     const float *madd = make_madd(c, bh / c->nH, maddb);
     for (long i0 = 0; i0 < Tq; i0 += c->bq) {
@@ -496,12 +494,13 @@ static void bwd_task(void *vctx, long bh) {
 // ---------------------------------------------------------------------------------------------------------
 // Entry points
 // ---------------------------------------------------------------------------------------------------------
-static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
+static void setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
                  float scale, float dropout_p, uint64_t seed, int backward, long ntasks_hint) {
     c->nH = nH;
     c->Tq = Tq;
     c->Tk = Tk;
     c->hd = hd;
+    c->kv_stride = Tk * hd;
     c->key_mask = key_mask;
     c->causal = causal;
     c->scale = scale;
@@ -523,18 +522,12 @@ static int setup(attn_ctx *c, long B, long nH, long Tq, long Tk, long hd, const 
     long ns = nt < ntasks_hint ? nt : ntasks_hint;
     if (ns < 1) ns = 1;
     c->nslots = (int)ns;
-    c->scratch = (float *)malloc(c->slot_floats * (size_t)ns * sizeof(float));
-    c->busy = (atomic_int *)malloc((size_t)ns * sizeof(atomic_int));
-    if (!c->scratch || !c->busy) {
-        free(c->scratch);
-        free(c->busy);
-        return 0;
-    }
+    c->scratch = (float *)ak_alloc("attention", c->slot_floats * (size_t)ns * sizeof(float));
+    c->busy = (atomic_int *)ak_alloc("attention", (size_t)ns * sizeof(atomic_int));
     for (long s = 0; s < ns; s++) atomic_init(&c->busy[s], 0);
-    return 1;
 }
 
-void ak_attention_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+void ak_attention_forward(const float *q, const float *k, const float *v, long kv_stride, float *o, float *lse,
                           long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
                           float scale, float dropout_p, uint64_t seed) {
     long BH = B * nH;
@@ -548,7 +541,8 @@ void ak_attention_forward(const float *q, const float *k, const float *v, float 
     memset(&c, 0, sizeof c);
     long bq = tile_rows(Tq, Tk);
     long ntasks = BH * ((Tq + bq - 1) / bq);
-    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks)) return;
+    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks);
+    c.kv_stride = kv_stride;
     c.q = q;
     c.k = k;
     c.v = v;
@@ -575,7 +569,7 @@ void ak_attention_backward(const float *q, const float *k, const float *v, const
     }
     attn_ctx c;
     memset(&c, 0, sizeof c);
-    if (!setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 1, BH)) return;
+    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 1, BH);
     c.q = q;
     c.k = k;
     c.v = v;

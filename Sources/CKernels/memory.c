@@ -1,5 +1,7 @@
-// Heap settings for tensor memory.
+// Heap settings for tensor memory, and the one allocator of the package.
 #include "ckernels.h"
+#include <stdio.h>
+#include <stdlib.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -12,4 +14,13 @@ void ak_keep_freed_memory(void) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
+}
+
+void *ak_alloc(const char *what, size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes > 0 ? bytes : 1) != 0 || !p) {
+        fprintf(stderr, "%s: could not allocate %zu bytes\n", what, bytes);
+        abort();
+    }
+    return p;
 }

@@ -70,13 +70,8 @@ void ak_rope(const float *x, float *y, long B, long T, long nH, long hd, float b
     long h2 = hd / 2;
     // Tables, as the PyTorch reference computes them in float32: inv_i = 1 / base^((2i)/hd),
     // angle = (float)p * inv_i; cos and sin are taken in double of the float angle and rounded.
-    float *inv = (float *)malloc((size_t)h2 * sizeof(float));
-    float *tab = (float *)malloc((size_t)T * (size_t)hd * 2 * sizeof(float));  // per t: [hd] cos, [hd] sin
-    if (!inv || !tab) {
-        free(inv);
-        free(tab);
-        return;
-    }
+    float *inv = (float *)ak_alloc("rope", (size_t)h2 * sizeof(float));
+    float *tab = (float *)ak_alloc("rope", (size_t)T * (size_t)hd * 2 * sizeof(float));  // per t: [hd] cos, [hd] sin
     for (long i = 0; i < h2; i++) {
         float e = (float)(2 * i) / (float)hd;
         inv[i] = 1.0f / powf(base, e);

@@ -300,12 +300,8 @@ double ak_cross_entropy_forward(const float *logits, const int32_t *targets, lon
             return NAN;
         }
     }
-    float *own = lse ? NULL : (float *)malloc((size_t)(rows > 0 ? rows : 1) * sizeof(float));
+    float *own = lse ? NULL : (float *)ak_alloc("cross entropy", (size_t)rows * sizeof(float));
     float *l = lse ? lse : own;
-    if (!l) {
-        if (count) *count = 0;
-        return NAN;
-    }
     rows_job_t j = {logits, NULL, NULL, l, NULL, n};
     ak_parallel_ranges(rows, ak_rows_grain(n), lse_range, &j);
     double total = 0;

@@ -73,13 +73,8 @@ static _Thread_local float *tl_abuf = NULL;
 static _Thread_local float *tl_bbuf = NULL;
 static _Thread_local size_t tl_bcap = 0;
 
-static float *ak_alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    return (float *)aligned_alloc(64, bytes);
-}
-
 static float *ak_abuf(void) {
-    if (!tl_abuf) tl_abuf = ak_alloc_floats((size_t)AK_MC * AK_KC + 64);
+    if (!tl_abuf) tl_abuf = (float *)ak_alloc("sgemm", ((size_t)AK_MC * AK_KC + 64) * sizeof(float));
     return tl_abuf;
 }
 
@@ -87,8 +82,8 @@ static float *ak_bbuf(size_t n) {
     if (tl_bcap < n) {
         free(tl_bbuf);
         size_t cap = n < (size_t)AK_KC * AK_NC ? (size_t)AK_KC * AK_NC : n;
-        tl_bbuf = ak_alloc_floats(cap + 64);
-        tl_bcap = tl_bbuf ? cap : 0;
+        tl_bbuf = (float *)ak_alloc("sgemm", (cap + 64) * sizeof(float));
+        tl_bcap = cap;
     }
     return tl_bbuf;
 }
@@ -495,10 +490,6 @@ static void ak_sgemm_impl(int transA, int transB, long M, long N, long K, float 
     long ncmax = N < AK_NC ? N : AK_NC;
     long kcmax = K < AK_KC ? K : AK_KC;
     float *bpack = ak_bbuf((size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
-    if (!bpack || !ak_abuf()) {  // out of memory: fall back to the unblocked loop rather than crash
-        ak_sgemm_reference(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
     g.bpack = bpack;
     for (long jc = 0; jc < N; jc += AK_NC) {
         g.jc = jc;

@@ -48,7 +48,7 @@ int ak_cpu_has_avx512(void) {
 static _Thread_local float *a_buf = NULL, *b_buf = NULL;
 
 static float *buffer(float **slot, size_t floats) {
-    if (!*slot) *slot = aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64);
+    if (!*slot) *slot = ak_alloc("sgemm", floats * sizeof(float));
     return *slot;
 }
 
@@ -276,7 +276,6 @@ int ak_sgemm_avx512(int transA, int transB, long M, long N, long K, float alpha,
                     const float *B, long ldb, float beta, float *C, long ldc, int threads) {
     if (M <= 0 || N <= 0 || K <= 0 || !ak_cpu_has_avx512()) return 0;
     float *pa = buffer(&a_buf, (size_t)MC * KC), *pb = buffer(&b_buf, (size_t)B_BLOCK);
-    if (!pa || !pb) return 0;
     long t = threads < 1 ? 1 : threads;
     // Split the rows across threads when there are enough of them (one synchronisation per B block);
     // otherwise split the columns of each A block.

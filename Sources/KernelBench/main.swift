@@ -140,7 +140,7 @@ if only == nil || only == "attention" {
     for causal in [Int32(0), Int32(1)] {
         let fwdFlops = 4.0 * Double(B * H) * Double(T) * Double(T) * Double(hd) * (causal != 0 ? 0.5 : 1.0)
         let fwd = {
-            ak_attention_forward(q.p, k.p, v.p, o.p, lse.p, B, H, T, T, hd, nil, causal, scale, 0, 0)
+            ak_attention_forward(q.p, k.p, v.p, T * hd, o.p, lse.p, B, H, T, T, hd, nil, causal, scale, 0, 0)
         }
         let tf = timeMedian(fwd)
         let tag = causal != 0 ? "causal" : "non-causal"

@@ -52,11 +52,7 @@ final class BlockCache: Sendable {
             }
             if let block { return UnsafeMutableRawPointer(bitPattern: block)! }
         }
-        var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("Tensor: could not allocate \(bytes) bytes")
-        }
-        return raw
+        return ak_alloc("Tensor", bytes)   // stops the process, naming the byte count, when memory runs out
     }
 
     func release(_ block: UnsafeMutableRawPointer, _ bytes: Int) {

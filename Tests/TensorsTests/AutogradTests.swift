@@ -78,6 +78,57 @@ final class AutogradTests: XCTestCase {
         XCTAssertEqual(x.grad!.scalars, [Float](repeating: 2, count: 16))
     }
 
+    func testBackwardsKeepNoInputTensor() {
+        // A backward keeps values (shapes, flags, detached tensors), never an input tensor itself; one that reads
+        // no input values keeps no input memory either. Checked before backward runs, over random shapes.
+        final class Weak { weak var object: AnyObject?; init(_ o: AnyObject) { object = o } }
+        // (name, whether the backward reads its inputs' values, the op on intermediates a and c [R, C], b [C])
+        let ops: [(String, Bool, (Tensor, Tensor, Tensor) -> Tensor)] = [
+            ("add", false, { a, _, b in a + b }),
+            ("sub", false, { a, _, b in b - a }),
+            ("mul", true, { a, _, b in a * b }),
+            ("div", true, { a, c, _ in a / c }),
+            ("index_add", false, { a, c, _ in
+                a.indexAdd(axis: 0, IntTensor((0..<a.shape[0]).map { Int32(($0 * 7 + 3) % a.shape[0]) }), c) }),
+            ("index_select", false, { a, _, _ in a.indexSelect(axis: 1, IntTensor([0, 2, 2, 1])) }),
+            ("matmul", true, { a, c, _ in matmul(a, c, transposeB: true) }),
+            ("grouped_matmul", true, { a, c, _ in groupedMatmul(a, [c], groupOffsets: [0, a.shape[0]]) }),
+            ("rms_norm", true, { a, _, b in a.rmsNorm(weight: b, eps: 1e-6) }),
+            ("max", true, { a, _, _ in a.max(axis: 1) }),
+            ("topk", false, { a, _, _ in a.topk(2).values }),
+            ("sum", false, { a, _, _ in a.sum(axis: 0) }),
+            ("slice", false, { a, _, _ in a.slice(axis: 1, 1..<3) }),
+            ("permute", false, { a, _, _ in a.transposed() }),
+            ("concat", false, { a, c, _ in concat([a, c], axis: 1) }),
+            ("exp", false, { a, _, _ in a.exp() }),            // keeps its output, not its input
+            ("softmax", false, { a, _, _ in a.softmax() }),
+            ("gelu", true, { a, _, _ in a.gelu() }),
+        ]
+        var g = SeededGenerator(seed: 17)
+        for (name, readsInputs, op) in ops {
+            for trial in 0..<4 {
+                let (rows, cols) = (2 + g.nextInt(below: 30), 3 + g.nextInt(below: 60))
+                let leaves = [randn([rows, cols], seed: g.next()), randn([rows, cols], seed: g.next()), randn([cols], seed: g.next())]
+                leaves.forEach { $0.requiresGrad = true }
+                var inputs: [Weak] = [], storages: [Weak] = []
+                let loss: Tensor
+                do {
+                    let (a, c, b) = (leaves[0] * 1.5, leaves[1] * 0.25 + 2, leaves[2] * 0.5 + 1)
+                    inputs = [a, c, b].map(Weak.init)
+                    storages = [a, c, b].map { Weak($0.storage) }
+                    loss = op(a, c, b).sum()
+                }
+                let tag = "\(name) [\(rows), \(cols)] trial \(trial)"
+                XCTAssertTrue(inputs.allSatisfy { $0.object == nil }, "\(tag): the graph keeps an input tensor")
+                if !readsInputs {
+                    XCTAssertTrue(storages.allSatisfy { $0.object == nil }, "\(tag): the graph keeps input memory it never reads")
+                }
+                loss.backward()
+                XCTAssertNotNil(leaves[0].grad, tag)
+            }
+        }
+    }
+
     func testNoGrowthAcrossSteps() {
         // Many steps of a small model: the number of live graph nodes must not grow.
         let w = randn([8, 8], seed: 1)

@@ -419,10 +419,11 @@ final class KernelTests: XCTestCase {
         return (q, k, v, mask)
     }
 
-    private func runForward(_ s: AttnShape, _ q: [Float], _ k: [Float], _ v: [Float], _ mask: [Float]?)
-        -> (o: [Float], lse: [Float]) {
+    /// k and v hold head bh's keys and values from bh * kvStride (contiguous by default).
+    private func runForward(_ s: AttnShape, _ q: [Float], _ k: [Float], _ v: [Float], _ mask: [Float]?,
+                            kvStride: Int? = nil) -> (o: [Float], lse: [Float]) {
         var o = [Float](repeating: .nan, count: s.BH * s.Tq * s.hd), lse = [Float](repeating: .nan, count: s.BH * s.Tq)
-        ak_attention_forward(q, k, v, &o, &lse, s.B, s.nH, s.Tq, s.Tk, s.hd, mask, s.causal ? 1 : 0, s.scale,
+        ak_attention_forward(q, k, v, kvStride ?? s.Tk * s.hd, &o, &lse, s.B, s.nH, s.Tq, s.Tk, s.hd, mask, s.causal ? 1 : 0, s.scale,
                              s.dropout, s.seed)
         return (o, lse)
     }
@@ -559,6 +560,54 @@ final class KernelTests: XCTestCase {
             let s = AttnShape(B: 1, nH: 2, Tq: 6, Tk: 9, hd: 8, masked: true, causal: true, dropout: 0.3, seed: 1234)
             checkAttentionFiniteDifferences(s, "\(path) dropout", &rng)
         }
+    }
+
+    func testAttentionStridedKeysAndValuesMatchContiguous() {
+        // Each head's keys and values as the first Tk rows of a larger block (as in a key/value cache), the rows
+        // after them NaN: the output is the contiguous one, bit for bit, and no unused row is read.
+        var rng = Rng(12)
+        let dropped = AttnShape(B: 2, nH: 3, Tq: 9, Tk: 40, hd: 16, masked: true, causal: true, dropout: 0.2, seed: 3)
+        for s in attentionShapes + [dropped] {
+            let (q, k, v, mask) = makeInputs(s, &rng)
+            let rows = s.Tk * s.hd, stride = (s.Tk + 1 + Int(rng.next() % 9)) * s.hd
+            func spread(_ x: [Float]) -> [Float] {
+                var out = [Float](repeating: .nan, count: s.BH * stride)
+                for bh in 0..<s.BH { out.replaceSubrange(bh * stride ..< bh * stride + rows, with: x[bh * rows ..< (bh + 1) * rows]) }
+                return out
+            }
+            let (ks, vs) = (spread(k), spread(v))
+            onBothPathsAndTiles { path in
+                let tag = "\(path) Tq=\(s.Tq) Tk=\(s.Tk) hd=\(s.hd) mask=\(s.masked) causal=\(s.causal) stride=\(stride)"
+                let contiguous = runForward(s, q, k, v, mask), strided = runForward(s, q, ks, vs, mask, kvStride: stride)
+                XCTAssertEqual(strided.o, contiguous.o, "\(tag) o")
+                XCTAssertEqual(strided.lse, contiguous.lse, "\(tag) lse")
+            }
+        }
+    }
+
+    func testAllocationFailureStopsWithAMessage() {
+        // The kernels' one policy: memory that cannot be had stops the process with a message naming the caller
+        // and the byte count (in a child process here), rather than leaving an output unwritten.
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let bytes = 1 << 62
+        let pid = fork()
+        if pid == 0 {
+            var none = rlimit(rlim_cur: 0, rlim_max: 0)
+            setrlimit(Int32(RLIMIT_CORE.rawValue), &none)
+            dup2(fds[1], 2)
+            _ = ak_alloc("attention", bytes)
+            _exit(0)
+        }
+        close(fds[1])
+        var message = [UInt8](), chunk = [UInt8](repeating: 0, count: 256)
+        while case let n = read(fds[0], &chunk, chunk.count), n > 0 { message += chunk[..<n] }
+        close(fds[0])
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        XCTAssertEqual(status & 0x7f, SIGABRT, "the process stops (status \(status))")
+        let text = String(decoding: message, as: UTF8.self)   // the message, then the runtime's backtrace if any
+        XCTAssertTrue(text.hasPrefix("attention: could not allocate \(bytes) bytes\n"), text)
     }
 
     func testAttentionThreadsAgree() {

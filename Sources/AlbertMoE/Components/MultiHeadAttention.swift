@@ -28,13 +28,21 @@ public final class MultiHeadAttention: Module {
         set { if let newValue { dropoutSeeds.state = newValue } }
     }
 
-    /// x [B, T, H]; keyMask [B, T] (1 = token, 0 = padding) -> [B, T, H].
-    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil) -> Tensor {
-        let heads = splitHeads(qkvLayer(x), heads: config.numAttentionHeads,
-                               ropeBase: rotary?.base)                             // [3, B, nH, T, hd], RoPE on q, k
-        let p = isTraining ? config.attentionProbsDropoutProb : 0
-        let context = scaledDotProductAttention(packed: heads, keyMask: keyMask, causal: causal, dropout: p,
-                                                seed: p > 0 ? dropoutSeeds.next() : 0)   // [B, nH, T, hd]
-        return outputProj(mergeHeads(context))                                         // [B, T, H]
+    /// x [B, T, H]; keyMask [B, T] (1 = token, 0 = padding) -> [B, T, H]. With a cache, x holds the tokens that
+    /// follow the cached ones: they sit at positions cache.count ..< cache.count + T, see the cached keys too, and
+    /// their keys and values join the cache (inference: no graph, no padding mask).
+    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil, cache: KeyValueBuffer? = nil) -> Tensor {
+        let heads = splitHeads(qkvLayer(x), heads: config.numAttentionHeads, ropeBase: rotary?.base,
+                               positionOffset: cache?.count ?? 0)                 // [3, B, nH, T, hd], RoPE on q, k
+        let context: Tensor                                                        // [B, nH, T, hd]
+        if let cache {
+            precondition(keyMask == nil, "attention: a key/value cache takes no padding mask")
+            context = cache.attend(heads, causal: causal)
+        } else {
+            let p = isTraining ? config.attentionProbsDropoutProb : 0
+            context = scaledDotProductAttention(packed: heads, keyMask: keyMask, causal: causal, dropout: p,
+                                                seed: p > 0 ? dropoutSeeds.next() : 0)
+        }
+        return outputProj(mergeHeads(context))                                     // [B, T, H]
     }
 }

@@ -56,18 +56,26 @@ public final class ALBERT: Module {
         }
     }
 
-    /// ids [B, T]; attentionMask [B, T] (1 = token, 0 = padding).
-    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil) -> EncoderOutput {
+    /// ids [B, T]; attentionMask [B, T] (1 = token, 0 = padding). With a cache, ids follow the cached tokens,
+    /// which they see (incremental decoding: call inside `withNoGrad` on a model in eval mode, without a mask).
+    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
+                               cache: KVCache? = nil) -> EncoderOutput {
         do { try checkInputs(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs) } catch {
             preconditionFailure("ALBERT: \(error)")
         }
-        let keyMask = attentionMask?.toFloat()                            // [B, T]
-        var x = embeddings(ids, tokenTypeIDs: tokenTypeIDs)               // [B, T, H]
+        let offset = cache?.count ?? 0
+        if let cache {
+            precondition(!GradMode.isEnabled, "incremental decoding records no graph: call it inside withNoGrad")
+            precondition(offset + ids.shape[1] <= cache.capacity,
+                         "the sequence would reach \(offset + ids.shape[1]) positions, beyond max_position_embeddings \(cache.capacity)")
+        }
+        let keyMask = attentionMask?.toFloat()                                        // [B, T]
+        var x = embeddings(ids, tokenTypeIDs: tokenTypeIDs, positionOffset: offset)   // [B, T, H]
         var auxLosses: [Tensor] = [], zLosses: [Tensor] = []
         var load = [Float](repeating: 0, count: config.numExperts)
         var dropped = 0
-        for _ in 0..<config.numHiddenLayers {
-            let (y, moe) = sharedLayer(x, keyMask: keyMask)
+        for pass in 0..<config.numHiddenLayers {
+            let (y, moe) = sharedLayer(x, keyMask: keyMask, cache: cache?.buffers[pass])
             x = y
             auxLosses.append(moe.auxLoss)
             if let z = moe.routerZLoss { zLosses.append(z) }

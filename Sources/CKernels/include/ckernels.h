@@ -108,12 +108,14 @@ void ak_rope(const float *x, float *y, long B, long T, long nH, long hd, float b
 
 // ---------------------------------------------------------------------------------------------------------
 // Fused scaled dot-product attention. q: [B*nH, Tq, hd], k and v: [B*nH, Tk, hd], o: [B*nH, Tq, hd].
+// In the forward, the keys and values of head bh start at k + bh*kv_stride and v + bh*kv_stride (kv_stride >= Tk*hd;
+// Tk*hd when contiguous): the Tk rows of a larger buffer, such as a key/value cache.
 // s = scale * q k^T; if key_mask (float [B, Tk], 1 = keep, 0 = padding) is given, s += (1 - mask) * -10000;
 // if causal, key j is excluded for query i when j > i + (Tk - Tq); p = softmax(s); if dropout_p > 0, p is
 // dropped with probability dropout_p and scaled by 1/(1-dropout_p), the mask a pure function of
 // (seed, bh, i, j) so the backward regenerates it; o = p v. lse [B*nH, Tq] keeps each row's log-sum-exp.
 // ---------------------------------------------------------------------------------------------------------
-void ak_attention_forward(const float *q, const float *k, const float *v, float *o, float *lse,
+void ak_attention_forward(const float *q, const float *k, const float *v, long kv_stride, float *o, float *lse,
                           long B, long nH, long Tq, long Tk, long hd, const float *key_mask, int causal,
                           float scale, float dropout_p, uint64_t seed);
 /// Gradients of the above; dq, dk, dv are overwritten.
@@ -163,6 +165,10 @@ void ak_dropout(const float *x, float *y, long n, float p, uint64_t seed);
 // ---------------------------------------------------------------------------------------------------------
 /// Tunes the C heap so that freed tensor memory is reused rather than returned to the system (glibc only).
 void ak_keep_freed_memory(void);
+/// `bytes` of 64-byte aligned memory, to be given back with free(). Every allocation of the package goes through
+/// it: when the memory cannot be had, the process stops with a message naming `what` (the kernel or the caller)
+/// and the byte count, so no kernel ever returns with its output unwritten.
+void *ak_alloc(const char *what, size_t bytes);
 
 // ---------------------------------------------------------------------------------------------------------
 // Attention tuning (tests and benchmarks)

@@ -132,26 +132,31 @@ extension Tensor {
 
 // MARK: - Arithmetic with broadcasting
 
+// A backward captures values (shapes, flags, detached tensors), never an input itself: the graph refers to
+// the inputs' nodes, so an input's memory is freed as soon as no backward needs its values.
+
 public func + (a: Tensor, b: Tensor) -> Tensor {
-    Tensor.zipMap(a, b, +).record("add", [a, b]) { g in [g.sumTo(a.shape), g.sumTo(b.shape)] }
+    let (sa, sb) = (a.shape, b.shape)
+    return Tensor.zipMap(a, b, +).record("add", [a, b]) { g in [g.sumTo(sa), g.sumTo(sb)] }
 }
 
 public func - (a: Tensor, b: Tensor) -> Tensor {
-    Tensor.zipMap(a, b, -).record("sub", [a, b]) { g in [g.sumTo(a.shape), (-g).sumTo(b.shape)] }
+    let (sa, sb) = (a.shape, b.shape)
+    return Tensor.zipMap(a, b, -).record("sub", [a, b]) { g in [g.sumTo(sa), (-g).sumTo(sb)] }
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
-    let (ad, bd) = (a.detach(), b.detach())
+    let (ad, bd, ga, gb) = (a.detach(), b.detach(), a.requiresGrad, b.requiresGrad)
     return Tensor.zipMap(a, b, *).record("mul", [a, b]) { g in
-        [a.requiresGrad ? (g * bd).sumTo(a.shape) : nil, b.requiresGrad ? (g * ad).sumTo(b.shape) : nil]
+        [ga ? (g * bd).sumTo(ad.shape) : nil, gb ? (g * ad).sumTo(bd.shape) : nil]
     }
 }
 
 public func / (a: Tensor, b: Tensor) -> Tensor {
-    let (ad, bd) = (a.detach(), b.detach())
+    let (ad, bd, ga, gb) = (a.detach(), b.detach(), a.requiresGrad, b.requiresGrad)
     return Tensor.zipMap(a, b, /).record("div", [a, b]) { g in
-        [a.requiresGrad ? (g / bd).sumTo(a.shape) : nil,
-         b.requiresGrad ? Tensor.zipMap(Tensor.zipMap(g, ad, *), bd) { ga, y in -ga / (y * y) }.sumTo(b.shape) : nil]
+        [ga ? (g / bd).sumTo(ad.shape) : nil,
+         gb ? Tensor.zipMap(Tensor.zipMap(g, ad, *), bd) { gy, y in -gy / (y * y) }.sumTo(bd.shape) : nil]
     }
 }
 

@@ -37,9 +37,10 @@ public func groupedMatmul(_ x: Tensor, _ weights: [Tensor], groupOffsets offsets
         }
     }
     let xd = x.detach(), wd = weights.map { $0.detach() }
+    let needsX = x.requiresGrad, needsW = weights.map(\.requiresGrad)
     return out.record(geluInput ? "grouped_matmul_gelu" : "grouped_matmul", [x] + weights) { g in
         var grads: [Tensor?] = [nil]
-        if x.requiresGrad {
+        if needsX {
             let da = Tensor.zeros([rows, inF])
             for e in groups {
                 let (r0, n) = (offsets[e], offsets[e + 1] - offsets[e])
@@ -52,9 +53,9 @@ public func groupedMatmul(_ x: Tensor, _ weights: [Tensor], groupOffsets offsets
             }
             grads[0] = da
         }
-        let a = weights.contains(where: { $0.requiresGrad }) ? input(xd) : xd
-        for (e, w) in weights.enumerated() {
-            guard w.requiresGrad, offsets[e + 1] > offsets[e] else { grads.append(nil); continue }
+        let a = needsW.contains(true) ? input(xd) : xd
+        for e in wd.indices {
+            guard needsW[e], offsets[e + 1] > offsets[e] else { grads.append(nil); continue }
             let (r0, n) = (offsets[e], offsets[e + 1] - offsets[e])
             // dW_g [out, in] = g_g^T [out, n] a_g [n, in]
             let dw = Tensor(uninitializedShape: [outF, inF])

@@ -64,7 +64,7 @@ extension Tensor {
         let (outer, size, inner) = around(a)
         Shape.check { try checkIndices(indices, size: size, "indexAdd") }
         let out = copy()
-        let n = indices.count
+        let n = indices.count, needsSource = source.requiresGrad
         for o in 0..<outer {
             for (j, idx) in indices.scalars.enumerated() {
                 let dst = out.pointer + (o * size + Int(idx)) * inner, src = source.pointer + (o * n + j) * inner
@@ -72,7 +72,7 @@ extension Tensor {
             }
         }
         return out.record("index_add", [self, source]) { g in
-            [g, source.requiresGrad ? g.indexSelect(axis: a, indices) : nil]
+            [g, needsSource ? g.indexSelect(axis: a, indices) : nil]
         }
     }
 

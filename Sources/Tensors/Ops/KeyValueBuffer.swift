@@ -1,5 +1,3 @@
-import CKernels
-
 /// The keys and values one self-attention layer has seen, for incremental decoding: a new token's query attends
 /// to every earlier token's key without recomputing it. Holds `capacity` positions per head.
 public final class KeyValueBuffer {
@@ -27,19 +25,17 @@ public final class KeyValueBuffer {
                      && qkv.shape[4] == headDim, "KeyValueBuffer: qkv of shape \(qkv.shape) for [3, \(batch), \(heads), T, \(headDim)]")
         let t = qkv.shape[3]
         precondition(count + t <= capacity, "KeyValueBuffer: \(count) + \(t) positions exceed the capacity \(capacity)")
-        let part = batch * heads * t * headDim
-        let out = Tensor.zeros([batch, heads, t, headDim])
-        let lse = Tensor.zeros([1, t])
-        let scale = 1 / Float(headDim).squareRoot()
+        let part = batch * heads * t * headDim, rows = t * headDim
         for bh in 0..<(batch * heads) {
-            let row = bh * capacity * headDim + count * headDim, src = bh * t * headDim
-            (keys.pointer + row).update(from: qkv.pointer + part + src, count: t * headDim)
-            (values.pointer + row).update(from: qkv.pointer + 2 * part + src, count: t * headDim)
-            ak_attention_forward(qkv.pointer + src, keys.pointer + bh * capacity * headDim,
-                                 values.pointer + bh * capacity * headDim, out.pointer + src, lse.pointer,
-                                 1, 1, t, count + t, headDim, nil, causal ? 1 : 0, scale, 0, 0)
+            let dst = (bh * capacity + count) * headDim, src = bh * rows
+            (keys.pointer + dst).update(from: qkv.pointer + part + src, count: rows)
+            (values.pointer + dst).update(from: qkv.pointer + 2 * part + src, count: rows)
         }
         count += t
+        let out = Tensor(uninitializedShape: [batch, heads, t, headDim])
+        _ = Attention(b: batch, h: heads, tq: t, tk: count, d: headDim, keyMask: nil, causal: causal, scale: nil,
+                      dropout: 0, seed: 0)
+            .forward(qkv.pointer, keys.pointer, values.pointer, out.pointer, kvStride: capacity * headDim)
         return out
     }
 }

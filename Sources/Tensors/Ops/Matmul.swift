@@ -27,11 +27,11 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
         gemm(transposeA, transposeB, m: m, n: n, k: k, a.pointer, strideA: sa, b.pointer, strideB: sb,
              out.pointer, strideC: m * n, batch: batch)
     }
-    let (ad, bd) = (a.detach(), b.detach())
+    let (ad, bd, needsA, needsB) = (a.detach(), b.detach(), a.requiresGrad, b.requiresGrad)
     return out.record("matmul", [a, b]) { g in
         var ga: Tensor? = nil, gb: Tensor? = nil
-        if a.requiresGrad {
-            let t = Tensor.zeros(a.shape)
+        if needsA {
+            let t = Tensor.zeros(ad.shape)
             if plan.flattenA {
                 // dA = dC op(B)^T
                 gemm(false, !transposeB, m: batch * m, n: k, k: n, g.pointer, strideA: 0, bd.pointer, strideB: 0,
@@ -49,8 +49,8 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
             }
             ga = t
         }
-        if b.requiresGrad {
-            let t = Tensor.zeros(b.shape)
+        if needsB {
+            let t = Tensor.zeros(bd.shape)
             if plan.flattenA {
                 // dB = A^T dC over all rows (or dC^T A when B is stored transposed)
                 if transposeB {

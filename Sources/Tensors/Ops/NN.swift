@@ -40,10 +40,10 @@ extension Tensor {
         let y = Tensor(uninitializedShape: shape)
         let rstd = Tensor(uninitializedShape: [rows])
         ak_rmsnorm_forward(pointer, weight.pointer, y.pointer, rstd.pointer, rows, n, eps)
-        let (xd, wd) = (detach(), weight.detach())
+        let (xd, wd, needsW) = (detach(), weight.detach(), weight.requiresGrad)
         return y.record("rms_norm", [self, weight]) { g in
             let dx = Tensor(uninitializedShape: xd.shape)
-            let dw = weight.requiresGrad ? Tensor.zeros([n]) : nil
+            let dw = needsW ? Tensor.zeros([n]) : nil
             ak_rmsnorm_backward(xd.pointer, wd.pointer, rstd.pointer, g.pointer, dx.pointer, dw?.pointer, rows, n)
             return [dx, dw]
         }
@@ -173,11 +173,13 @@ struct Attention {
         self.seed = seed
     }
 
-    /// Writes the output; returns the rows' log-sum-exp [B*nH, Tq] for the backward.
+    /// Writes the output; returns the rows' log-sum-exp [B*nH, Tq] for the backward. The keys and values of
+    /// head i start at k + i * kvStride and v + i * kvStride (contiguous by default).
     func forward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-                 _ out: UnsafeMutablePointer<Float>) -> Tensor {
+                 _ out: UnsafeMutablePointer<Float>, kvStride: Int? = nil) -> Tensor {
         let lse = Tensor(uninitializedShape: [b * h, tq])
-        ak_attention_forward(q, k, v, out, lse.pointer, b, h, tq, tk, d, keyMask?.pointer, causal ? 1 : 0, scale, dropout, seed)
+        ak_attention_forward(q, k, v, kvStride ?? tk * d, out, lse.pointer, b, h, tq, tk, d, keyMask?.pointer,
+                             causal ? 1 : 0, scale, dropout, seed)
         return lse
     }
 

@@ -82,8 +82,7 @@ extension Tensor {
         let out = Tensor(shape: reducedShape(ax, keepDims: keepDims), storage: kept.storage)
         let xd = detach(), keptShape = kept.shape
         return out.record("max", [self]) { g in
-            let m = Tensor(shape: keptShape, storage: kept.storage)
-            let hits = Tensor.zipMap(xd, m) { x, mx in x == mx ? 1 : 0 }
+            let hits = Tensor.zipMap(xd, kept) { x, mx in x == mx ? 1 : 0 }
             let ties = hits.reduce(axes: ax, initial: 0, +)
             let share = Tensor.zipMap(g.reshaped(keptShape), ties, /)
             return [Tensor.zipMap(hits, share, *)]
