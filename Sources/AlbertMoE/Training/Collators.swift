@@ -103,7 +103,8 @@ public struct MaskedLMCollator: Collator {
     /// whole vocabulary (added tokens included) for random replacements. Throws when it has no mask token.
     public init(tokenizer: Tokenizer, probability: Double = 0.15) throws {
         guard let mask = SpecialTokenIDs.maskID(for: tokenizer) else {
-            throw DatasetError("the tokenizer has no mask token ([MASK] or <mask>): masked language modelling needs one")
+            throw AlbertMoEError.invalidValue(field: "tokenizer",
+                                              reason: "no mask token ([MASK] or <mask>): masked language modelling needs one")
         }
         let pad = SpecialTokenIDs.padID(for: tokenizer)
         self.init(padID: pad, maskID: mask, vocabSize: tokenizer.vocabSize,
