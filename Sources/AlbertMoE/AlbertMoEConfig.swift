@@ -67,10 +67,11 @@ public struct AlbertMoEConfig: Codable, Equatable {
     /// Size of one attention head.
     public var headDim: Int { hiddenSize / max(numAttentionHeads, 1) }
 
-    /// Throws a `ConfigError` naming the first field whose value is invalid, alone or with another.
+    /// Throws an `AlbertMoEError.invalidValue` naming the first field whose value is invalid, alone or with another.
     public func validate() throws {
+        func fail(_ field: String, _ reason: String) -> AlbertMoEError { .invalidValue(field: field, reason: reason) }
         func positive(_ value: Int, _ field: String) throws {
-            guard value > 0 else { throw ConfigError(field: field, "must be positive, got \(value)") }
+            guard value > 0 else { throw fail(field, "must be positive, got \(value)") }
         }
         try positive(vocabSize, "vocab_size")
         try positive(embeddingSize, "embedding_size")
@@ -83,35 +84,35 @@ public struct AlbertMoEConfig: Codable, Equatable {
         try positive(numExperts, "num_experts")
         try positive(expertCapacity, "expert_capacity")
         guard hiddenSize % numAttentionHeads == 0 else {
-            throw ConfigError(field: "num_attention_heads", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+            throw fail("num_attention_heads", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
         guard positionEmbeddingType == "rope" || positionEmbeddingType == "absolute" else {
-            throw ConfigError(field: "position_embedding_type", "must be \"rope\" or \"absolute\", got \"\(positionEmbeddingType)\"")
+            throw fail("position_embedding_type", "must be \"rope\" or \"absolute\", got \"\(positionEmbeddingType)\"")
         }
         if positionEmbeddingType == "rope" && headDim % 2 != 0 {
-            throw ConfigError(field: "num_attention_heads", "rope needs an even head size, but hidden_size / num_attention_heads = \(headDim)")
+            throw fail("num_attention_heads", "rope needs an even head size, but hidden_size / num_attention_heads = \(headDim)")
         }
         guard topKExperts >= 1 && topKExperts <= numExperts else {
-            throw ConfigError(field: "top_k_experts", "must be between 1 and num_experts (\(numExperts)), got \(topKExperts)")
+            throw fail("top_k_experts", "must be between 1 and num_experts (\(numExperts)), got \(topKExperts)")
         }
         guard padTokenID >= 0 && padTokenID < vocabSize else {
-            throw ConfigError(field: "pad_token_id", "must be in [0, vocab_size), got \(padTokenID)")
+            throw fail("pad_token_id", "must be in [0, vocab_size), got \(padTokenID)")
         }
         for (value, field) in [(hiddenDropoutProb, "hidden_dropout_prob"), (attentionProbsDropoutProb, "attention_probs_dropout_prob")] {
-            guard value >= 0 && value < 1 else { throw ConfigError(field: field, "must be in [0, 1), got \(value)") }
+            guard value >= 0 && value < 1 else { throw fail(field, "must be in [0, 1), got \(value)") }
         }
         guard layerNormEps >= 0 && layerNormEps.isFinite else {
-            throw ConfigError(field: "layer_norm_eps", "must be a non-negative number, got \(layerNormEps)")
+            throw fail("layer_norm_eps", "must be a non-negative number, got \(layerNormEps)")
         }
-        guard ropeBase > 1 && ropeBase.isFinite else { throw ConfigError(field: "rope_base", "must be greater than 1, got \(ropeBase)") }
+        guard ropeBase > 1 && ropeBase.isFinite else { throw fail("rope_base", "must be greater than 1, got \(ropeBase)") }
         guard auxLossCoefficient >= 0 && auxLossCoefficient.isFinite else {
-            throw ConfigError(field: "aux_loss_coefficient", "must be a non-negative number, got \(auxLossCoefficient)")
+            throw fail("aux_loss_coefficient", "must be a non-negative number, got \(auxLossCoefficient)")
         }
         guard routerZLossCoefficient >= 0 && routerZLossCoefficient.isFinite else {
-            throw ConfigError(field: "router_z_loss_coefficient", "must be a non-negative number, got \(routerZLossCoefficient)")
+            throw fail("router_z_loss_coefficient", "must be a non-negative number, got \(routerZLossCoefficient)")
         }
         if let f = capacityFactor, !(f > 0 && f.isFinite) {
-            throw ConfigError(field: "capacity_factor", "must be positive, got \(f)")
+            throw fail("capacity_factor", "must be positive, got \(f)")
         }
     }
 
@@ -165,7 +166,7 @@ public struct AlbertMoEConfig: Codable, Equatable {
     public static func load(from url: URL) throws -> AlbertMoEConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ConfigError(field: nil, "cannot read \(url.path): \(error.localizedDescription)")
+            throw AlbertMoEError.badFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
         return try decode(data, source: url.path)
     }
@@ -176,16 +177,16 @@ public struct AlbertMoEConfig: Codable, Equatable {
         do {
             config = try JSONDecoder().decode(AlbertMoEConfig.self, from: data)
         } catch let DecodingError.typeMismatch(type, context) {
-            throw ConfigError(field: context.codingPath.map(\.stringValue).joined(separator: "."),
-                              "\(source): expected a value of type \(type)")
+            throw AlbertMoEError.invalidValue(field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                              reason: "expected a value of type \(type) (in \(source))")
         } catch let DecodingError.valueNotFound(type, context) {
-            throw ConfigError(field: context.codingPath.map(\.stringValue).joined(separator: "."),
-                              "\(source): expected a value of type \(type), found null")
+            throw AlbertMoEError.invalidValue(field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                                              reason: "expected a value of type \(type), found null (in \(source))")
         } catch {
-            throw ConfigError(field: nil, "\(source) is not valid JSON: \(error.localizedDescription)")
+            throw AlbertMoEError.badFile(path: source, reason: "not valid JSON: \(error.localizedDescription)")
         }
-        do { try config.validate() } catch let e as ConfigError {
-            throw ConfigError(field: e.field, "\(source): \(e.reason)")
+        do { try config.validate() } catch let AlbertMoEError.invalidValue(field, reason) {
+            throw AlbertMoEError.invalidValue(field: field, reason: "\(reason) (in \(source))")
         }
         return config
     }
@@ -196,21 +197,10 @@ public struct AlbertMoEConfig: Codable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let base = try encoder.encode(self)
         guard var object = try JSONSerialization.jsonObject(with: base) as? [String: Any] else {
-            throw ConfigError(field: nil, "could not encode the config")
+            throw AlbertMoEError.cannotContinue("could not encode the config")
         }
         object["architectures"] = [architecture]
         object["model_type"] = "albert_moe"
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
-}
-
-/// An invalid configuration; `field` is the config.json key at fault.
-public struct ConfigError: Error, CustomStringConvertible, Equatable {
-    public let field: String?
-    public let reason: String
-    public init(field: String?, _ reason: String) {
-        self.field = field
-        self.reason = reason
-    }
-    public var description: String { field.map { "invalid config field \"\($0)\": \(reason)" } ?? reason }
 }

@@ -21,7 +21,7 @@ public enum ModelDirectory {
     public static func readConfig(_ directory: URL) throws -> (AlbertMoEConfig, architecture: String?) {
         let url = directory.appendingPathComponent(configFile)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw CheckpointError("\(directory.path) holds no \(configFile): not a model directory")
+            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(configFile): not a model directory")
         }
         let config = try AlbertMoEConfig.load(from: url)
         let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
@@ -32,17 +32,19 @@ public enum ModelDirectory {
     public static func readWeights(_ directory: URL) throws -> [String: Tensor] {
         let url = directory.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw CheckpointError("\(directory.path) holds no \(weightsFile)")
+            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(weightsFile)")
         }
         let file = try SafetensorsFile.read(url)
         let ints = file.tensors.filter { if case .int = $0.value { return true } else { return false } }.keys.sorted()
-        guard ints.isEmpty else { throw CheckpointError("\(url.path): tensors \(ints.joined(separator: ", ")) are not floating point") }
+        guard ints.isEmpty else {
+            throw AlbertMoEError.badFile(path: url.path, reason: "tensors \(ints.joined(separator: ", ")) are not floating point")
+        }
         return file.floatTensors
     }
 
     /// Loads weights into a model, strictly, adapting the encoder prefix: a checkpoint may hold the encoder
-    /// with or without "albert.", whichever the model does not use.
-    static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool) throws {
+    /// with or without "albert.", whichever the model does not use. A mismatch names `file` when given.
+    static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool, file: URL? = nil) throws {
         let encoderNames = ["embeddings.", "shared_layer."]
         var adapted: [String: Tensor] = [:]
         for (name, t) in weights {
@@ -51,11 +53,16 @@ public enum ModelDirectory {
             if !encoderPrefixed && name.hasPrefix("albert.") { key = String(name.dropFirst("albert.".count)) }
             adapted[key] = t
         }
-        try model.loadStateDict(adapted)
+        do { try model.loadStateDict(adapted) } catch let error as AlbertMoEError {
+            guard let file, case let .invalidValue(field, reason) = error else { throw error }
+            throw AlbertMoEError.badFile(path: file.path, reason: "\(field) \(reason)")
+        }
     }
 }
 
-/// A model directory that cannot be used, saying why.
+/// A model directory that cannot be used, saying why. Only the server's model loading still throws it, until it
+/// moves to `AlbertMoEError`.
+@available(*, deprecated, message: "throw AlbertMoEError.badFile")
 public struct CheckpointError: Error, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
@@ -77,7 +84,7 @@ extension ModelDirectory {
     static func loadLM<Model: AlbertLMModel>(from directory: URL, _ make: (AlbertMoEConfig) -> Model) throws -> Model {
         let (config, _) = try readConfig(directory)
         let model = make(config)
-        try load(try readWeights(directory), into: model, encoderPrefixed: true)
+        try load(try readWeights(directory), into: model, encoderPrefixed: true, file: directory.appendingPathComponent(weightsFile))
         return model
     }
 }
@@ -112,12 +119,13 @@ extension SentenceAlbert {
         if fm.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path)
             || ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).contains(where: { $0.hasSuffix(".model") }) {
             do { model.tokenizer = try Tokenizer.load(from: directory) } catch {
-                throw CheckpointError("\(directory.path): the tokenizer cannot be loaded: \(error)")
+                throw AlbertMoEError.badFile(path: directory.path, reason: "the tokenizer cannot be loaded: \(error)")
             }
         }
         let weights = try ModelDirectory.readWeights(directory)
         let encoder = weights.filter { !headNames.contains($0.key) }
-        try ModelDirectory.load(encoder, into: model, encoderPrefixed: false)
+        try ModelDirectory.load(encoder, into: model, encoderPrefixed: false,
+                                file: directory.appendingPathComponent(ModelDirectory.weightsFile))
         return model
     }
 

@@ -1,3 +1,4 @@
+import AlbertMoE
 import AlbertMoEServer
 import ArgumentParser
 import Dispatch
@@ -48,16 +49,10 @@ struct Serve: ParsableCommand {
                     fflush(nil)
                 }
             } catch where !listening.isSet {
-                throw ServeError(message: "cannot listen on \(address): \(error)")
+                throw AlbertMoEError.cannotContinue("cannot listen on \(address): \(error)")
             }
         }
     }
-}
-
-/// A failure to start serving.
-struct ServeError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
 
 /// Whether something happened, noted from any thread.

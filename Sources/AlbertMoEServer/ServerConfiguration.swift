@@ -1,3 +1,5 @@
+import AlbertMoE
+
 /// How an `InferenceServer` listens and what it accepts.
 public struct ServerConfiguration: Sendable {
     /// The address to listen on.
@@ -21,17 +23,13 @@ public struct ServerConfiguration: Sendable {
         self.modelName = modelName
     }
 
-    /// Throws a `ServerConfigurationError` naming the first setting out of range.
+    /// Throws an `AlbertMoEError.invalidValue` naming the first setting out of range.
     public func validate() throws {
-        guard maxBodyBytes >= 1 else { throw ServerConfigurationError("maxBodyBytes must be at least 1, got \(maxBodyBytes)") }
+        guard maxBodyBytes >= 1 else {
+            throw AlbertMoEError.invalidValue(field: "maxBodyBytes", reason: "must be at least 1, got \(maxBodyBytes)")
+        }
         guard maxTokensLimit >= 1 else {
-            throw ServerConfigurationError("maxTokensLimit must be at least 1, got \(maxTokensLimit)")
+            throw AlbertMoEError.invalidValue(field: "maxTokensLimit", reason: "must be at least 1, got \(maxTokensLimit)")
         }
     }
-}
-
-/// A `ServerConfiguration` setting out of range.
-public struct ServerConfigurationError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -82,7 +82,8 @@ open class Module {
     }
 
     /// Copies values into the parameters. Strict: every parameter must be given with its exact shape and no
-    /// other name may appear; otherwise nothing is changed and the error lists every offending name.
+    /// other name may appear; otherwise nothing is changed and the error (field "state dict") lists every offending
+    /// name.
     public func loadStateDict(_ tensors: [String: Tensor]) throws {
         let own = namedParameters()
         let ownNames = Set(own.map(\.0))
@@ -96,15 +97,12 @@ open class Module {
             return "\(name) (checkpoint \(t.shape), model \(p.shape))"
         }
         if !mismatched.isEmpty { problems.append("shape mismatches: \(mismatched.joined(separator: ", "))") }
-        guard problems.isEmpty else { throw StateDictError(problems: problems) }
+        guard problems.isEmpty else {
+            throw AlbertMoEError.invalidValue(field: "state dict",
+                                              reason: "does not match the model: " + problems.joined(separator: "; "))
+        }
         for (name, p) in own { p.assign(tensors[name]!) }
     }
-}
-
-/// A state dict that does not fit the model; the message lists every offending name.
-public struct StateDictError: Error, CustomStringConvertible {
-    public let problems: [String]
-    public var description: String { "state dict does not match the model: " + problems.joined(separator: "; ") }
 }
 
 /// A new parameter: a leaf tensor that requires grad.

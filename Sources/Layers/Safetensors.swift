@@ -21,13 +21,6 @@ public enum SafetensorsValue {
     case int(IntTensor)
 }
 
-/// A file that is not a valid safetensors file, naming the file and what is wrong.
-public struct SafetensorsError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// The contents of a safetensors file: tensors by name and the string metadata.
 public struct SafetensorsFile {
     public var tensors: [String: SafetensorsValue]
@@ -37,17 +30,17 @@ public struct SafetensorsFile {
     public static let maxHeaderBytes = 100_000_000
 
     /// Reads a whole file. Every damage (truncation, offsets out of range or overlapping, unknown types,
-    /// invalid JSON) is a `SafetensorsError`, never a crash.
+    /// invalid JSON) is an `AlbertMoEError.badFile`, never a crash.
     public static func read(_ url: URL) throws -> SafetensorsFile {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw SafetensorsError("\(url.path): cannot read: \(error.localizedDescription)")
+            throw AlbertMoEError.badFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
         return try read(data, name: url.path)
     }
 
     public static func read(_ data: Data, name: String = "safetensors data") throws -> SafetensorsFile {
-        func fail(_ why: String) -> SafetensorsError { SafetensorsError("\(name): \(why)") }
+        func fail(_ why: String) -> AlbertMoEError { .badFile(path: name, reason: why) }
         guard data.count >= 8 else { throw fail("file of \(data.count) bytes is too short for a safetensors header") }
         let headerLength = data.withUnsafeBytes { raw -> UInt64 in
             var n: UInt64 = 0
@@ -177,14 +170,16 @@ public struct SafetensorsFile {
     }
 
     public func float(_ name: String) throws -> Tensor {
-        guard let v = tensors[name] else { throw SafetensorsError("no tensor named \"\(name)\"") }
-        guard case .float(let t) = v else { throw SafetensorsError("tensor \"\(name)\" is not floating point") }
+        guard let v = tensors[name] else { throw AlbertMoEError.invalidValue(field: name, reason: "no such tensor") }
+        guard case .float(let t) = v else {
+            throw AlbertMoEError.invalidValue(field: name, reason: "not a floating-point tensor")
+        }
         return t
     }
 
     public func int(_ name: String) throws -> IntTensor {
-        guard let v = tensors[name] else { throw SafetensorsError("no tensor named \"\(name)\"") }
-        guard case .int(let t) = v else { throw SafetensorsError("tensor \"\(name)\" is not an integer tensor") }
+        guard let v = tensors[name] else { throw AlbertMoEError.invalidValue(field: name, reason: "no such tensor") }
+        guard case .int(let t) = v else { throw AlbertMoEError.invalidValue(field: name, reason: "not an integer tensor") }
         return t
     }
 }
@@ -194,8 +189,10 @@ public enum Safetensors {
     /// The bytes of a safetensors file holding F32 tensors and I64 integer tensors, keys sorted.
     public static func encode(_ tensors: [String: Tensor], ints: [String: IntTensor] = [:],
                               metadata: [String: String] = [:]) throws -> Data {
+        if let name = Set(tensors.keys).intersection(ints.keys).min() {
+            throw AlbertMoEError.invalidValue(field: name, reason: "used for both a float and an int tensor")
+        }
         let names = (Array(tensors.keys) + Array(ints.keys)).sorted()
-        guard Set(names).count == names.count else { throw SafetensorsError("a name is used for both a float and an int tensor") }
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -227,7 +224,7 @@ public enum Safetensors {
                              metadata: [String: String] = [:], to url: URL) throws {
         let data = try encode(tensors, ints: ints, metadata: metadata)
         do { try data.write(to: url, options: .atomic) } catch {
-            throw SafetensorsError("\(url.path): cannot write: \(error.localizedDescription)")
+            throw AlbertMoEError.badFile(path: url.path, reason: "cannot write: \(error.localizedDescription)")
         }
     }
 }

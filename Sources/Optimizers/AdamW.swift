@@ -45,16 +45,16 @@ public final class AdamW: Optimizer {
         expAvgSq = Array(repeating: nil, count: parameters.count)
     }
 
-    /// Throws `OptimizerConfigurationError` naming the first invalid hyper-parameter (torch's checks).
+    /// Throws an `AlbertMoEError.invalidValue` naming the first invalid hyper-parameter (torch's checks).
     public static func validate(learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                                 eps: Float = 1e-8, weightDecay: Float = 0.01) throws {
-        try OptimizerConfigurationError.check("learningRate", learningRate,
-                                              learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
-        try OptimizerConfigurationError.check("beta1", betas.0, betas.0 >= 0 && betas.0 < 1, "must be in [0, 1)")
-        try OptimizerConfigurationError.check("beta2", betas.1, betas.1 >= 0 && betas.1 < 1, "must be in [0, 1)")
-        try OptimizerConfigurationError.check("eps", eps, eps.isFinite && eps >= 0, "must be finite and >= 0")
-        try OptimizerConfigurationError.check("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
-                                              "must be finite and >= 0")
+        try checkSetting("learningRate", learningRate,
+                         learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
+        try checkSetting("beta1", betas.0, betas.0 >= 0 && betas.0 < 1, "must be in [0, 1)")
+        try checkSetting("beta2", betas.1, betas.1 >= 0 && betas.1 < 1, "must be in [0, 1)")
+        try checkSetting("eps", eps, eps.isFinite && eps >= 0, "must be finite and >= 0")
+        try checkSetting("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
+                         "must be finite and >= 0")
     }
 
     public func step() {
@@ -91,11 +91,7 @@ public final class AdamW: Optimizer {
         let lr = try reader.float("learning_rate")
         let b1 = try reader.float("beta1"), b2 = try reader.float("beta2")
         let eps = try reader.float("eps"), wd = try reader.float("weight_decay")
-        do {
-            try AdamW.validate(learningRate: lr, betas: (b1, b2), eps: eps, weightDecay: wd)
-        } catch {
-            throw OptimizerStateError("hyper-parameters in the AdamW state: \(error)")
-        }
+        try reader.checked { try AdamW.validate(learningRate: lr, betas: (b1, b2), eps: eps, weightDecay: wd) }
         let loaded = try parameters.indices.map { try reader.adamState($0, like: parameters[$0]) }
         learningRate = lr
         betas = (b1, b2)

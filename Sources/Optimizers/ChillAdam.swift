@@ -64,21 +64,20 @@ public final class ChillAdam: Optimizer {
         expAvgSq = Array(repeating: nil, count: parameters.count)
     }
 
-    /// Throws `OptimizerConfigurationError` naming the first invalid hyper-parameter (the initializer
+    /// Throws an `AlbertMoEError.invalidValue` naming the first invalid hyper-parameter (the initializer
     /// stops the program on the same conditions; call this first for values a user typed).
     public static func validate(minLR: Float = 1e-4, maxLR: Float = 1.0, eps: Float = 1e-3,
                                 betas: (Float, Float) = (0.9, 0.999), weightDecay: Float = 0,
                                 learningRate: Float = 1) throws {
-        try OptimizerConfigurationError.check("minLR", minLR, minLR.isFinite && minLR >= 0, "must be finite and >= 0")
-        try OptimizerConfigurationError.check("maxLR", maxLR, maxLR.isFinite && maxLR >= minLR,
-                                              "must be finite and >= minLR (\(minLR))")
-        try OptimizerConfigurationError.check("eps", eps, eps.isFinite && eps > 0, "must be finite and > 0")
-        try OptimizerConfigurationError.check("beta1", betas.0, betas.0 >= 0 && betas.0 < 1, "must be in [0, 1)")
-        try OptimizerConfigurationError.check("beta2", betas.1, betas.1 >= 0 && betas.1 < 1, "must be in [0, 1)")
-        try OptimizerConfigurationError.check("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
-                                              "must be finite and >= 0")
-        try OptimizerConfigurationError.check("learningRate", learningRate,
-                                              learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
+        try checkSetting("minLR", minLR, minLR.isFinite && minLR >= 0, "must be finite and >= 0")
+        try checkSetting("maxLR", maxLR, maxLR.isFinite && maxLR >= minLR, "must be finite and >= minLR (\(minLR))")
+        try checkSetting("eps", eps, eps.isFinite && eps > 0, "must be finite and > 0")
+        try checkSetting("beta1", betas.0, betas.0 >= 0 && betas.0 < 1, "must be in [0, 1)")
+        try checkSetting("beta2", betas.1, betas.1 >= 0 && betas.1 < 1, "must be in [0, 1)")
+        try checkSetting("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
+                         "must be finite and >= 0")
+        try checkSetting("learningRate", learningRate,
+                         learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
     }
 
     public func step() {
@@ -122,11 +121,8 @@ public final class ChillAdam: Optimizer {
         let minLR = try reader.float("min_lr"), maxLR = try reader.float("max_lr")
         let eps = try reader.float("eps"), b1 = try reader.float("beta1"), b2 = try reader.float("beta2")
         let wd = try reader.float("weight_decay")
-        do {
-            try ChillAdam.validate(minLR: minLR, maxLR: maxLR, eps: eps, betas: (b1, b2), weightDecay: wd,
-                                   learningRate: lr)
-        } catch {
-            throw OptimizerStateError("hyper-parameters in the ChillAdam state: \(error)")
+        try reader.checked {
+            try ChillAdam.validate(minLR: minLR, maxLR: maxLR, eps: eps, betas: (b1, b2), weightDecay: wd, learningRate: lr)
         }
         let loaded = try parameters.indices.map { try reader.adamState($0, like: parameters[$0]) }
         learningRate = lr

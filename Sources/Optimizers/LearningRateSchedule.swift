@@ -1,3 +1,5 @@
+import Tensors
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,19 +21,15 @@ extension LearningRateSchedule {
     }
 }
 
-/// A schedule setting that makes no sense (e.g. negative warm-up), naming the field: the same error as an
-/// invalid optimizer hyper-parameter.
-public typealias LearningRateScheduleError = OptimizerConfigurationError
-
 private func checkLearningRate(_ learningRate: Float) throws {
     guard learningRate.isFinite && learningRate >= 0 else {
-        throw LearningRateScheduleError(field: "learningRate", "\(learningRate) must be finite and >= 0")
+        throw AlbertMoEError.invalidValue(field: "learningRate", reason: "\(learningRate) must be finite and >= 0")
     }
 }
 
 private func checkWarmup(_ warmupSteps: Int) throws {
     guard warmupSteps >= 0 else {
-        throw LearningRateScheduleError(field: "warmupSteps", "\(warmupSteps) must be >= 0")
+        throw AlbertMoEError.invalidValue(field: "warmupSteps", reason: "\(warmupSteps) must be >= 0")
     }
 }
 
@@ -40,16 +38,16 @@ private func checkDecay(learningRate: Float, warmupSteps: Int, totalSteps: Int, 
     try checkLearningRate(learningRate)
     try checkWarmup(warmupSteps)
     guard totalSteps >= 1 else {
-        throw LearningRateScheduleError(field: "totalSteps", "\(totalSteps) must be >= 1")
+        throw AlbertMoEError.invalidValue(field: "totalSteps", reason: "\(totalSteps) must be >= 1")
     }
     guard warmupSteps <= totalSteps else {
-        throw LearningRateScheduleError(field: "warmupSteps",
-                                        "\(warmupSteps) must not exceed totalSteps (\(totalSteps))")
+        throw AlbertMoEError.invalidValue(field: "warmupSteps",
+                                          reason: "\(warmupSteps) must not exceed totalSteps (\(totalSteps))")
     }
     if let minLR {
         guard minLR.isFinite && minLR >= 0 && minLR <= learningRate else {
-            throw LearningRateScheduleError(field: "minLR",
-                                            "\(minLR) must be finite, >= 0 and <= learningRate (\(learningRate))")
+            throw AlbertMoEError.invalidValue(field: "minLR",
+                                              reason: "\(minLR) must be finite, >= 0 and <= learningRate (\(learningRate))")
         }
     }
 }
@@ -142,9 +140,9 @@ public enum LearningRateScheduleKind: String, CaseIterable {
     /// "schedule" that lists the valid names.
     public init(parsing name: String) throws {
         guard let kind = LearningRateScheduleKind(rawValue: name.lowercased()) else {
-            throw LearningRateScheduleError(
+            throw AlbertMoEError.invalidValue(
                 field: "schedule",
-                "unknown schedule \"\(name)\" (expected one of: \(Self.allCases.map(\.rawValue).joined(separator: ", ")))")
+                reason: "unknown schedule \"\(name)\" (expected one of: \(Self.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         self = kind
     }

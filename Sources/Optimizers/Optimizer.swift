@@ -38,13 +38,6 @@ public struct OptimizerState {
     }
 }
 
-/// An optimizer state that does not fit, naming what is wrong.
-public struct OptimizerStateError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 // MARK: - Shared state-dict plumbing (internal)
 
 /// Floats as metadata strings: Swift's shortest round-trip form, so `Float(string)` gives back the same bits.
@@ -78,27 +71,30 @@ struct StateReader {
         self.state = state
         self.kind = kind
         guard let saved = state.metadata["optimizer"] else {
-            throw OptimizerStateError("optimizer kind: the state has no \"optimizer\" entry (expected \(kind))")
+            throw AlbertMoEError.invalidValue(field: "optimizer", reason: "the state names no optimizer kind (expected \(kind))")
         }
         guard saved == kind else {
-            throw OptimizerStateError("optimizer kind: the state is for \(saved), this optimizer is \(kind)")
+            throw AlbertMoEError.invalidValue(field: "optimizer",
+                                              reason: "the state's optimizer kind is \(saved), this optimizer is \(kind)")
         }
         guard let countString = state.metadata["parameter_count"], let count = Int(countString) else {
-            throw OptimizerStateError("parameter count: the \(kind) state has no valid \"parameter_count\" entry")
+            throw AlbertMoEError.invalidValue(field: "parameter_count",
+                                              reason: "the \(kind) state gives no valid parameter count")
         }
         guard count == parameterCount else {
-            throw OptimizerStateError(
-                "parameter count: the \(kind) state is for \(count) parameters, this optimizer has \(parameterCount)")
+            throw AlbertMoEError.invalidValue(field: "parameter_count",
+                                              reason: "the \(kind) state's parameter count is \(count), "
+                                              + "this optimizer has \(parameterCount)")
         }
         for key in state.tensors.keys.sorted() {
             let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2, let index = Int(parts[0]), tensorNames.contains(parts[1]) else {
-                throw OptimizerStateError("tensor \"\(key)\": not a \(kind) state tensor (expected \"<index>."
-                    + "\(tensorNames.sorted().joined(separator: "|"))\")")
+                throw AlbertMoEError.invalidValue(field: key, reason: "not a \(kind) state tensor (expected \"<index>."
+                                                  + "\(tensorNames.sorted().joined(separator: "|"))\")")
             }
             guard index >= 0 && index < parameterCount else {
-                throw OptimizerStateError(
-                    "tensor \"\(key)\": parameter index \(index) out of range for \(parameterCount) parameters")
+                throw AlbertMoEError.invalidValue(field: key,
+                                                  reason: "parameter index \(index) out of range for \(parameterCount) parameters")
             }
         }
     }
@@ -106,20 +102,20 @@ struct StateReader {
     /// A hyper-parameter stored as a Float string.
     func float(_ key: String) throws -> Float {
         guard let s = state.metadata[key] else {
-            throw OptimizerStateError("\(key): missing from the \(kind) state")
+            throw AlbertMoEError.invalidValue(field: key, reason: "missing from the \(kind) state")
         }
         guard let x = Float(s), x.isFinite else {
-            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not a finite number")
+            throw AlbertMoEError.invalidValue(field: key, reason: "\"\(s)\" in the \(kind) state is not a finite number")
         }
         return x
     }
 
     func bool(_ key: String) throws -> Bool {
         guard let s = state.metadata[key] else {
-            throw OptimizerStateError("\(key): missing from the \(kind) state")
+            throw AlbertMoEError.invalidValue(field: key, reason: "missing from the \(kind) state")
         }
         guard let b = Bool(s) else {
-            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not true or false")
+            throw AlbertMoEError.invalidValue(field: key, reason: "\"\(s)\" in the \(kind) state is not true or false")
         }
         return b
     }
@@ -128,9 +124,16 @@ struct StateReader {
     func optionalCount(_ key: String) throws -> Int? {
         guard let s = state.metadata[key] else { return nil }
         guard let n = Int(s), n >= 0 else {
-            throw OptimizerStateError("\(key): \"\(s)\" in the \(kind) state is not a non-negative integer")
+            throw AlbertMoEError.invalidValue(field: key, reason: "\"\(s)\" in the \(kind) state is not a non-negative integer")
         }
         return n
+    }
+
+    /// Runs an optimizer's `validate` on hyper-parameters read from the state; an error says they come from it.
+    func checked(_ validate: () throws -> Void) throws {
+        do { try validate() } catch let AlbertMoEError.invalidValue(field, reason) {
+            throw AlbertMoEError.invalidValue(field: field, reason: "\(reason) (in the \(kind) state)")
+        }
     }
 
     /// The tensor "<index>.<name>" if present, checked against the parameter's shape.
@@ -138,8 +141,8 @@ struct StateReader {
         let key = "\(index).\(name)"
         guard let t = state.tensors[key] else { return nil }
         guard t.shape == parameter.shape else {
-            throw OptimizerStateError(
-                "tensor \"\(key)\": shape \(t.shape) in the \(kind) state, parameter \(index) has shape \(parameter.shape)")
+            throw AlbertMoEError.invalidValue(
+                field: key, reason: "shape \(t.shape) in the \(kind) state, parameter \(index) has shape \(parameter.shape)")
         }
         return t
     }
@@ -155,24 +158,14 @@ struct StateReader {
         case let (step?, m?, v?) where step >= 1:
             return (step, m.copy(), v.copy())
         default:
-            throw OptimizerStateError("parameter \(index): the \(kind) state must give \"\(index).step\" (>= 1), "
-                + "\"\(index).exp_avg\" and \"\(index).exp_avg_sq\" together, or none of them")
+            throw AlbertMoEError.invalidValue(field: "\(index).step", reason: "the \(kind) state must give parameter \(index) "
+                + "\"\(index).step\" (>= 1), \"\(index).exp_avg\" and \"\(index).exp_avg_sq\" together, or none of them")
         }
     }
 }
 
-/// An invalid optimizer hyper-parameter (e.g. a negative learning rate typed on the command line),
-/// naming the field.
-public struct OptimizerConfigurationError: Error, CustomStringConvertible {
-    public let field: String
-    public let message: String
-    public init(field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-    public var description: String { "\(field): \(message)" }
-
-    static func check(_ field: String, _ value: Float, _ ok: Bool, _ requirement: String) throws {
-        if !ok { throw OptimizerConfigurationError(field: field, "\(value) \(requirement)") }
-    }
+/// Throws an `AlbertMoEError.invalidValue` for a hyper-parameter that is not `ok` (e.g. a negative learning rate
+/// typed on the command line): "field: value requirement".
+func checkSetting(_ field: String, _ value: Float, _ ok: Bool, _ requirement: String) throws {
+    if !ok { throw AlbertMoEError.invalidValue(field: field, reason: "\(value) \(requirement)") }
 }

@@ -37,19 +37,18 @@ public final class SGD: Optimizer {
         momentumBuffers = Array(repeating: nil, count: parameters.count)
     }
 
-    /// Throws `OptimizerConfigurationError` naming the first invalid hyper-parameter (torch's checks).
+    /// Throws an `AlbertMoEError.invalidValue` naming the first invalid hyper-parameter (torch's checks).
     public static func validate(learningRate: Float, momentum: Float = 0, dampening: Float = 0,
                                 weightDecay: Float = 0, nesterov: Bool = false) throws {
-        try OptimizerConfigurationError.check("learningRate", learningRate,
-                                              learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
-        try OptimizerConfigurationError.check("momentum", momentum, momentum.isFinite && momentum >= 0,
-                                              "must be finite and >= 0")
-        try OptimizerConfigurationError.check("dampening", dampening, dampening.isFinite, "must be finite")
-        try OptimizerConfigurationError.check("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
-                                              "must be finite and >= 0")
+        try checkSetting("learningRate", learningRate,
+                         learningRate.isFinite && learningRate >= 0, "must be finite and >= 0")
+        try checkSetting("momentum", momentum, momentum.isFinite && momentum >= 0, "must be finite and >= 0")
+        try checkSetting("dampening", dampening, dampening.isFinite, "must be finite")
+        try checkSetting("weightDecay", weightDecay, weightDecay.isFinite && weightDecay >= 0,
+                         "must be finite and >= 0")
         if nesterov && (momentum <= 0 || dampening != 0) {
-            throw OptimizerConfigurationError(field: "nesterov",
-                                              "needs momentum > 0 and dampening 0 (got momentum \(momentum), "
+            throw AlbertMoEError.invalidValue(field: "nesterov",
+                                              reason: "needs momentum > 0 and dampening 0 (got momentum \(momentum), "
                                                 + "dampening \(dampening))")
         }
     }
@@ -107,14 +106,10 @@ public final class SGD: Optimizer {
         let lr = try reader.float("learning_rate"), mu = try reader.float("momentum")
         let damp = try reader.float("dampening"), wd = try reader.float("weight_decay")
         let nest = try reader.bool("nesterov")
-        do {
-            try SGD.validate(learningRate: lr, momentum: mu, dampening: damp, weightDecay: wd, nesterov: nest)
-        } catch {
-            throw OptimizerStateError("hyper-parameters in the SGD state: \(error)")
-        }
+        try reader.checked { try SGD.validate(learningRate: lr, momentum: mu, dampening: damp, weightDecay: wd, nesterov: nest) }
         let buffers = try parameters.indices.map { try reader.tensor($0, "momentum_buffer", like: parameters[$0]) }
         if mu == 0, let i = buffers.firstIndex(where: { $0 != nil }) {
-            throw OptimizerStateError("tensor \"\(i).momentum_buffer\": the SGD state has momentum 0")
+            throw AlbertMoEError.invalidValue(field: "\(i).momentum_buffer", reason: "the SGD state has momentum 0")
         }
         learningRate = lr
         momentum = mu

@@ -1,6 +1,8 @@
+import Foundation
+
 /// The package's error vocabulary for what a caller gives it: every failure names the field or the file at fault.
 /// (`TensorError` is for misuse of a tensor operation; the Tokenizers library and the HTTP server have their own.)
-public enum AlbertMoEError: Error, CustomStringConvertible, Equatable, Sendable {
+public enum AlbertMoEError: LocalizedError, CustomStringConvertible, Equatable, Sendable {
     /// A value given under a name is wrong: a command-line flag, a config.json key, a request field, an argument.
     case invalidValue(field: String, reason: String)
     /// A file or directory cannot be read, written or used; `line` (1-based) when the problem is on one line of it.
@@ -22,4 +24,7 @@ public enum AlbertMoEError: Error, CustomStringConvertible, Equatable, Sendable 
         if case let .invalidValue(field, _) = self { return field }
         return nil
     }
+
+    /// The description, so that `localizedDescription` reads the same.
+    public var errorDescription: String? { description }
 }

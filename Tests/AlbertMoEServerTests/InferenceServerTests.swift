@@ -532,6 +532,7 @@ final class InferenceServerTests: XCTestCase {
         XCTAssertThrowsError(try InferenceServer(modelDirectory: directory.appendingPathComponent("missing")))
         XCTAssertThrowsError(try InferenceServer(modelDirectory: directory, configuration: ServerConfiguration(maxBodyBytes: 0))) {
             XCTAssertTrue("\($0)".contains("maxBodyBytes"), "\($0)")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "maxBodyBytes")
         }
 
         let extra = try InferenceServer(modelDirectory: directory, configuration: ServerConfiguration(port: 0))

@@ -104,6 +104,8 @@ final class CheckpointTests: XCTestCase {
         try bigger.jsonData(architecture: "AlbertForCausalLM").write(to: dir.appendingPathComponent("config.json"))
         XCTAssertThrowsError(try AlbertForCausalLM.load(from: dir)) { e in
             XCTAssertTrue("\(e)".contains("word_embeddings.weight") && "\(e)".contains("lm_head_decoder.weight"), "\(e)")
+            guard case let .badFile(path, _, _)? = e as? AlbertMoEError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, dir.appendingPathComponent("model.safetensors").path)
         }
         try Data([0, 1, 2]).write(to: dir.appendingPathComponent("model.safetensors"))
         XCTAssertThrowsError(try AlbertForCausalLM.load(from: dir)) { XCTAssertTrue("\($0)".contains("too short"), "\($0)") }

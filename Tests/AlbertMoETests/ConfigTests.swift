@@ -51,7 +51,7 @@ final class ConfigTests: XCTestCase {
         ]
         for (json, field) in cases {
             XCTAssertThrowsError(try AlbertMoEConfig.decode(Data(json.utf8)), json) { e in
-                XCTAssertEqual((e as? ConfigError)?.field, field, "\(json): \(e)")
+                XCTAssertEqual((e as? AlbertMoEError)?.field, field, "\(json): \(e)")
                 XCTAssertTrue("\(e)".contains(field), "\(e)")
             }
         }

@@ -62,18 +62,19 @@ enum DataTestSupport {
 final class TextCorpusTests: XCTestCase {
     private func texts(_ corpus: TextCorpus) throws -> [String] { try corpus.readAll().map(\.text) }
 
-    /// Asserts that `body` throws a `DatasetError` whose description contains every one of `parts`.
-    private func assertDatasetError(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
-                                    _ body: () throws -> Void) {
+    /// Asserts that `body` throws an `AlbertMoEError.badFile` whose description contains every one of `parts`.
+    private func assertBadFile(_ parts: [String], file: StaticString = #filePath, line: UInt = #line,
+                               _ body: () throws -> Void) {
         do {
             try body()
-            XCTFail("expected a DatasetError mentioning \(parts)", file: file, line: line)
-        } catch let error as DatasetError {
+            XCTFail("expected a bad-file error mentioning \(parts)", file: file, line: line)
+        } catch let error as AlbertMoEError {
+            guard case .badFile = error else { return XCTFail("expected a bad-file error, got \(error)", file: file, line: line) }
             for part in parts {
                 XCTAssertTrue(error.description.contains(part), "'\(error)' does not mention '\(part)'", file: file, line: line)
             }
         } catch {
-            XCTFail("expected a DatasetError, got \(error)", file: file, line: line)
+            XCTFail("expected an AlbertMoEError, got \(error)", file: file, line: line)
         }
     }
 
@@ -155,20 +156,20 @@ final class TextCorpusTests: XCTestCase {
 
     func testMissingPathAndEmptyDirectory() throws {
         let dir = try DataTestSupport.temporaryDirectory(self)
-        assertDatasetError(["missing.txt", "no such file"]) { _ = try TextCorpus(path: dir.appendingPathComponent("missing.txt")) }
+        assertBadFile(["missing.txt", "no such file"]) { _ = try TextCorpus(path: dir.appendingPathComponent("missing.txt")) }
         let empty = dir.appendingPathComponent("empty-dir")
         try DataTestSupport.write("x\n", to: "empty-dir/.hidden", in: dir)
-        assertDatasetError(["empty-dir", "no (non-hidden) files"]) { _ = try TextCorpus(path: empty) }
+        assertBadFile(["empty-dir", "no (non-hidden) files"]) { _ = try TextCorpus(path: empty) }
     }
 
     func testEmptyFilesAreErrors() throws {
         let dir = try DataTestSupport.temporaryDirectory(self)
         let empty = try DataTestSupport.write("", to: "empty.txt", in: dir)
-        assertDatasetError([empty.path + ":", "no examples"]) { _ = try TextCorpus(path: empty).readAll() }
+        assertBadFile([empty.path + ":", "no examples"]) { _ = try TextCorpus(path: empty).readAll() }
         let blank = try DataTestSupport.write("\n  \n\n", to: "blank.txt", in: dir)
-        assertDatasetError([blank.path + ":", "no examples"]) { _ = try TextCorpus(path: blank).readAll() }
+        assertBadFile([blank.path + ":", "no examples"]) { _ = try TextCorpus(path: blank).readAll() }
         let headerOnly = try DataTestSupport.write("text,label\n", to: "header.csv", in: dir)
-        assertDatasetError([headerOnly.path + ":", "no examples"]) { _ = try TextCorpus(path: headerOnly).readAll() }
+        assertBadFile([headerOnly.path + ":", "no examples"]) { _ = try TextCorpus(path: headerOnly).readAll() }
     }
 
     func testInvalidUTF8NamesTheLine() throws {
@@ -177,31 +178,31 @@ final class TextCorpusTests: XCTestCase {
         data.append(contentsOf: [0xC3, 0x28])
         data.append(Data(" here\nnever read\n".utf8))
         let url = try DataTestSupport.write(data, to: "bad.txt", in: dir)
-        assertDatasetError([url.path + ":3:", "invalid UTF-8", "byte 5"]) { _ = try TextCorpus(path: url).readAll() }
+        assertBadFile([url.path + ":3:", "invalid UTF-8", "byte 5"]) { _ = try TextCorpus(path: url).readAll() }
     }
 
     func testJSONErrorsNameTheLine() throws {
         let dir = try DataTestSupport.temporaryDirectory(self)
         let bad = try DataTestSupport.write("{\"text\": \"a\"}\n{\"text\" \"b\"}\n", to: "bad.jsonl", in: dir)
-        assertDatasetError([bad.path + ":2:", "not valid JSON"]) { _ = try TextCorpus(path: bad).readAll() }
+        assertBadFile([bad.path + ":2:", "not valid JSON"]) { _ = try TextCorpus(path: bad).readAll() }
         let array = try DataTestSupport.write("{\"text\": \"a\"}\n[\"b\"]\n", to: "array.jsonl", in: dir)
-        assertDatasetError([array.path + ":2:", "expected a JSON object", "an array"]) { _ = try TextCorpus(path: array).readAll() }
+        assertBadFile([array.path + ":2:", "expected a JSON object", "an array"]) { _ = try TextCorpus(path: array).readAll() }
         let missing = try DataTestSupport.write("{\"text\": \"a\"}\n{\"body\": \"b\", \"id\": 2}\n", to: "missing.json", in: dir)
-        assertDatasetError([missing.path + ":2:", "no key 'text'", "'body', 'id'"]) { _ = try TextCorpus(path: missing).readAll() }
+        assertBadFile([missing.path + ":2:", "no key 'text'", "'body', 'id'"]) { _ = try TextCorpus(path: missing).readAll() }
         let number = try DataTestSupport.write("{\"text\": 3}\n", to: "number.jsonl", in: dir)
-        assertDatasetError([number.path + ":1:", "'text' is a number, not a string"]) { _ = try TextCorpus(path: number).readAll() }
+        assertBadFile([number.path + ":1:", "'text' is a number, not a string"]) { _ = try TextCorpus(path: number).readAll() }
     }
 
     func testCSVErrorsNameTheLine() throws {
         let dir = try DataTestSupport.temporaryDirectory(self)
         let missing = try DataTestSupport.write("\nid,body\n1,hello\n", to: "missing.csv", in: dir)
-        assertDatasetError([missing.path + ":2:", "no column 'text'", "'id', 'body'"]) { _ = try TextCorpus(path: missing).readAll() }
+        assertBadFile([missing.path + ":2:", "no column 'text'", "'id', 'body'"]) { _ = try TextCorpus(path: missing).readAll() }
         let tsv = try DataTestSupport.write("id\tbody\n1\thello\n", to: "missing.tsv", in: dir)
-        assertDatasetError([tsv.path + ":1:", "no column 'text'", "'id', 'body'"]) { _ = try TextCorpus(path: tsv).readAll() }
+        assertBadFile([tsv.path + ":1:", "no column 'text'", "'id', 'body'"]) { _ = try TextCorpus(path: tsv).readAll() }
         let open = try DataTestSupport.write("id,text\n1,fine\n2,\"never closed\n3,more\n", to: "open.csv", in: dir)
-        assertDatasetError([open.path + ":3:", "unterminated quoted field"]) { _ = try TextCorpus(path: open).readAll() }
+        assertBadFile([open.path + ":3:", "unterminated quoted field"]) { _ = try TextCorpus(path: open).readAll() }
         let extra = try DataTestSupport.write("id,text\n1,a,b\n", to: "extra.csv", in: dir)
-        assertDatasetError([extra.path + ":2:", "3 fields, but the header has 2"]) { _ = try TextCorpus(path: extra).readAll() }
+        assertBadFile([extra.path + ":2:", "3 fields, but the header has 2"]) { _ = try TextCorpus(path: extra).readAll() }
     }
 
     func testMaxSamplesAcrossFiles() throws {
@@ -226,7 +227,7 @@ final class TextCorpusTests: XCTestCase {
             return seen.count < 3
         }
         XCTAssertEqual(seen, ["t1", "t2", "t3"])
-        assertDatasetError([url.path + ":6:"]) { _ = try corpus.readAll() }
+        assertBadFile([url.path + ":6:"]) { _ = try corpus.readAll() }
     }
 
     func testSplitRuleIsDeterministicDisjointAndNearTheRequestedFraction() {
@@ -247,11 +248,13 @@ final class TextCorpusTests: XCTestCase {
         XCTAssertTrue((0..<1000).allSatisfy { SplitRule(percentage: 100).isValidation(index: $0) })
     }
 
-    func testDatasetErrorDescription() {
-        let file = URL(fileURLWithPath: "/data/train.jsonl")
-        XCTAssertEqual(DatasetError(file: file, line: 17, "not valid JSON").description, "/data/train.jsonl:17: not valid JSON")
-        XCTAssertEqual(DatasetError(file: file, "no examples").description, "/data/train.jsonl: no examples")
-        XCTAssertEqual(DatasetError("bad setting").description, "bad setting")
-        XCTAssertEqual(DatasetError("bad setting").localizedDescription, "bad setting")
+    func testErrorDescriptions() {
+        let file = "/data/train.jsonl"
+        XCTAssertEqual(AlbertMoEError.badFile(path: file, line: 17, reason: "not valid JSON").description, "/data/train.jsonl:17: not valid JSON")
+        XCTAssertEqual(AlbertMoEError.badFile(path: file, reason: "no examples").description, "/data/train.jsonl: no examples")
+        let setting = AlbertMoEError.invalidValue(field: "batchSize", reason: "bad setting")
+        XCTAssertEqual(setting.description, "batchSize: bad setting")
+        XCTAssertEqual(setting.localizedDescription, "batchSize: bad setting")
+        XCTAssertEqual(AlbertMoEError.cannotContinue("bad data").localizedDescription, "bad data")
     }
 }

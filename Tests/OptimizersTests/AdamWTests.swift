@@ -35,13 +35,13 @@ final class AdamWTests: XCTestCase {
 
     func testValidationNamesTheField() {
         XCTAssertThrowsError(try AdamW.validate(learningRate: -1)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "learningRate")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "learningRate")
         }
         XCTAssertThrowsError(try AdamW.validate(betas: (0.9, 1.5))) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "beta2")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "beta2")
         }
         XCTAssertThrowsError(try AdamW.validate(eps: -1e-8)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "eps")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "eps")
         }
     }
 }

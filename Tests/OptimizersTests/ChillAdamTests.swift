@@ -134,15 +134,15 @@ final class ChillAdamTests: XCTestCase {
     }
 
     func testValidationNamesTheField() {
-        XCTAssertThrowsError(try ChillAdam.validate(eps: 0)) { XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "eps") }
+        XCTAssertThrowsError(try ChillAdam.validate(eps: 0)) { XCTAssertEqual(($0 as? AlbertMoEError)?.field, "eps") }
         XCTAssertThrowsError(try ChillAdam.validate(minLR: 0.5, maxLR: 0.1)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "maxLR")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "maxLR")
         }
         XCTAssertThrowsError(try ChillAdam.validate(betas: (1, 0.999))) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "beta1")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "beta1")
         }
         XCTAssertThrowsError(try ChillAdam.validate(weightDecay: -1)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "weightDecay")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "weightDecay")
         }
         XCTAssertNoThrow(try ChillAdam.validate())
     }

@@ -35,7 +35,7 @@ final class LearningRateScheduleTests: XCTestCase {
 
     func testRejectsNonsenseNamingTheField() {
         func field(_ body: () throws -> Any) -> String? {
-            do { _ = try body(); return nil } catch { return (error as? LearningRateScheduleError)?.field }
+            do { _ = try body(); return nil } catch { return (error as? AlbertMoEError)?.field }
         }
         XCTAssertEqual(field { try LinearWarmupSchedule(learningRate: 1, warmupSteps: -1, totalSteps: 10) },
                        "warmupSteps")
@@ -51,7 +51,7 @@ final class LearningRateScheduleTests: XCTestCase {
         XCTAssertEqual(field { try ConstantSchedule(learningRate: 1, warmupSteps: -3) }, "warmupSteps")
         XCTAssertEqual(field { try LearningRateScheduleKind(parsing: "exponential") }, "schedule")
         XCTAssertEqual(try? LearningRateScheduleKind(parsing: "Cosine"), .cosine)
-        let message = "\(LearningRateScheduleError(field: "totalSteps", "0 must be >= 1"))"
+        let message = "\(AlbertMoEError.invalidValue(field: "totalSteps", reason: "0 must be >= 1"))"
         XCTAssertTrue(message.contains("totalSteps"))
     }
 

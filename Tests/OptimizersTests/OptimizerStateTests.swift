@@ -95,9 +95,9 @@ final class OptimizerStateTests: XCTestCase {
         do {
             try body()
             XCTFail("no error", file: file, line: line)
-        } catch let error as OptimizerStateError {
+        } catch let error as AlbertMoEError {
             for w in words {
-                XCTAssertTrue(error.message.contains(w), "\"\(error.message)\" does not mention \(w)", file: file,
+                XCTAssertTrue(error.description.contains(w), "\"\(error)\" does not mention \(w)", file: file,
                               line: line)
             }
         } catch {

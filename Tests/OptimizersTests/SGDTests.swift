@@ -23,13 +23,13 @@ final class SGDTests: XCTestCase {
 
     func testNesterovNeedsMomentumAndNoDampening() {
         XCTAssertThrowsError(try SGD.validate(learningRate: 0.1, nesterov: true)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "nesterov")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "nesterov")
         }
         XCTAssertThrowsError(try SGD.validate(learningRate: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "nesterov")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "nesterov")
         }
         XCTAssertThrowsError(try SGD.validate(learningRate: 0.1, momentum: -0.5)) {
-            XCTAssertEqual(($0 as? OptimizerConfigurationError)?.field, "momentum")
+            XCTAssertEqual(($0 as? AlbertMoEError)?.field, "momentum")
         }
         XCTAssertNoThrow(try SGD.validate(learningRate: 0.1, momentum: 0.9, nesterov: true))
     }

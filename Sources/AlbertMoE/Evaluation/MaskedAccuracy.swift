@@ -38,7 +38,7 @@ extension AlbertForMaskedLM {
             lossSum += Double(out.ceLoss.item) * Double(masked.count)
             count += masked.count
         }
-        guard count > 0 else { throw EvaluationError("the held-out data gave no masked token to score") }
+        guard count > 0 else { throw AlbertMoEError.cannotContinue("the held-out data gave no masked token to score") }
         return MaskedAccuracyResult(top1: Double(hits1) / Double(count), top5: Double(hits5) / Double(count),
                                     loss: lossSum / Double(count), tokens: count)
     }

@@ -21,9 +21,13 @@ extension AlbertForCausalLM {
     {
         let window = min(window ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
         let stride = stride ?? max(window / 2, 1)
-        guard window >= 2 else { throw EvaluationError("the perplexity window must be at least 2 tokens, got \(window)") }
+        guard window >= 2 else {
+            throw AlbertMoEError.invalidValue(field: "window",
+                                              reason: "the perplexity window must be at least 2 tokens, got \(window)")
+        }
         guard stride >= 1 && stride <= window - 1 else {
-            throw EvaluationError("the perplexity stride must be in [1, \(window - 1)], got \(stride)")
+            throw AlbertMoEError.invalidValue(field: "stride",
+                                              reason: "the perplexity stride must be in [1, \(window - 1)], got \(stride)")
         }
         let wasTraining = isTraining
         eval()
@@ -32,7 +36,8 @@ extension AlbertForCausalLM {
         for text in texts {
             let ids = try tokenizer.encodeUnpadded(text).ids.map(Int32.init)
             if let bad = ids.first(where: { Int($0) >= config.vocabSize }) {
-                throw EvaluationError("token \(bad) is outside the model's vocabulary (\(config.vocabSize)): another tokenizer?")
+                throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "token \(bad) is outside the model's vocabulary "
+                                                  + "(\(config.vocabSize)): another tokenizer?")
             }
             guard ids.count >= 2 else { continue }
             var scoredUpTo = 1                       // tokens 1 ..< scoredUpTo are scored
@@ -54,7 +59,7 @@ extension AlbertForCausalLM {
                 start += stride
             }
         }
-        guard count > 0 else { throw EvaluationError("no text has two tokens or more: nothing to predict") }
+        guard count > 0 else { throw AlbertMoEError.cannotContinue("no text has two tokens or more: nothing to predict") }
         return PerplexityResult(loss: total / Double(count), tokens: count)
     }
 }

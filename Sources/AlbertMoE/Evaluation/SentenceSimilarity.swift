@@ -32,7 +32,9 @@ public enum SentenceSimilarity {
     /// scores or similarities are constant (a correlation is then undefined) or there are fewer than 2 pairs.
     public static func scores(pairs: [SentencePair], first: [[Float]], second: [[Float]]) throws -> SimilarityScores {
         precondition(pairs.count == first.count && pairs.count == second.count, "scores: one embedding pair per sentence pair")
-        guard pairs.count >= 2 else { throw EvaluationError("an STS task needs at least 2 pairs, got \(pairs.count)") }
+        guard pairs.count >= 2 else {
+            throw AlbertMoEError.invalidValue(field: "pairs", reason: "an STS task needs at least 2 pairs, got \(pairs.count)")
+        }
         var cosine: [Double] = [], manhattan: [Double] = [], euclidean: [Double] = []
         for (a, b) in zip(first, second) {
             var dot = 0.0, na = 0.0, nb = 0.0, l1 = 0.0, l2 = 0.0
@@ -48,7 +50,7 @@ public enum SentenceSimilarity {
         let gold = pairs.map(\.score)
         func both(_ s: [Double], _ name: String) throws -> (Double, Double) {
             guard let p = Correlation.pearson(gold, s), let r = Correlation.spearman(gold, s) else {
-                throw EvaluationError("the \(name) similarities or the gold scores are all equal: no correlation")
+                throw AlbertMoEError.cannotContinue("the \(name) similarities or the gold scores are all equal: no correlation")
             }
             return (p, r)
         }
@@ -65,11 +67,4 @@ public enum SentenceSimilarity {
         let second = try encoder.encode(pairs.map(\.sentence2), batchSize: batchSize)
         return try scores(pairs: pairs, first: first, second: second)
     }
-}
-
-/// An evaluation that cannot be run, saying why.
-public struct EvaluationError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

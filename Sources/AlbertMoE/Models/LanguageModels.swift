@@ -194,8 +194,8 @@ public final class SentenceAlbert: Module {
     /// `truncation=True, max_length=N` cuts it.
     public func inputIDs(_ text: String) throws -> [Int32] {
         guard let tokenizer else {
-            throw CheckpointError("this SentenceAlbert has no tokenizer: load it from a model directory holding "
-                                  + "tokenizer.json, or set `tokenizer`")
+            throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "this SentenceAlbert has none: load it from a model "
+                                              + "directory holding tokenizer.json, or set `tokenizer`")
         }
         let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
         return try tokenizer.encodeUnpadded(text, maxLength: limit).ids.map(Int32.init)

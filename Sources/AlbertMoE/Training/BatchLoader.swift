@@ -64,17 +64,19 @@ public final class BatchLoader {
             self.shuffleBufferSize = shuffleBufferSize
         }
 
-        /// Throws a `DatasetError` naming the first setting out of range.
+        /// Throws an `AlbertMoEError.invalidValue` naming the first setting out of range.
         public func validate() throws {
-            func fail(_ why: String) -> DatasetError { DatasetError(why) }
-            if batchSize < 1 { throw fail("batch size must be at least 1, got \(batchSize)") }
-            if maxLength < 2 { throw fail("max length must be at least 2, got \(maxLength)") }
-            if let maxSamples, maxSamples < 1 { throw fail("max samples must be at least 1, got \(maxSamples)") }
+            func fail(_ field: String, _ why: String) -> AlbertMoEError { .invalidValue(field: field, reason: why) }
+            if batchSize < 1 { throw fail("batchSize", "the batch size must be at least 1, got \(batchSize)") }
+            if maxLength < 2 { throw fail("maxLength", "the max length must be at least 2, got \(maxLength)") }
+            if let maxSamples, maxSamples < 1 { throw fail("maxSamples", "the sample limit must be at least 1, got \(maxSamples)") }
             if let split, !(0...100).contains(split.percentage) {
-                throw fail("the validation split percentage must be in 0...100, got \(split.percentage)")
+                throw fail("split", "the validation split percentage must be in 0...100, got \(split.percentage)")
             }
-            if prefetchDepth < 1 { throw fail("prefetch depth must be at least 1, got \(prefetchDepth)") }
-            if shuffleBufferSize < 1 { throw fail("shuffle buffer size must be at least 1, got \(shuffleBufferSize)") }
+            if prefetchDepth < 1 { throw fail("prefetchDepth", "the prefetch depth must be at least 1, got \(prefetchDepth)") }
+            if shuffleBufferSize < 1 {
+                throw fail("shuffleBufferSize", "the shuffle buffer size must be at least 1, got \(shuffleBufferSize)")
+            }
         }
     }
 
@@ -99,7 +101,7 @@ public final class BatchLoader {
         } else {
             var all: [[Int32]] = []
             try sequencer.forEachSequence(workers: ProcessInfo.processInfo.activeProcessorCount) { all.append($0); return true }
-            guard !all.isEmpty else { throw DatasetError(file: corpus.path, sequencer.noSequencesReason) }
+            guard !all.isEmpty else { throw AlbertMoEError.badFile(path: corpus.path.path, reason: sequencer.noSequencesReason) }
             sequences = all
         }
     }
@@ -181,7 +183,7 @@ public final class BatchLoader {
             return going
         }
         guard going else { return }
-        guard sawSequence else { throw DatasetError(file: corpus.path, sequencer.noSequencesReason) }
+        guard sawSequence else { throw AlbertMoEError.badFile(path: corpus.path.path, reason: sequencer.noSequencesReason) }
         for sequence in shuffler?.drain() ?? [] {
             if !add(sequence) { return }
         }
@@ -250,7 +252,7 @@ struct Sequencer {
                 if chunk.count >= chunkSize { try process() }
                 return !stopped
             }
-        } catch let error as DatasetError {
+        } catch let error as AlbertMoEError {
             // A reading error: the examples read before it still give their sequences first.
             if !stopped && !chunk.isEmpty { try process() }
             throw error
@@ -280,7 +282,8 @@ struct Sequencer {
         do {
             encoding = try encoder.encodeUnpadded(example.text, maxLength: configuration.packing ? nil : configuration.maxLength)
         } catch {
-            throw DatasetError(file: example.file, line: example.line, "cannot tokenize the text (\(error))")
+            throw AlbertMoEError.badFile(path: example.file.path, line: example.line,
+                                         reason: "cannot tokenize the text (\(error))")
         }
         var ids = encoding.ids.map { Int32(truncatingIfNeeded: $0) }
         if configuration.packing, let separator { ids.append(separator) }

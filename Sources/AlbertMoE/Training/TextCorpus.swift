@@ -10,32 +10,8 @@ import Tokenizers
 //   anything else    plain text, one example per line
 //
 // Blank lines and empty (or whitespace-only) texts are skipped, like the Hugging Face scripts do. Every
-// problem is a `DatasetError` that names the file and, when there is one, the line.
-
-/// A problem with a dataset (or with the data pipeline's settings). The description starts with the
-/// file and line when there are ones, e.g. `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
-public struct DatasetError: Error, CustomStringConvertible, LocalizedError {
-    /// The file the problem is in, if any.
-    public let file: URL?
-    /// The 1-based line the problem is on (the first line of a multi-line CSV record), if any.
-    public let line: Int?
-    /// What is wrong.
-    public let reason: String
-
-    public init(file: URL? = nil, line: Int? = nil, _ reason: String) {
-        self.file = file
-        self.line = line
-        self.reason = reason
-    }
-
-    public var description: String {
-        guard let file else { return reason }
-        if let line { return "\(file.path):\(line): \(reason)" }
-        return "\(file.path): \(reason)"
-    }
-
-    public var errorDescription: String? { description }
-}
+// problem is an `AlbertMoEError.badFile` that names the file and, when there is one, the line (the first line of a
+// multi-line CSV record), e.g. `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
 
 /// One text of a corpus and where it comes from.
 public struct TextExample: Equatable, Sendable {
@@ -114,7 +90,7 @@ public struct TextCorpus: Sendable {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
-            throw DatasetError(file: path, "no such file or directory")
+            throw AlbertMoEError.badFile(path: path.path, reason: "no such file or directory")
         }
         if isDirectory.boolValue {
             var found: [URL] = []
@@ -123,7 +99,9 @@ public struct TextCorpus: Sendable {
                 var isDir: ObjCBool = false
                 if manager.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue { found.append(url) }
             }
-            guard !found.isEmpty else { throw DatasetError(file: path, "the directory holds no (non-hidden) files") }
+            guard !found.isEmpty else {
+                throw AlbertMoEError.badFile(path: path.path, reason: "the directory holds no (non-hidden) files")
+            }
             files = found.sorted { $0.path < $1.path }
         } else {
             files = [path]
@@ -133,7 +111,7 @@ public struct TextCorpus: Sendable {
     }
 
     /// Calls `body` with each example in order, reading the files in chunks (memory does not grow with the
-    /// corpus). Stops as soon as `body` returns false. Throws a `DatasetError` at the first problem found, and
+    /// corpus). Stops as soon as `body` returns false. Throws an `AlbertMoEError` at the first problem found, and
     /// for a file that turns out to hold no example at all.
     public func forEachExample(_ body: (TextExample) throws -> Bool) throws {
         var index = 0
@@ -149,7 +127,8 @@ public struct TextCorpus: Sendable {
             }
             if stopped { return }
             if countInFile == 0 {
-                throw DatasetError(file: file, "no examples (the file is empty, or holds only blank lines or empty texts)")
+                throw AlbertMoEError.badFile(path: file.path,
+                                             reason: "no examples (the file is empty, or holds only blank lines or empty texts)")
             }
         }
     }
@@ -183,7 +162,7 @@ public struct TextCorpus: Sendable {
 
     /// Calls `body(values, line)` with the values of `columns`, in that order, for each record of a JSON-lines,
     /// CSV or TSV file (a CSV record that spans lines reports its first line), until it returns false. In JSON
-    /// lines a column must be a string, or a number when it is one of `numericColumns`. Throws a `DatasetError`
+    /// lines a column must be a string, or a number when it is one of `numericColumns`. Throws an `AlbertMoEError`
     /// naming the file and line for anything malformed or missing.
     static func forEachRecord(in file: URL, columns: [String], numericColumns: Set<String> = [], chunkSize: Int = 1 << 20,
                               _ body: ([String], Int) throws -> Bool) throws {
@@ -191,7 +170,8 @@ public struct TextCorpus: Sendable {
         defer { reader.close() }
         switch Format(file: file) {
         case .plainText:
-            throw DatasetError(file: file, "expected a .jsonl, .csv or .tsv file with the columns \(columns.joined(separator: ", "))")
+            throw AlbertMoEError.badFile(path: file.path,
+                                         reason: "expected a .jsonl, .csv or .tsv file with the columns \(columns.joined(separator: ", "))")
         case .jsonLines:
             while let (text, line) = try reader.nextLine() {
                 if isBlank(text) { continue }
@@ -208,7 +188,8 @@ public struct TextCorpus: Sendable {
                 guard let header else {
                     let names = fields.map { "'\($0)'" }.joined(separator: ", ")
                     for column in columns where !fields.contains(column) {
-                        throw DatasetError(file: file, line: firstLine, "no column '\(column)' in the header (columns: \(names))")
+                        throw AlbertMoEError.badFile(path: file.path, line: firstLine,
+                                                     reason: "no column '\(column)' in the header (columns: \(names))")
                     }
                     header = fields
                     positions = columns.map { fields.firstIndex(of: $0)! }
@@ -216,13 +197,14 @@ public struct TextCorpus: Sendable {
                 }
                 guard fields.count == header.count else {
                     let hint = tsv ? "" : "; quote fields that contain commas"
-                    throw DatasetError(file: file, line: firstLine,
-                                       "\(fields.count) fields, but the header has \(header.count)\(hint)")
+                    throw AlbertMoEError.badFile(path: file.path, line: firstLine,
+                                                 reason: "\(fields.count) fields, but the header has \(header.count)\(hint)")
                 }
                 if try !body(positions.map { fields[$0] }, firstLine) { return }
             }
             if let open = parser.openRecordLine {
-                throw DatasetError(file: file, line: open, "unterminated quoted field (the quote opened here is never closed)")
+                throw AlbertMoEError.badFile(path: file.path, line: open,
+                                             reason: "unterminated quoted field (the quote opened here is never closed)")
             }
         }
     }
@@ -234,21 +216,24 @@ public struct TextCorpus: Sendable {
         do {
             value = try JSONValue.parse(text)
         } catch let error as JSONError {
-            throw DatasetError(file: file, line: line, "not valid JSON (column \(error.offset + 1): \(error.reason))")
+            throw AlbertMoEError.badFile(path: file.path, line: line,
+                                         reason: "not valid JSON (column \(error.offset + 1): \(error.reason))")
         }
         guard case let .object(object) = value else {
-            throw DatasetError(file: file, line: line, "expected a JSON object, found \(describe(value))")
+            throw AlbertMoEError.badFile(path: file.path, line: line, reason: "expected a JSON object, found \(describe(value))")
         }
         return try columns.map { column in
             guard let field = object[column] else {
                 let keys = object.pairs.map { "'\($0.0)'" }.joined(separator: ", ")
-                throw DatasetError(file: file, line: line, "no key '\(column)' in this object (keys: \(keys))")
+                throw AlbertMoEError.badFile(path: file.path, line: line,
+                                             reason: "no key '\(column)' in this object (keys: \(keys))")
             }
             switch field {
             case let .string(s): return s
             case let .number(n) where numericColumns.contains(column): return String(n)
             default:
-                throw DatasetError(file: file, line: line, "'\(column)' is \(describe(field)), not a string")
+                throw AlbertMoEError.badFile(path: file.path, line: line,
+                                             reason: "'\(column)' is \(describe(field)), not a string")
             }
         }
     }
@@ -284,7 +269,7 @@ struct LineReader {
 
     init(file: URL, chunkSize: Int) throws {
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw DatasetError(file: file, "cannot open the file for reading")
+            throw AlbertMoEError.badFile(path: file.path, reason: "cannot open the file for reading")
         }
         self.file = file
         self.handle = handle
@@ -322,7 +307,8 @@ struct LineReader {
         }
         let data: Data?
         do { data = try handle.read(upToCount: chunkSize) } catch {
-            throw DatasetError(file: file, line: lineNumber + 1, "cannot read the file (\(error.localizedDescription))")
+            throw AlbertMoEError.badFile(path: file.path, line: lineNumber + 1,
+                                         reason: "cannot read the file (\(error.localizedDescription))")
         }
         if let data, !data.isEmpty { buffer.append(contentsOf: data) } else { atEnd = true }
     }
@@ -334,7 +320,8 @@ struct LineReader {
         if lineNumber == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             let offset = validUTF8PrefixLength(bytes)
-            throw DatasetError(file: file, line: lineNumber, "invalid UTF-8 (byte \(offset + 1) of the line)")
+            throw AlbertMoEError.badFile(path: file.path, line: lineNumber,
+                                         reason: "invalid UTF-8 (byte \(offset + 1) of the line)")
         }
         return (text, lineNumber)
     }
