@@ -60,15 +60,6 @@ public enum ModelDirectory {
     }
 }
 
-/// A model directory that cannot be used, saying why. Only the server's model loading still throws it, until it
-/// moves to `AlbertMoEError`.
-@available(*, deprecated, message: "throw AlbertMoEError.badFile")
-public struct CheckpointError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 extension AlbertLMModel {
     /// The architecture name written to config.json.
     public var architecture: String { objective == .causal ? "AlbertForCausalLM" : "AlbertForMaskedLM" }

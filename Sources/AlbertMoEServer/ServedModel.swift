@@ -37,8 +37,8 @@ final class ServedModel: @unchecked Sendable {
         let (config, architecture) = try ModelDirectory.readConfig(directory)
         tokenizer = try Tokenizer.load(from: directory)
         guard tokenizer.vocabSize <= config.vocabSize else {
-            throw CheckpointError("\(directory.path): the tokenizer has \(tokenizer.vocabSize) tokens, more than the "
-                                  + "model's vocabulary (\(config.vocabSize))")
+            throw AlbertMoEError.badFile(path: directory.path, reason: "the tokenizer has \(tokenizer.vocabSize) tokens, "
+                                         + "more than the model's vocabulary (\(config.vocabSize))")
         }
         switch architecture {
         case "AlbertForCausalLM":
@@ -53,8 +53,9 @@ final class ServedModel: @unchecked Sendable {
             (kind, causal, masked) = (.encoder, nil, nil)
             encoder = try SentenceAlbert.load(from: directory)
         default:
-            throw CheckpointError("\(directory.path): config.json names the architecture \(architecture ?? "(none)"); "
-                                  + "expected AlbertForCausalLM, AlbertForMaskedLM or SentenceAlbert")
+            throw AlbertMoEError.badFile(path: directory.appendingPathComponent("config.json").path,
+                                         reason: "names the architecture \(architecture ?? "(none)"); "
+                                             + "expected AlbertForCausalLM, AlbertForMaskedLM or SentenceAlbert")
         }
         self.config = config
         encoder.tokenizer = tokenizer
