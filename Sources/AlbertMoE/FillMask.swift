@@ -22,20 +22,20 @@ extension AlbertForMaskedLM {
     /// most likely tokens with their probabilities. Throws when the tokenizer has no mask token, the text holds
     /// none, or the text is longer than max_position_embeddings.
     public func fillMask(_ text: String, tokenizer: Tokenizer, topK: Int = 5) throws -> [MaskFill] {
-        guard topK >= 1 else { throw GenerationError("top_k must be at least 1, got \(topK)") }
+        guard topK >= 1 else { throw AlbertMoEError.invalidValue(field: "top_k", reason: "top_k must be at least 1, got \(topK)") }
         guard let mask = tokenizer.specialTokens.mask else {
-            throw GenerationError("the tokenizer has no mask token (\(tokenizer.specialTokens.missing(.mask))): it cannot fill masks")
+            throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "the tokenizer has no mask token (\(tokenizer.specialTokens.missing(.mask))): it cannot fill masks")
         }
         let ids = try tokenizer.encodeUnpadded(text).ids
         let positions = ids.indices.filter { ids[$0] == mask.id }
         guard !positions.isEmpty else {
-            throw GenerationError("the text holds no mask token: write \(mask.content) where a word should be predicted")
+            throw AlbertMoEError.invalidValue(field: "text", reason: "the text holds no mask token: write \(mask.content) where a word should be predicted")
         }
         guard ids.count <= config.maxPositionEmbeddings else {
-            throw GenerationError("the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")
+            throw AlbertMoEError.invalidValue(field: "text", reason: "the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")
         }
         if let bad = ids.first(where: { $0 >= config.vocabSize }) {
-            throw GenerationError("token \(bad) of the tokenizer is outside the model's vocabulary (\(config.vocabSize))")
+            throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "token \(bad) of the tokenizer is outside the model's vocabulary (\(config.vocabSize))")
         }
         let wasTraining = isTraining
         eval()

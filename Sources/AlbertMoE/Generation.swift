@@ -36,7 +36,7 @@ public struct SamplingOptions: Equatable {
 
     /// Checks the settings, naming the one that is wrong.
     public func validate() throws {
-        func fail(_ field: String, _ why: String) -> GenerationError { GenerationError("\(field): \(why)") }
+        func fail(_ field: String, _ why: String) -> AlbertMoEError { .invalidValue(field: field, reason: why) }
         guard maxNewTokens >= 0 else { throw fail("max_new_tokens", "must be >= 0, got \(maxNewTokens)") }
         guard temperature >= 0 && temperature.isFinite else { throw fail("temperature", "must be >= 0, got \(temperature)") }
         if let topK, topK < 0 { throw fail("top_k", "must be >= 0, got \(topK)") }
@@ -45,13 +45,6 @@ public struct SamplingOptions: Equatable {
             throw fail("repetition_penalty", "must be > 0, got \(repetitionPenalty)")
         }
     }
-}
-
-/// A generation request that cannot be served, saying why.
-public struct GenerationError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// Picks tokens from logits as `SamplingOptions` say, with its own seeded generator.
@@ -140,18 +133,19 @@ public final class GenerationSession {
     /// `options.maxNewTokens` new tokens, would not fit max_position_embeddings is an error or cut, as `overflow` says.
     public init(model: AlbertForCausalLM, prompt: [Int32], options: SamplingOptions, overflow: PromptOverflow = .error) throws {
         try options.validate()
-        guard !prompt.isEmpty else { throw GenerationError("the prompt is empty: give at least one token") }
+        guard !prompt.isEmpty else { throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt is empty: give at least one token") }
         let config = model.config
         if let bad = prompt.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw GenerationError("prompt token \(bad) is outside the vocabulary [0, \(config.vocabSize))")
+            throw AlbertMoEError.invalidValue(field: "prompt",
+                                              reason: "prompt token \(bad) is outside the vocabulary [0, \(config.vocabSize))")
         }
         let room = config.maxPositionEmbeddings
         var kept = prompt
         if prompt.count + options.maxNewTokens > room {
             guard overflow == .keepNewest else {
                 let new = "\(options.maxNewTokens) new token" + (options.maxNewTokens == 1 ? "" : "s")
-                throw GenerationError("the prompt (\(prompt.count) tokens) and \(new) exceed the model's context of \(room) "
-                                      + "tokens (max_position_embeddings): shorten the prompt or ask for fewer new tokens")
+                throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt (\(prompt.count) tokens) and \(new) exceed "
+                    + "the model's context of \(room) tokens (max_position_embeddings): shorten the prompt or ask for fewer new tokens")
             }
             kept = Array(prompt.suffix(max(room - options.maxNewTokens, 1)))
         }

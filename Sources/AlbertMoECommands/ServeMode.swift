@@ -77,9 +77,9 @@ extension TrainingJob {
         do {
             session = try GenerationSession(model: model, prompt: ids, options: sampling,
                                             overflow: o.truncatePrompt ? .keepNewest : .error)
-        } catch let error as GenerationError {
+        } catch AlbertMoEError.invalidValue(_, let reason) {
             let hint = ids.count >= context ? " (or pass --truncate_prompt to keep its newest tokens)" : ""
-            throw ValidationError(error.message + hint)
+            throw ValidationError(reason + hint)
         }
         if session.prompt.count < ids.count {
             say("Warning: the prompt has \(ids.count) tokens; only its last \(session.prompt.count) are used.")

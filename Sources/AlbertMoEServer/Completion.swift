@@ -45,12 +45,8 @@ struct CompletionRequest {
             topP: Float(try fields.double("top_p") ?? 1),
             repetitionPenalty: Float(try fields.double("repetition_penalty") ?? 1),
             seed: seed.map { UInt64($0) } ?? UInt64.random(in: 0 ... .max))
-        do { try sampling.validate() } catch let error as GenerationError {
-            // The message starts with the field's name: "temperature: must be >= 0, got -1.0".
-            let parts = error.message.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { throw APIError.invalid(error.message) }
-            let field = String(parts[0])
-            throw APIError.invalid("\(field) \(parts[1].trimmingCharacters(in: .whitespaces))", param: field)
+        do { try sampling.validate() } catch AlbertMoEError.invalidValue(let field, let reason) {
+            throw APIError.invalid("\(field) \(reason)", param: field)
         }
 
         stops = try fields.strings("stop") ?? []
@@ -94,8 +90,8 @@ final class CompletionGenerator: @unchecked Sendable {
         var sampling = request.sampling
         sampling.stopTokens = served.tokenizer.specialTokens.eos.map { [Int32($0.id)] } ?? []
         // The sampling settings are checked already: what the session refuses is the prompt.
-        do { session = try GenerationSession(model: model, prompt: prompt, options: sampling) } catch let error as GenerationError {
-            throw APIError.invalid(error.message, param: "prompt")
+        do { session = try GenerationSession(model: model, prompt: prompt, options: sampling) } catch AlbertMoEError.invalidValue(_, let reason) {
+            throw APIError.invalid(reason, param: "prompt")
         }
         tokenizer = served.tokenizer
         promptTokens = prompt.count

@@ -222,8 +222,8 @@ public final class InferenceServer: Sendable {
         let fills = try await worker.run { () throws -> [MaskFill] in
             do {
                 return try model.fillMask(text, tokenizer: tokenizer, topK: min(topK, model.config.vocabSize))
-            } catch let error as GenerationError {
-                throw APIError.invalid(error.message, param: param)
+            } catch AlbertMoEError.invalidValue(_, let reason) {
+                throw APIError.invalid(reason, param: param)
             } catch let error as TokenizerError {
                 throw APIError.invalid("\(param) cannot be tokenized: \(error)", param: param)
             }

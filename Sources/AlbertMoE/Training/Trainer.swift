@@ -73,13 +73,6 @@ public struct TrainerState: Codable, Equatable {
     }
 }
 
-/// A training run that cannot go on, saying why.
-public struct TrainingError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// Validation figures: token-weighted mean cross-entropy and its exponential.
 public struct EvaluationResult {
     public let loss: Double
@@ -301,7 +294,7 @@ public final class Trainer {
             let loss = Double(out.loss.item)
             guard loss.isFinite else {
                 let kept = lastCheckpoint.map { "; the last good checkpoint is \($0.path)" } ?? ""
-                throw TrainingError("the loss is \(loss) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)): "
+                throw AlbertMoEError.cannotContinue("the loss is \(loss) at step \(state.globalStep + 1) (epoch \(state.epoch + 1)): "
                                     + "training stopped\(kept). Try a lower learning rate or --max_grad_norm.")
             }
             (out.loss * scale).backward()
@@ -328,7 +321,7 @@ public final class Trainer {
         stream?.cancel()
         stream = nil
         guard state.batchInEpoch > 0 else {
-            throw TrainingError("the training data produced no batch in epoch \(state.epoch + 1)")
+            throw AlbertMoEError.cannotContinue("the training data produced no batch in epoch \(state.epoch + 1)")
         }
         state.epoch += 1
         state.batchInEpoch = 0
@@ -420,7 +413,7 @@ public final class Trainer {
     public func saveCheckpoint() throws -> URL {
         let final = try writeDirectory("checkpoint-\(state.globalStep)", what: "checkpoint") { partial in
             try model.save(to: partial)
-            try writeTokenizer(to: partial)
+            try tokenizer.saveFiles(to: partial)
             try optimizer.saveState(to: partial.appendingPathComponent(Self.optimizerFile))
             state.randomState = .named(model.randomState.mapValues { $0.map { String($0, radix: 16) } })
             let encoder = JSONEncoder()
@@ -438,7 +431,7 @@ public final class Trainer {
     public func saveEpochModel(_ epoch: Int) throws -> URL {
         let url = try writeDirectory("epoch_\(epoch)", what: "the model of epoch \(epoch)") { partial in
             try model.save(to: partial)
-            try writeTokenizer(to: partial)
+            try tokenizer.saveFiles(to: partial)
         }
         lastEpochSaved = epoch
         return url
@@ -457,7 +450,7 @@ public final class Trainer {
             try fm.moveItem(at: partial, to: final)
         } catch {
             try? fm.removeItem(at: partial)
-            throw TrainingError("cannot write \(what) \(final.path): \(error)")
+            throw AlbertMoEError.badFile(path: final.path, reason: "cannot write \(what): \(error)")
         }
         return final
     }
@@ -477,14 +470,10 @@ public final class Trainer {
         for old in all.dropLast(limit) { try FileManager.default.removeItem(at: old.url) }
     }
 
-    private func writeTokenizer(to directory: URL) throws {
-        try tokenizer.saveFiles(to: directory)
-    }
-
     /// The trained model and its tokenizer in the output directory, loadable by the inference commands.
     public func saveFinalModel() throws {
         try model.save(to: options.outputDirectory)
-        try writeTokenizer(to: options.outputDirectory)
+        try tokenizer.saveFiles(to: options.outputDirectory)
     }
 
     /// Continues from a checkpoint written by `saveCheckpoint()`: weights, optimizer state, data position and
@@ -492,16 +481,16 @@ public final class Trainer {
     public func resume(from checkpoint: URL) throws {
         let stateURL = checkpoint.appendingPathComponent(Self.stateFile)
         guard FileManager.default.fileExists(atPath: stateURL.path) else {
-            throw TrainingError("\(checkpoint.path) is not a checkpoint: it holds no \(Self.stateFile)")
+            throw AlbertMoEError.badFile(path: checkpoint.path, reason: "not a checkpoint: it holds no \(Self.stateFile)")
         }
         let saved: TrainerState
         do { saved = try JSONDecoder().decode(TrainerState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw TrainingError("\(stateURL.path) is damaged: \(error)")
+            throw AlbertMoEError.badFile(path: stateURL.path, reason: "damaged: \(error)")
         }
         let (config, architecture) = try ModelDirectory.readConfig(checkpoint)
         guard config == model.config else {
-            throw TrainingError("\(checkpoint.path) holds a model with another configuration than this run's; "
-                                + "resume with the same model options")
+            throw AlbertMoEError.badFile(path: checkpoint.path, reason: "holds a model with another configuration than this "
+                                         + "run's; resume with the same model options")
         }
         if let architecture, architecture != model.architecture {
             throw AlbertMoEError.badFile(path: checkpoint.path, reason: "it holds an \(architecture), this run trains an "
@@ -511,8 +500,8 @@ public final class Trainer {
                                  ("--batch_size", String(saved.batchSize), String(trainData.configuration.batchSize)),
                                  ("--gradient_accumulation_steps", String(saved.gradientAccumulationSteps),
                                   String(options.gradientAccumulationSteps))] where was != now {
-            throw TrainingError("\(checkpoint.path) was trained with \(name) \(was), this run has \(now): "
-                                + "resume with the same data options")
+            throw AlbertMoEError.badFile(path: checkpoint.path, reason: "trained with \(name) \(was), this run has \(now): "
+                                         + "resume with the same data options")
         }
         let holders = Set(model.randomState.keys)
         let named: [String: [String]]?
@@ -526,7 +515,7 @@ public final class Trainer {
         let words = named?.mapValues { $0.compactMap { UInt64($0, radix: 16) } }
         guard let named, let words, Set(words.keys) == holders,
               words.values.allSatisfy({ $0.count == SeededGenerator.stateWordCount }) else {
-            throw TrainingError("\(stateURL.path): random_state does not fit this model")
+            throw AlbertMoEError.badFile(path: stateURL.path, reason: "random_state does not fit this model")
         }
         try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true)
         try optimizer.loadState(from: checkpoint.appendingPathComponent(Self.optimizerFile))
