@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Forward calls of fewer multiply-adds than this (2*B*nH*Tq*Tk*hd for QK^T and PV; SGEMM's threshold) run on the
+// calling thread.
+#define AK_ATTN_PARALLEL_MIN_WORK (1L << 21)
+
 // Query tile height: 0 = automatic (a score tile of about 256 KiB, so that it stays in L2 next to K and V).
 static long attn_bq_override = 0;
 
@@ -541,14 +545,19 @@ void ak_attention_forward(const float *q, const float *k, const float *v, long k
     memset(&c, 0, sizeof c);
     long bq = tile_rows(Tq, Tk);
     long ntasks = BH * ((Tq + bq - 1) / bq);
-    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, ntasks);
+    // A small call (a decoding step) runs on the calling thread: waking the pool would cost more than the work.
+    int inline_tasks = 2.0 * BH * Tq * Tk * hd < (double)AK_ATTN_PARALLEL_MIN_WORK;
+    setup(&c, B, nH, Tq, Tk, hd, key_mask, causal, scale, dropout_p, seed, 0, inline_tasks ? 1 : ntasks);
     c.kv_stride = kv_stride;
     c.q = q;
     c.k = k;
     c.v = v;
     c.o_out = o;
     c.lse_out = lse;
-    ak_parallel_for(ntasks, fwd_task, &c);
+    if (inline_tasks)
+        for (long t = 0; t < ntasks; t++) fwd_task(&c, t);
+    else
+        ak_parallel_for(ntasks, fwd_task, &c);
     free(c.scratch);
     free(c.busy);
 }
