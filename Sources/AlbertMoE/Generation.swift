@@ -128,12 +128,16 @@ public final class GenerationSession {
     private let cache: KVCache
     private var sampler: LogitSampler
     private var pending: [Int32]
+    /// The prompt and the tokens made, for the repetition penalty.
+    private var history: [Int32]
 
     /// Checks the options and the prompt (at least one token, all in the vocabulary); a prompt that, with
     /// `options.maxNewTokens` new tokens, would not fit max_position_embeddings is an error or cut, as `overflow` says.
     public init(model: AlbertForCausalLM, prompt: [Int32], options: SamplingOptions, overflow: PromptOverflow = .error) throws {
         try options.validate()
-        guard !prompt.isEmpty else { throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt is empty: give at least one token") }
+        guard !prompt.isEmpty else {
+            throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt is empty: give at least one token")
+        }
         let config = model.config
         if let bad = prompt.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw AlbertMoEError.invalidValue(field: "prompt",
@@ -155,6 +159,7 @@ public final class GenerationSession {
         cache = KVCache(config: config)
         sampler = LogitSampler(options)
         pending = kept
+        history = kept
         if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
@@ -163,10 +168,11 @@ public final class GenerationSession {
     public func next() -> Int32? {
         guard finishReason == nil else { return nil }
         let wasTraining = model.isTraining
-        model.eval()
-        defer { model.train(wasTraining) }
-        let token = sampler.next(model.nextTokenLogits(pending, cache: cache), history: prompt + generated)
+        if wasTraining { model.eval() }
+        defer { if wasTraining { model.train() } }
+        let token = sampler.next(model.nextTokenLogits(pending, cache: cache), history: history)
         generated.append(token)
+        history.append(token)
         pending = [token]
         if options.stopTokens.contains(token) {
             finishReason = .stopToken
