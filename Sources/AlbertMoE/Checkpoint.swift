@@ -43,8 +43,8 @@ public enum ModelDirectory {
     }
 
     /// Loads weights into a model, strictly, adapting the encoder prefix: a checkpoint may hold the encoder
-    /// with or without "albert.", whichever the model does not use. A mismatch names `file` when given.
-    static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool, file: URL? = nil) throws {
+    /// with or without "albert.", whichever the model does not use. A mismatch names `file`, where they were read.
+    static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool, file: URL) throws {
         let encoderNames = ["embeddings.", "shared_layer."]
         var adapted: [String: Tensor] = [:]
         for (name, t) in weights {
@@ -54,7 +54,7 @@ public enum ModelDirectory {
             adapted[key] = t
         }
         do { try model.loadStateDict(adapted) } catch let error as AlbertMoEError {
-            guard let file, case let .invalidValue(field, reason) = error else { throw error }
+            guard case let .invalidValue(field, reason) = error else { throw error }
             throw AlbertMoEError.badFile(path: file.path, reason: "\(field) \(reason)")
         }
     }

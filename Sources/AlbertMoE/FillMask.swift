@@ -34,13 +34,10 @@ extension AlbertForMaskedLM {
         guard ids.count <= config.maxPositionEmbeddings else {
             throw AlbertMoEError.invalidValue(field: "text", reason: "the text has \(ids.count) tokens, more than max_position_embeddings (\(config.maxPositionEmbeddings))")
         }
-        if let bad = ids.first(where: { $0 >= config.vocabSize }) {
-            throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "token \(bad) of the tokenizer is outside the model's vocabulary (\(config.vocabSize))")
-        }
         let wasTraining = isTraining
         eval()
         defer { train(wasTraining) }
-        let logits = withNoGrad { self(IntTensor(ids.map(Int32.init), shape: [1, ids.count])).logits }   // [1, T, V]
+        let logits = try withNoGrad { try self(IntTensor(ids.map(Int32.init), shape: [1, ids.count])).logits }   // [1, T, V]
         let v = config.vocabSize
         return positions.map { p in
             let row = Tensor(Array(logits.scalars[p * v ..< (p + 1) * v]), shape: [v]).softmax().scalars

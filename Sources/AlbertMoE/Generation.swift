@@ -113,9 +113,10 @@ public enum FinishReason: Equatable, Sendable {
     case contextFull
 }
 
-/// One generation with the key/value cache, advanced one token per `next()`: the prompt runs once, then one position
-/// per token, sampled by a `LogitSampler` (the same seed gives the same tokens). It ends after a stop token, after
-/// `maxNewTokens` tokens, or when the context fills max_position_embeddings, and says which.
+/// One generation with the key/value cache, advanced one token per `next()`: the prompt runs once, when the session
+/// starts, then one position per token, sampled by a `LogitSampler` (the same seed gives the same tokens). It ends
+/// after a stop token, after `maxNewTokens` tokens, or when the context fills max_position_embeddings, and says which.
+/// The model runs in evaluation mode, whatever its mode between calls.
 public final class GenerationSession {
     public let model: AlbertForCausalLM
     public let options: SamplingOptions
@@ -127,23 +128,17 @@ public final class GenerationSession {
     public private(set) var finishReason: FinishReason?
     private let cache: KVCache
     private var sampler: LogitSampler
-    private var pending: [Int32]
+    /// The logits [V] of the token to sample next.
+    private var logits: [Float] = []
     /// The prompt and the tokens made, for the repetition penalty.
     private var history: [Int32]
 
-    /// Checks the options and the prompt (at least one token, all in the vocabulary); a prompt that, with
-    /// `options.maxNewTokens` new tokens, would not fit max_position_embeddings is an error or cut, as `overflow` says.
+    /// Checks the options and runs the prompt: the model refuses an empty prompt or one with ids outside its
+    /// vocabulary; a prompt that, with `options.maxNewTokens` new tokens, would not fit max_position_embeddings is
+    /// an error or cut, as `overflow` says.
     public init(model: AlbertForCausalLM, prompt: [Int32], options: SamplingOptions, overflow: PromptOverflow = .error) throws {
         try options.validate()
-        guard !prompt.isEmpty else {
-            throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt is empty: give at least one token")
-        }
-        let config = model.config
-        if let bad = prompt.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw AlbertMoEError.invalidValue(field: "prompt",
-                                              reason: "prompt token \(bad) is outside the vocabulary [0, \(config.vocabSize))")
-        }
-        let room = config.maxPositionEmbeddings
+        let room = model.config.maxPositionEmbeddings
         var kept = prompt
         if prompt.count + options.maxNewTokens > room {
             guard overflow == .keepNewest else {
@@ -156,24 +151,31 @@ public final class GenerationSession {
         self.model = model
         self.options = options
         self.prompt = kept
-        cache = KVCache(config: config)
+        cache = KVCache(config: model.config)
         sampler = LogitSampler(options)
-        pending = kept
         history = kept
+        do { logits = try run(kept) } catch AlbertMoEError.invalidValue(_, let reason) {
+            throw AlbertMoEError.invalidValue(field: "prompt", reason: prompt.isEmpty ? "the prompt is empty: give at least one token" : reason)
+        }
         if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
-    /// Makes the next token, or returns nil once the generation has ended (`finishReason` is then set; it is set
-    /// with the last token). The model runs in evaluation mode, whatever its mode between calls.
-    public func next() -> Int32? {
-        guard finishReason == nil else { return nil }
+    /// Runs `ids` after the cached tokens, in evaluation mode: the logits of the token that follows.
+    private func run(_ ids: [Int32]) throws -> [Float] {
         let wasTraining = model.isTraining
         if wasTraining { model.eval() }
         defer { if wasTraining { model.train() } }
-        let token = sampler.next(model.nextTokenLogits(pending, cache: cache), history: history)
+        return try model.nextTokenLogits(ids, cache: cache)
+    }
+
+    /// Makes the next token, or returns nil once the generation has ended (`finishReason` is then set; it is set
+    /// with the last token).
+    public func next() throws -> Int32? {
+        guard finishReason == nil else { return nil }
+        if let last = generated.last { logits = try run([last]) }
+        let token = sampler.next(logits, history: history)
         generated.append(token)
         history.append(token)
-        pending = [token]
         if options.stopTokens.contains(token) {
             finishReason = .stopToken
         } else if generated.count >= options.maxNewTokens {
@@ -194,7 +196,7 @@ extension AlbertForCausalLM {
                          onToken: (Int32) -> Bool = { _ in true }) throws -> [Int32] {
         let session = try GenerationSession(model: self, prompt: prompt, options: options,
                                             overflow: truncateFromLeft ? .keepNewest : .error)
-        while let token = session.next(), onToken(token) {}
+        while let token = try session.next(), onToken(token) {}
         return session.generated
     }
 }

@@ -44,12 +44,12 @@ public struct Bench: ParsableCommand {
         let ids = IntTensor((0..<(batch * seq)).map { _ in Int32(gen.nextInt(below: c.vocabSize)) }, shape: [batch, seq])
         let mask = IntTensor.full([batch, seq], 1)
 
-        func median(_ f: () -> Void) -> Double {
-            for _ in 0..<2 { f() }
+        func median(_ f: () throws -> Void) rethrows -> Double {
+            for _ in 0..<2 { try f() }
             var times: [Double] = []
             for _ in 0..<steps {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                f()
+                try f()
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             return times.sorted()[times.count / 2]
@@ -61,16 +61,16 @@ public struct Bench: ParsableCommand {
         ]
         if wanted("train") {
             model.train()
-            let train = median {
+            let train = try median {
                 optimizer.zeroGrad()
-                model(ids, attentionMask: mask, labels: ids).loss.backward()
+                try model(ids, attentionMask: mask, labels: ids).loss.backward()
                 optimizer.step()
             }
             result += [("train_tokens_per_s", round1(Double(batch * seq) / train)), ("train_peak_rss_mb", round1(peakResidentMB()))]
         }
         model.eval()
         if wanted("forward") {
-            let forward = median { _ = withNoGrad { model(ids, attentionMask: mask) } }
+            let forward = try median { _ = try withNoGrad { try model(ids, attentionMask: mask) } }
             result.append(("forward_tokens_per_s", round1(Double(batch * seq) / forward)))
         }
 
@@ -80,9 +80,9 @@ public struct Bench: ParsableCommand {
         if wanted("generate") {
             var sequence = prompt
             let t0 = DispatchTime.now().uptimeNanoseconds
-            withNoGrad {
+            try withNoGrad {
                 for _ in 0..<generateTokens {
-                    let logits = model(IntTensor(sequence, shape: [1, sequence.count])).logits     // [1, T, V]
+                    let logits = try model(IntTensor(sequence, shape: [1, sequence.count])).logits     // [1, T, V]
                     let last = logits.slice(axis: 1, (sequence.count - 1)..<sequence.count).reshaped([c.vocabSize])
                     sequence.append(last.topk(1).indices.scalars[0])
                 }

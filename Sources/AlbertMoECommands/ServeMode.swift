@@ -91,7 +91,7 @@ extension TrainingJob {
         }
         var text = CompletionText()
         stream(text.update(try decoded()).piece)
-        while session.next() != nil {
+        while try session.next() != nil {
             if let decoded = try? decoded() { stream(text.update(decoded).piece) }
         }
         stream(text.finish(try decoded()))

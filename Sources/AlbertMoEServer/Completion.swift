@@ -100,7 +100,7 @@ final class CompletionGenerator: @unchecked Sendable {
 
     /// Makes the next token (the first call runs the prompt) and the text it adds.
     func step() throws -> Step {
-        _ = session.next()
+        _ = try session.next()
         let reason = session.finishReason
         let content = reason == .stopToken ? session.generated.dropLast() : session.generated[...]
         let all = try tokenizer.decode(content.map { Int($0) }, skipSpecialTokens: true)

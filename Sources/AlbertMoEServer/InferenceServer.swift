@@ -190,6 +190,8 @@ public final class InferenceServer: Sendable {
                     return (vectors, try Self.embeddingTokenCount(batch, encoder: encoder))
                 } catch let error as TokenizerError {
                     throw APIError.invalid("input cannot be tokenized: \(error)", param: "input")
+                } catch AlbertMoEError.invalidValue(_, let reason) {
+                    throw APIError.invalid(reason, param: "input")
                 }
             }
             vectors += batchVectors

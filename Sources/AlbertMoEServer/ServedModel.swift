@@ -36,10 +36,6 @@ final class ServedModel: @unchecked Sendable {
     init(directory: URL) throws {
         let (config, architecture) = try ModelDirectory.readConfig(directory)
         tokenizer = try Tokenizer.load(from: directory)
-        guard tokenizer.vocabSize <= config.vocabSize else {
-            throw AlbertMoEError.badFile(path: directory.path, reason: "the tokenizer has \(tokenizer.vocabSize) tokens, "
-                                         + "more than the model's vocabulary (\(config.vocabSize))")
-        }
         switch architecture {
         case "AlbertForCausalLM":
             let model = try AlbertForCausalLM.load(from: directory)

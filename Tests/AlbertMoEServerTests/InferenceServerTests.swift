@@ -586,4 +586,38 @@ final class InferenceServerTests: XCTestCase {
         try same("/v1/fill-mask", #"{"text": "the [MASK] sat on the [MASK]", "top_k": 3}"#,
                  port: f.maskedPort, paddedPort: maskedPort, ["predictions"])
     }
+
+    /// A model whose vocabulary is smaller than its tokenizer's (a tokenizer grown after training): the server
+    /// starts, answers the texts whose tokens the model knows, refuses the others with 400 naming the field, and
+    /// keeps serving.
+    func testATokenizerLargerThanTheModelIsRefusedPerRequest() throws {
+        let directory = f.directory.appendingPathComponent("small-vocab-\(UUID().uuidString)")
+        let tokenizer = f.causalTokenizer
+        let vocab = tokenizer.vocabSize - 30
+        try AlbertForCausalLM(ServerFixture.config(vocabSize: vocab), seed: 1).save(to: directory)
+        try tokenizer.saveFiles(to: directory)
+        let server = try InferenceServer(modelDirectory: directory, configuration: ServerConfiguration(host: "127.0.0.1", port: 0))
+        let port = try blocking { try await server.start() }
+        defer { try? blocking { await server.stop() } }
+
+        let candidates = ["the cat sat on the mat", "a dog", "zq", "the bird sang a long song in the tree", "xv", "café"]
+        let maxID = try candidates.map { try tokenizer.encodeUnpadded($0, addSpecialTokens: false).ids.max() ?? 0 }
+        let known = zip(candidates, maxID).filter { $0.1 < vocab }.map(\.0)
+        let unknown = zip(candidates, maxID).filter { $0.1 >= vocab }.map(\.0)
+        XCTAssertFalse(known.isEmpty)
+        XCTAssertFalse(unknown.isEmpty)
+        for text in unknown {
+            let embedding = try errorOf(post("/v1/embeddings", #"{"input": ["a", "\#(text)"]}"#, port: port, status: 400))
+            XCTAssertEqual(embedding.param, "input")
+            XCTAssertTrue(embedding.message.contains("outside the model's vocabulary [0, \(vocab))"), embedding.message)
+            let completion = try errorOf(post("/v1/completions", #"{"prompt": "\#(text)", "max_tokens": 3}"#, port: port, status: 400))
+            XCTAssertEqual(completion.param, "prompt")
+            XCTAssertTrue(completion.message.contains("outside the model's vocabulary"), completion.message)
+        }
+        for text in known {
+            _ = try post("/v1/embeddings", #"{"input": "\#(text)"}"#, port: port)
+            _ = try post("/v1/completions", #"{"prompt": "\#(text)", "max_tokens": 3, "temperature": 0}"#, port: port)
+        }
+        XCTAssertEqual(try RawHTTPClient.request(port: port, "GET", "/health").status, 200)
+    }
 }

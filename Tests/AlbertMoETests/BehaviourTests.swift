@@ -16,17 +16,92 @@ func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
 
 /// What the math promises, checked on small models.
 final class BehaviourTests: XCTestCase {
-    func testCausalModelNeverSeesTheFuture() {
+    /// The models' entry points take user data: over random models and batches, ids, labels, masks, token types and
+    /// lengths that do not fit the config are refused with an error naming the field (and a refused decoding step
+    /// leaves the cache as it was), while the same batch without the fault runs.
+    func testEntryPointsRefuseInputsThatDoNotFit() throws {
+        var g = SeededGenerator(seed: 12)
+        let faults = ["none", "id", "negative id", "label", "label shape", "mask shape", "token type", "token type shape",
+                      "too long", "cache batch", "cache mask", "cache overflow"]
+        for trial in 0..<72 {
+            let fault = faults[trial % faults.count]
+            let position = g.nextInt(below: 2) == 0 ? "rope" : "absolute"
+            let v = 30 + g.nextInt(below: 170), context = 8 + g.nextInt(below: 56)
+            var config = tinyConfig(position)
+            (config.vocabSize, config.maxPositionEmbeddings) = (v, context)
+            let b = 1 + g.nextInt(below: 4), t = 1 + g.nextInt(below: context)
+            var tokens = (0..<(b * t)).map { _ in Int32(g.nextInt(below: v)) }
+            var labels = tokens.map { g.nextInt(below: 3) == 0 ? -100 : $0 }
+            var maskShape = [b, t], typeShape = [b, t], types = [Int32](repeating: 0, count: b * t)
+            let at = g.nextInt(below: b * t)
+            var expected: String? = nil
+            switch fault {
+            case "id": (tokens[at], expected) = (Int32(v + g.nextInt(below: 1000)), "input_ids")
+            case "negative id": (tokens[at], expected) = (-1 - Int32(g.nextInt(below: 5)), "input_ids")
+            case "label": (labels[at], expected) = (g.nextInt(below: 2) == 0 ? Int32(v) : -1, "labels")
+            case "label shape": (labels, expected) = (labels + [0], "labels")
+            case "mask shape": (maskShape, expected) = ([b, t + 1], "attention_mask")
+            case "token type": (types[at], expected) = (2, "token_type_ids")
+            case "token type shape": (typeShape, expected) = ([b * t, 1], "token_type_ids")
+            default: break
+            }
+            let tag = "trial \(trial) (\(fault), \(position), V \(v), [\(b), \(t)] of \(context))"
+            let model: AlbertLMModel = trial % 2 == 0 ? AlbertForCausalLM(config, seed: UInt64(trial)) : AlbertForMaskedLM(config, seed: UInt64(trial))
+            func refused(_ field: String, _ body: () throws -> Void) {
+                XCTAssertThrowsError(try body(), tag) { error in
+                    XCTAssertEqual((error as? AlbertMoEError)?.field, field, "\(tag): \(error)")
+                }
+            }
+            if fault.hasPrefix("cache") || fault == "too long" {
+                let cache = KVCache(config: config, batch: b)
+                let first = IntTensor(tokens, shape: [b, t])
+                try withNoGrad { _ = try model.albert(first, cache: cache) }
+                XCTAssertEqual(cache.count, t, tag)
+                let extra = context - t + 1 + g.nextInt(below: 4)
+                let next = IntTensor((0..<(b * extra)).map { _ in Int32(g.nextInt(below: v)) }, shape: [b, extra])
+                withNoGrad {
+                    switch fault {
+                    case "cache batch":
+                        refused("input_ids") { _ = try model.albert(IntTensor([Int32](repeating: 1, count: b + 1), shape: [b + 1, 1]), cache: cache) }
+                    case "cache mask":
+                        refused("input_ids") { _ = try model.albert(IntTensor(tokens, shape: [b, t]), attentionMask: IntTensor.full([b, t], 1), cache: cache) }
+                    default:
+                        refused("input_ids") { _ = try model.albert(next, cache: cache) }
+                    }
+                }
+                XCTAssertEqual(cache.count, t, "\(tag): a refused step leaves the cache as it was")
+                if fault == "too long" && position == "absolute" {
+                    let long = IntTensor((0..<(b * (context + extra))).map { _ in Int32(g.nextInt(below: v)) }, shape: [b, context + extra])
+                    refused("input_ids") { _ = try model(long) }
+                }
+                continue
+            }
+            let run = {
+                try model(IntTensor(tokens, shape: [b, t]), attentionMask: IntTensor.full(maskShape, 1),
+                          tokenTypeIDs: IntTensor(types, shape: typeShape),
+                          labels: IntTensor(labels, shape: labels.count == b * t ? [b, t] : [b * t + 1]))
+            }
+            if let expected {
+                refused(expected) { _ = try run() }
+            } else {
+                let out = try run()
+                XCTAssertEqual(out.logits.shape, [b, t, v], tag)
+                XCTAssertTrue(out.loss.item.isFinite || model.predictedTokenCount(IntTensor(labels, shape: [b, t])) == 0, tag)
+            }
+        }
+    }
+
+    func testCausalModelNeverSeesTheFuture() throws {
         for position in ["rope", "absolute"] {
             let model = AlbertForCausalLM(tinyConfig(position), seed: 3)
             model.eval()
             let a = ids([[5, 9, 12, 7, 30, 2, 44, 8]])
-            let base = withNoGrad { model(a).logits }
+            let base = try withNoGrad { try model(a).logits }
             let v = base.shape[2]
             for t in [3, 6] {
                 var changed = a.scalars
                 changed[t] = (changed[t] + 11) % 50
-                let other = withNoGrad { model(IntTensor(changed, shape: a.shape)).logits }
+                let other = try withNoGrad { try model(IntTensor(changed, shape: a.shape)).logits }
                 let before = maxAbsDiff(base.slice(axis: 1, 0..<t), other.slice(axis: 1, 0..<t))
                 XCTAssertEqual(before, 0, "\(position): changing token \(t) moved logits before it")
                 let at = maxAbsDiff(base.slice(axis: 1, t..<(t + 1)), other.slice(axis: 1, t..<(t + 1)))
@@ -36,17 +111,17 @@ final class BehaviourTests: XCTestCase {
         }
     }
 
-    func testMaskedModelIsBidirectional() {
+    func testMaskedModelIsBidirectional() throws {
         let model = AlbertForMaskedLM(tinyConfig(), seed: 4)
         model.eval()
         let a = ids([[5, 9, 12, 7, 30, 2]])
         var changed = a.scalars
         changed[5] = 40
-        let x = withNoGrad { model(a).logits }, y = withNoGrad { model(IntTensor(changed, shape: a.shape)).logits }
+        let x = try withNoGrad { try model(a).logits }, y = try withNoGrad { try model(IntTensor(changed, shape: a.shape)).logits }
         XCTAssertGreaterThan(maxAbsDiff(x.slice(axis: 1, 0..<1), y.slice(axis: 1, 0..<1)), 1e-5)
     }
 
-    func testPositionsAreUsed() {
+    func testPositionsAreUsed() throws {
         // Without positions, attention is permutation-equivariant; with RoPE or absolute positions it is not.
         for position in ["rope", "absolute"] {
             let model = AlbertForMaskedLM(tinyConfig(position), seed: 5)
@@ -54,8 +129,8 @@ final class BehaviourTests: XCTestCase {
             let a: [Int32] = [5, 9, 12, 7, 30, 2]
             let perm = [3, 0, 5, 1, 4, 2]
             let b = perm.map { a[$0] }
-            let ha = withNoGrad { model(IntTensor(a, shape: [1, 6])).hiddenStates }
-            let hb = withNoGrad { model(IntTensor(b, shape: [1, 6])).hiddenStates }
+            let ha = try withNoGrad { try model(IntTensor(a, shape: [1, 6])).hiddenStates }
+            let hb = try withNoGrad { try model(IntTensor(b, shape: [1, 6])).hiddenStates }
             // Row i of hb against row perm[i] of ha.
             let gathered = ha.indexSelect(axis: 1, IntTensor(perm.map { Int32($0) }))
             XCTAssertGreaterThan(maxAbsDiff(gathered, hb), 1e-4, "\(position): outputs ignore token order")
@@ -128,27 +203,27 @@ final class BehaviourTests: XCTestCase {
         XCTAssertEqual(withNoGrad { moe2(x) }.droppedSlots, 1)
     }
 
-    func testRouterZLoss() {
+    func testRouterZLoss() throws {
         var config = tinyConfig()
         config.routerZLossCoefficient = 0.1
         let model = AlbertForMaskedLM(config, seed: 1)
         let a = ids([[5, 9, 12, 7]])
         let labels = ids([[-100, 9, -100, 7]])
-        let o = model(a, labels: labels)
+        let o = try model(a, labels: labels)
         let z = try! XCTUnwrap(o.routerZLoss)
         XCTAssertGreaterThan(z.item, 0)
         XCTAssertEqual(o.loss.item, o.ceLoss.item + 0.01 * o.auxLoss.item + 0.1 * z.item, accuracy: 1e-5)
-        XCTAssertNil(AlbertForMaskedLM(tinyConfig(), seed: 1)(a).routerZLoss)
+        XCTAssertNil(try AlbertForMaskedLM(tinyConfig(), seed: 1)(a).routerZLoss)
     }
 
-    func testDropoutOnlyInTraining() {
+    func testDropoutOnlyInTraining() throws {
         let model = AlbertForMaskedLM(tinyConfig(dropout: 0.3), seed: 6)
         let a = ids([[5, 9, 12, 7, 30, 2]])
         model.eval()
-        let e1 = withNoGrad { model(a).logits }, e2 = withNoGrad { model(a).logits }
+        let e1 = try withNoGrad { try model(a).logits }, e2 = try withNoGrad { try model(a).logits }
         XCTAssertEqual(e1.scalars, e2.scalars)
         model.train()
-        let t1 = withNoGrad { model(a).logits }, t2 = withNoGrad { model(a).logits }
+        let t1 = try withNoGrad { try model(a).logits }, t2 = try withNoGrad { try model(a).logits }
         XCTAssertGreaterThan(maxAbsDiff(t1, t2), 1e-4)
     }
 
@@ -251,12 +326,12 @@ final class BehaviourTests: XCTestCase {
         }
     }
 
-    func testCausalLossShiftsLabels() {
+    func testCausalLossShiftsLabels() throws {
         // The causal loss equals cross-entropy of logits[:, :-1] against labels[:, 1:].
         let model = AlbertForCausalLM(tinyConfig(), seed: 2)
         let a = ids([[5, 9, 12, 7], [3, 4, 0, 0]])
         let labels = ids([[5, 9, 12, 7], [3, 4, -100, -100]])
-        let o = withNoGrad { model(a, attentionMask: ids([[1, 1, 1, 1], [1, 1, 0, 0]]), labels: labels) }
+        let o = try withNoGrad { try model(a, attentionMask: ids([[1, 1, 1, 1], [1, 1, 0, 0]]), labels: labels) }
         let sliced = o.logits.slice(axis: 1, 0..<3).reshaped([6, 50])
         let targets = IntTensor([9, 12, 7, 4, -100, -100].map { Int32($0) })
         XCTAssertEqual(o.clmLoss.item, crossEntropy(sliced, targets).item, accuracy: 1e-6)
@@ -269,19 +344,19 @@ final class BehaviourTests: XCTestCase {
             let model = AlbertForCausalLM(tinyConfig(position, dropout: 0.2), seed: 5)
             model.eval()
             let tokens: [Int32] = [3, 17, 9, 41, 2, 30, 11, 5]
-            let full = withNoGrad { model(ids([tokens])).logits }.scalars            // [1, 8, 50]
+            let full = try withNoGrad { try model(ids([tokens])).logits }.scalars            // [1, 8, 50]
             let cache = KVCache(config: model.config)
-            var cached = model.nextTokenLogits(Array(tokens[..<3]), cache: cache)   // a 3-token prompt
+            var cached = try model.nextTokenLogits(Array(tokens[..<3]), cache: cache)   // a 3-token prompt
             for t in 2..<tokens.count {
                 let expected = Array(full[t * 50 ..< (t + 1) * 50])
                 XCTAssertLessThan(zip(cached, expected).map { abs($0 - $1) }.max()!, 1e-4, "\(position) position \(t)")
-                if t + 1 < tokens.count { cached = model.nextTokenLogits([tokens[t + 1]], cache: cache) }
+                if t + 1 < tokens.count { cached = try model.nextTokenLogits([tokens[t + 1]], cache: cache) }
             }
             XCTAssertEqual(cache.count, tokens.count)
 
             var context: [Int32] = [7, 8, 9], uncached: [Int32] = []
             for _ in 0..<10 {
-                let logits = withNoGrad { model(ids([context])).logits }.scalars.suffix(50)
+                let logits = try withNoGrad { try model(ids([context])).logits }.scalars.suffix(50)
                 let next = Int32(logits.indices.max { logits[$0] < logits[$1] }! - logits.startIndex)
                 uncached.append(next)
                 context.append(next)
@@ -294,7 +369,7 @@ final class BehaviourTests: XCTestCase {
     /// Incremental decoding gives the full forward's logits at every position, over seeded random models (RoPE and
     /// absolute positions, several head counts and passes) and prompts of up to the whole context, the tokens after
     /// the prompt fed one or a few at a time.
-    func testCachedDecodingMatchesFullForwardOnRandomModels() {
+    func testCachedDecodingMatchesFullForwardOnRandomModels() throws {
         var g = SeededGenerator(seed: 33)
         for trial in 0..<8 {
             let heads = [1, 2, 3, 4, 8][g.nextInt(below: 5)], headDim = [4, 8, 16][g.nextInt(below: 3)]
@@ -308,13 +383,13 @@ final class BehaviourTests: XCTestCase {
             model.eval()
             let v = config.vocabSize
             let tokens = (0..<context).map { _ in Int32(g.nextInt(below: v)) }
-            let full = withNoGrad { model(ids([tokens])).logits }.scalars                       // [1, context, V]
+            let full = try withNoGrad { try model(ids([tokens])).logits }.scalars                       // [1, context, V]
             let cache = KVCache(config: config)
             let tag = "trial \(trial) (\(config.positionEmbeddingType), \(heads) heads of \(headDim), context \(context))"
             var start = 0, end = 1 + g.nextInt(below: context)                                  // the prompt
             while start < context {
-                let chunk = withNoGrad {
-                    model.logits(model.albert(ids([Array(tokens[start..<end])]), cache: cache).hiddenStates)
+                let chunk = try withNoGrad {
+                    model.logits(try model.albert(ids([Array(tokens[start..<end])]), cache: cache).hiddenStates)
                 }.scalars                                                                       // [1, end - start, V]
                 XCTAssertEqual(cache.count, end, tag)
                 for t in start..<end {
@@ -328,22 +403,22 @@ final class BehaviourTests: XCTestCase {
     }
 
     /// Restoring the dropout generators' states replays the same masks: what exact resumption relies on.
-    func testRandomStateRestoresDropoutMasks() {
+    func testRandomStateRestoresDropoutMasks() throws {
         let model = AlbertForCausalLM(tinyConfig(dropout: 0.3), seed: 1)
         model.train()
         let x = ids([[3, 4, 5, 6, 7, 8]])
-        _ = withNoGrad { model(x).logits }                     // advance the generators
+        _ = try withNoGrad { try model(x).logits }                     // advance the generators
         let saved = model.randomState
         XCTAssertEqual(Set(saved.keys), ["albert.embeddings.dropout", "albert.shared_layer.attention",
                                          "albert.shared_layer.ffn.expert_dropout", "albert.shared_layer.dropout1",
                                          "albert.shared_layer.dropout2"])
-        let first = withNoGrad { model(x).logits }.scalars
-        let second = withNoGrad { model(x).logits }.scalars
+        let first = try withNoGrad { try model(x).logits }.scalars
+        let second = try withNoGrad { try model(x).logits }.scalars
         XCTAssertNotEqual(first, second)                       // fresh masks each call
         let other = AlbertForCausalLM(tinyConfig(dropout: 0.3), seed: 1)
         other.train()
         other.randomState = saved
-        XCTAssertEqual(withNoGrad { other(x).logits }.scalars, first)
+        XCTAssertEqual(try withNoGrad { try other(x).logits }.scalars, first)
         var g = SeededGenerator(seed: 9)
         _ = g.nextNormal()                                      // leaves a spare normal variate pending
         var h = SeededGenerator(seed: 0)

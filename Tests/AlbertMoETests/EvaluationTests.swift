@@ -39,7 +39,7 @@ final class PerplexityTests: XCTestCase {
         // One window: the mean cross-entropy of a plain forward.
         let whole = try model.perplexity(of: [texts[0]], tokenizer: tokenizer)
         model.eval()
-        let direct = withNoGrad { model(IntTensor(ids, shape: [1, ids.count]), labels: IntTensor(ids, shape: [1, ids.count])).ceLoss! }
+        let direct = try withNoGrad { try model(IntTensor(ids, shape: [1, ids.count]), labels: IntTensor(ids, shape: [1, ids.count])).ceLoss! }
         XCTAssertEqual(whole.tokens, ids.count - 1)
         XCTAssertEqual(whole.loss, Double(direct.item), accuracy: 1e-5)
         // Short windows: every token still scored exactly once, with less context (another value).

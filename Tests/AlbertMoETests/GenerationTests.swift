@@ -101,12 +101,12 @@ final class GenerationTests: XCTestCase {
             let session = try GenerationSession(model: model, prompt: prompt, options: options, overflow: .keepNewest)
             XCTAssertEqual(session.prompt, kept, what)
             var tokens: [Int32] = [], ended: [Bool] = []
-            while let token = session.next() {
+            while let token = try session.next() {
                 tokens.append(token)
                 ended.append(session.finishReason != nil)
             }
             XCTAssertEqual(ended, tokens.indices.map { $0 == tokens.count - 1 }, "the reason comes with the last token: \(what)")
-            XCTAssertNil(session.next(), "an ended session stays ended")
+            XCTAssertNil(try session.next(), "an ended session stays ended")
             XCTAssertEqual(tokens, session.generated, what)
             XCTAssertTrue(model.isTraining, "the model's mode is left as it was")
             let firstStop = free.firstIndex { options.stopTokens.contains($0) }

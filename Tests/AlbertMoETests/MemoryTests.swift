@@ -23,7 +23,7 @@ func graphNodes(_ t: Tensor) -> [Node] {
 final class MemoryTests: XCTestCase {
     /// Once a step's backward has run, nothing of its graph is left, though the loss is still held: every
     /// recorded node and every intermediate tensor is freed (over seeded random models, causal and masked).
-    func testStepFreesItsIntermediatesAfterBackward() {
+    func testStepFreesItsIntermediatesAfterBackward() throws {
         var g = SeededGenerator(seed: 21)
         for trial in 0..<6 {
             let heads = [1, 2, 4][g.nextInt(below: 3)], headDim = [4, 8, 16][g.nextInt(below: 3)]
@@ -42,8 +42,8 @@ final class MemoryTests: XCTestCase {
             weak var heldLoss: Tensor?
             do {
                 var intermediates: [Weak] = []
-                let loss: Tensor = {
-                    let out = model(ids, attentionMask: mask, labels: ids)
+                let loss: Tensor = try {
+                    let out = try model(ids, attentionMask: mask, labels: ids)
                     for x in [out.logits, out.hiddenStates, out.auxLoss, out.ceLoss!] {
                         intermediates += [Weak(x), Weak(x.storage)]
                     }

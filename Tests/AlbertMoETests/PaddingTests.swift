@@ -33,10 +33,10 @@ final class PaddingTests: XCTestCase {
         let hidden: [Float], logits: [Float], loss: Float?, grads: [String: [Float]]
     }
 
-    private func run(_ model: AlbertLMModel, _ ids: [Int32], mask: [Int32], labels: [Int32], rows: Int) -> Run {
+    private func run(_ model: AlbertLMModel, _ ids: [Int32], mask: [Int32], labels: [Int32], rows: Int) throws -> Run {
         model.zeroGrad()
         let t = ids.count / rows
-        let out = model(IntTensor(ids, shape: [rows, t]), attentionMask: IntTensor(mask, shape: [rows, t]),
+        let out = try model(IntTensor(ids, shape: [rows, t]), attentionMask: IntTensor(mask, shape: [rows, t]),
                         labels: IntTensor(labels, shape: [rows, t]))
         let hasTargets = (model is AlbertForCausalLM ? labels.enumerated().contains { $0.offset % t > 0 && $0.element != -100 }
                                                       : labels.contains { $0 != -100 })
@@ -55,7 +55,7 @@ final class PaddingTests: XCTestCase {
     /// bidirectional, RoPE and absolute: hidden states, logits, loss and every parameter gradient at the real
     /// positions equal those of the unpadded sequence, and each row of a mixed-length batch equals the row alone.
     /// T = 1 with hundreds of pads is a query whose keys are all masked but one; long paddings mask whole tiles.
-    func testRightPaddingChangesNothingAtTheRealPositions() {
+    func testRightPaddingChangesNothingAtTheRealPositions() throws {
         var g = SeededGenerator(seed: 2024)
         let lengths = [1, 1, 2, 3, 512, 511, 64, 65, 127, 128, 129, 255] + (0..<36).map { _ in 1 + Int(g.next() % 512) }
         var cases = 0
@@ -78,8 +78,8 @@ final class PaddingTests: XCTestCase {
             if !causal && !labels.contains(where: { $0 != -100 }) { labels[Int(g.next() % UInt64(t))] = real[0] }
             let what = "case \(index): T \(t), padding \(pad), \(causal ? "causal" : "masked"), \(position)"
 
-            let alone = run(model, real, mask: [Int32](repeating: 1, count: t), labels: labels, rows: 1)
-            let padded = run(model, real + fill, mask: [Int32](repeating: 1, count: t) + [Int32](repeating: 0, count: pad),
+            let alone = try run(model, real, mask: [Int32](repeating: 1, count: t), labels: labels, rows: 1)
+            let padded = try run(model, real + fill, mask: [Int32](repeating: 1, count: t) + [Int32](repeating: 0, count: pad),
                              labels: labels + [Int32](repeating: -100, count: pad), rows: 1)
             assertClose(padded.hidden[0..<(t * h)], alone.hidden[...], "\(what): hidden states")
             assertClose(padded.logits[0..<(t * vocab)], alone.logits[...], "\(what): logits")
@@ -91,9 +91,9 @@ final class PaddingTests: XCTestCase {
             // A batch: this sequence padded, beside a full-length one, each row as it is alone (forward only).
             if pad > 0 {
                 let other = (0..<(t + pad)).map { _ in Int32(1 + g.next() % (v - 1)) }
-                let otherAlone = withNoGrad { model(IntTensor(other, shape: [1, t + pad])).hiddenStates.scalars }
-                let batch = withNoGrad {
-                    model(IntTensor(real + fill + other, shape: [2, t + pad]),
+                let otherAlone = try withNoGrad { try model(IntTensor(other, shape: [1, t + pad])).hiddenStates.scalars }
+                let batch = try withNoGrad {
+                    try model(IntTensor(real + fill + other, shape: [2, t + pad]),
                           attentionMask: IntTensor([Int32](repeating: 1, count: t) + [Int32](repeating: 0, count: pad)
                                                    + [Int32](repeating: 1, count: t + pad), shape: [2, t + pad])).hiddenStates.scalars
                 }

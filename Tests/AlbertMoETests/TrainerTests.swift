@@ -95,7 +95,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try Tokenizer.load(from: out).vocabSize, tokenizer.vocabSize)
         loaded.eval(); trainer.model.eval()
         let x = IntTensor([2, 7, 9, 11], shape: [1, 4])
-        XCTAssertEqual(withNoGrad { loaded(x).logits }.scalars, withNoGrad { trainer.model(x, attentionMask: nil, tokenTypeIDs: nil, labels: nil).logits }.scalars)
+        XCTAssertEqual(try withNoGrad { try loaded(x).logits }.scalars, try withNoGrad { try trainer.model(x, attentionMask: nil, tokenTypeIDs: nil, labels: nil).logits }.scalars)
 
         let lines = try String(contentsOf: out.appendingPathComponent("logs/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
@@ -146,6 +146,16 @@ final class TrainerTests: XCTestCase {
             }
             XCTAssertEqual(trainer.model.namedParameters().map { $0.1.scalars }, before, "a refused checkpoint changes nothing")
             XCTAssertEqual(trainer.state.globalStep, 0)
+        }
+        // Weights that do not fit the model: the error names the weights file.
+        let damaged = directory.appendingPathComponent("a/checkpoint-damaged")
+        try FileManager.default.copyItem(at: checkpoint, to: damaged)
+        let weightsFile = damaged.appendingPathComponent(ModelDirectory.weightsFile)
+        try Safetensors.write(try ModelDirectory.readWeights(damaged).filter { $0.key != "norm.weight" }, to: weightsFile)
+        XCTAssertThrowsError(try makeTrainer("b", maxSteps: 4).resume(from: damaged)) { error in
+            guard case let .badFile(path, _, reason)? = error as? AlbertMoEError else { return XCTFail("\(error)") }
+            XCTAssertEqual(path, weightsFile.path)
+            XCTAssertTrue(reason.contains("norm.weight"), reason)
         }
         XCTAssertNoThrow(try makeTrainer("b", maxSteps: 4).resume(from: checkpoint))
         XCTAssertThrowsError(try makeTrainer("b", maxSteps: 4).resume(from: directory)) { error in

@@ -26,7 +26,7 @@ extension AlbertForMaskedLM {
             let labels = batch.labels.scalars
             let masked = labels.indices.filter { labels[$0] != -100 }
             guard !masked.isEmpty else { continue }
-            let out = withNoGrad { self(batch.inputIDs, attentionMask: batch.attentionMask, labels: batch.labels) }
+            let out = try withNoGrad { try self(batch.inputIDs, attentionMask: batch.attentionMask, labels: batch.labels) }
             let logits = out.logits.scalars
             for position in masked {
                 let row = logits[position * v ..< (position + 1) * v]

@@ -34,41 +34,45 @@ public final class ALBERT: Module {
 
     public override var children: [(String, Module)] { [("embeddings", embeddings), ("shared_layer", sharedLayer)] }
 
-    /// Checks ids, masks and lengths against the config, naming what is wrong.
-    public func checkInputs(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?) throws {
+    /// Checks ids, masks and lengths against the config (and the cache's room), naming what is wrong.
+    func checkInputs(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, cache: KVCache?) throws {
+        func bad(_ field: String, _ reason: String) -> AlbertMoEError { .invalidValue(field: field, reason: reason) }
         guard ids.rank == 2, ids.shape[0] > 0, ids.shape[1] > 0 else {
-            throw TensorError("input ids must be [batch, length] with both positive, got \(ids.shape)")
+            throw bad("input_ids", "input ids must be [batch, length] with both positive, got \(ids.shape)")
         }
-        if let bad = ids.scalars.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw TensorError("input id \(bad) is outside the vocabulary [0, \(config.vocabSize))")
+        if let id = ids.scalars.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw bad("input_ids", "input id \(id) is outside the model's vocabulary [0, \(config.vocabSize))")
         }
-        if config.positionEmbeddingType == "absolute" && ids.shape[1] > config.maxPositionEmbeddings {
-            throw TensorError("sequence length \(ids.shape[1]) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        if let cache, cache.batch != ids.shape[0] || attentionMask != nil {
+            throw bad("input_ids", "a key/value cache for \(cache.batch) sequence(s) takes ids [\(cache.batch), T] "
+                      + "and no attention mask, got ids of shape \(ids.shape)" + (attentionMask != nil ? " and a mask" : ""))
+        }
+        let end = (cache?.count ?? 0) + ids.shape[1]
+        if config.positionEmbeddingType == "absolute" || cache != nil, end > config.maxPositionEmbeddings {
+            throw bad("input_ids", "the sequence would reach \(end) positions, beyond max_position_embeddings "
+                      + "\(config.maxPositionEmbeddings)")
         }
         if let m = attentionMask, m.shape != ids.shape {
-            throw TensorError("attention mask of shape \(m.shape) for input ids of shape \(ids.shape)")
+            throw bad("attention_mask", "attention mask of shape \(m.shape) for input ids of shape \(ids.shape)")
         }
         if let tt = tokenTypeIDs {
-            guard tt.shape == ids.shape else { throw TensorError("token type ids of shape \(tt.shape) for input ids of shape \(ids.shape)") }
-            if let bad = tt.scalars.first(where: { $0 < 0 || Int($0) >= config.typeVocabSize }) {
-                throw TensorError("token type id \(bad) is outside [0, \(config.typeVocabSize))")
+            guard tt.shape == ids.shape else {
+                throw bad("token_type_ids", "token type ids of shape \(tt.shape) for input ids of shape \(ids.shape)")
+            }
+            if let id = tt.scalars.first(where: { $0 < 0 || Int($0) >= config.typeVocabSize }) {
+                throw bad("token_type_ids", "token type id \(id) is outside [0, \(config.typeVocabSize))")
             }
         }
     }
 
     /// ids [B, T]; attentionMask [B, T] (1 = token, 0 = padding). With a cache, ids follow the cached tokens,
     /// which they see (incremental decoding: call inside `withNoGrad` on a model in eval mode, without a mask).
+    /// Throws, naming the field, when an id, mask or length does not fit the config.
     public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
-                               cache: KVCache? = nil) -> EncoderOutput {
-        do { try checkInputs(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs) } catch {
-            preconditionFailure("ALBERT: \(error)")
-        }
+                               cache: KVCache? = nil) throws -> EncoderOutput {
+        try checkInputs(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs, cache: cache)
+        precondition(cache == nil || !GradMode.isEnabled, "incremental decoding records no graph: call it inside withNoGrad")
         let offset = cache?.count ?? 0
-        if let cache {
-            precondition(!GradMode.isEnabled, "incremental decoding records no graph: call it inside withNoGrad")
-            precondition(offset + ids.shape[1] <= cache.capacity,
-                         "the sequence would reach \(offset + ids.shape[1]) positions, beyond max_position_embeddings \(cache.capacity)")
-        }
         let keyMask = attentionMask?.toFloat()                                        // [B, T]
         var x = embeddings(ids, tokenTypeIDs: tokenTypeIDs, positionOffset: offset)   // [B, T, H]
         var auxLosses: [Tensor] = [], zLosses: [Tensor] = []

@@ -13,6 +13,8 @@ public final class KVCache {
         }
     }
 
+    /// Sequences decoded side by side.
+    public var batch: Int { buffers[0].batch }
     /// Positions seen so far.
     public var count: Int { buffers[0].count }
     /// Positions the cache can hold (max_position_embeddings).
@@ -24,10 +26,10 @@ public final class KVCache {
 
 extension AlbertForCausalLM {
     /// Runs `ids` (one sequence) after the cached tokens and returns the logits [V] of the token that follows.
-    public func nextTokenLogits(_ ids: [Int32], cache: KVCache) -> [Float] {
-        precondition(!ids.isEmpty, "nextTokenLogits: no token to run")
-        return withNoGrad {
-            let hidden = albert(IntTensor(ids, shape: [1, ids.count]), cache: cache).hiddenStates   // [1, T, H]
+    /// Throws when `ids` is empty, holds an id outside the vocabulary or would overflow the cache.
+    public func nextTokenLogits(_ ids: [Int32], cache: KVCache) throws -> [Float] {
+        try withNoGrad {
+            let hidden = try albert(IntTensor(ids, shape: [1, ids.count]), cache: cache).hiddenStates   // [1, T, H]
             let last = hidden.slice(axis: 1, (ids.count - 1)..<ids.count)                          // [1, 1, H]
             return logits(last).scalars                                                            // [V]
         }

@@ -38,8 +38,9 @@ public protocol LanguageModel: Module {
     var architecture: String { get }
     /// The cross-entropy targets for each position, flattened [B*T]; -100 where nothing is predicted.
     func targets(_ labels: IntTensor) -> IntTensor
-    /// ids [B, T] -> logits and, with labels [B, T], the loss over `targets(labels)`.
-    func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, labels: IntTensor?) -> LMOutput
+    /// ids [B, T] -> logits and, with labels [B, T], the loss over `targets(labels)`. Throws, naming the field,
+    /// on ids, masks or labels that do not fit the config.
+    func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, labels: IntTensor?) throws -> LMOutput
     /// Writes config.json and model.safetensors into `directory` (created if needed).
     func save(to directory: URL) throws
 }
@@ -86,18 +87,20 @@ public class AlbertLMModel: Module, LanguageModel {
     public func targets(_ labels: IntTensor) -> IntTensor { labels.reshaped([-1]) }
 
     public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
-                               labels: IntTensor? = nil) -> LMOutput {
+                               labels: IntTensor? = nil) throws -> LMOutput {
+        let v = config.vocabSize
         if let labels {
-            precondition(labels.shape == ids.shape, "labels of shape \(labels.shape) for input ids of shape \(ids.shape)")
+            guard labels.shape == ids.shape else {
+                throw AlbertMoEError.invalidValue(field: "labels", reason: "labels of shape \(labels.shape) for input ids of shape \(ids.shape)")
+            }
+            if let bad = labels.scalars.first(where: { $0 != -100 && ($0 < 0 || Int($0) >= v) }) {
+                throw AlbertMoEError.invalidValue(field: "labels", reason: "label \(bad) is outside the vocabulary [0, \(v)) and is not -100")
+            }
         }
-        let enc = albert(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs)
+        let enc = try albert(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs)
         let logits = self.logits(enc.hiddenStates)                        // [B, T, V]
         var loss: Tensor? = nil, ce: Tensor? = nil
         if let labels {
-            let v = config.vocabSize
-            if let bad = labels.scalars.first(where: { $0 != -100 && ($0 < 0 || Int($0) >= v) }) {
-                preconditionFailure("label \(bad) is outside the vocabulary [0, \(v)) and is not -100")
-            }
             ce = crossEntropy(logits.reshaped([-1, v]), targets(labels))
             var total = ce! + enc.auxLoss * config.auxLossCoefficient
             if let z = enc.routerZLoss { total = total + z * config.routerZLossCoefficient }
@@ -151,18 +154,20 @@ public final class SentenceAlbert: Module {
     public override var children: [(String, Module)] { [("", albert)] }   // the bare encoder's names
     public var config: AlbertMoEConfig { albert.config }
 
-    /// ids [B, T], attentionMask [B, T] -> [B, H], each row of unit length.
-    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor) -> Tensor {
-        let h = albert(ids, attentionMask: attentionMask).hiddenStates   // [B, T, H]
+    /// ids [B, T], attentionMask [B, T] -> [B, H], each row of unit length. Throws on ids or a mask that do not fit.
+    public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor) throws -> Tensor {
+        let h = try albert(ids, attentionMask: attentionMask).hiddenStates   // [B, T, H]
         return SentenceAlbert.meanPool(h, attentionMask: attentionMask)
     }
 
     /// The embeddings of `sentences`, in their order: texts of similar length are batched together and each batch
     /// is padded to its longest text, with attention mask 0 on the padding (dropout off, no graph). A text that
     /// gives no token at all embeds as the zero vector. Throws when the model has no tokenizer or a text cannot be
-    /// encoded.
+    /// encoded, or `batchSize` is below 1.
     public func encode(_ sentences: [String], batchSize: Int = 32) throws -> [[Float]] {
-        precondition(batchSize >= 1, "encode: batchSize must be at least 1")
+        guard batchSize >= 1 else {
+            throw AlbertMoEError.invalidValue(field: "batch_size", reason: "the batch size must be at least 1, got \(batchSize)")
+        }
         let encoded = try sentences.map(inputIDs)
         let order = encoded.indices.sorted { encoded[$0].count < encoded[$1].count }
         let pad = Int32(config.padTokenID)
@@ -180,8 +185,8 @@ public final class SentenceAlbert: Module {
                     mask[r * t + j] = 1
                 }
             }
-            let embeddings = withNoGrad {
-                self(IntTensor(ids, shape: [rows.count, t]), attentionMask: IntTensor(mask, shape: [rows.count, t]))
+            let embeddings = try withNoGrad {
+                try self(IntTensor(ids, shape: [rows.count, t]), attentionMask: IntTensor(mask, shape: [rows.count, t]))
             }.scalars                                                                           // [rows, H]
             let h = config.hiddenSize
             for (r, i) in rows.enumerated() { out[i] = Array(embeddings[r * h ..< (r + 1) * h]) }

@@ -290,7 +290,7 @@ public final class Trainer {
         let scale = 1 / Float(batches.count)
         var losses: [Double] = []
         for batch in batches {
-            let out = model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
+            let out = try model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
             let loss = Double(out.loss.item)
             guard loss.isFinite else {
                 let kept = lastCheckpoint.map { "; the last good checkpoint is \($0.path)" } ?? ""
@@ -396,7 +396,7 @@ public final class Trainer {
             while let batch = try stream.next() {
                 let n = model.predictedTokenCount(batch.labels)
                 guard n > 0 else { continue }
-                let out = model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
+                let out = try model(batch.inputIDs, attentionMask: batch.attentionMask, tokenTypeIDs: nil, labels: batch.labels)
                 sum += Double(out.ceLoss.item) * Double(n)
                 count += n
             }
@@ -517,7 +517,8 @@ public final class Trainer {
               words.values.allSatisfy({ $0.count == SeededGenerator.stateWordCount }) else {
             throw AlbertMoEError.badFile(path: stateURL.path, reason: "random_state does not fit this model")
         }
-        try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true)
+        try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true,
+                                file: checkpoint.appendingPathComponent(ModelDirectory.weightsFile))
         try optimizer.loadState(from: checkpoint.appendingPathComponent(Self.optimizerFile))
         model.randomState = words
         state = saved
