@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CKernels"]),
         .target(name: "Layers", dependencies: ["Tensors"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
-        .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers", "Tokenizers", "JSON"]),
+        .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers", "Tokenizers", "JSON", "Columnar"]),
         .target(name: "AlbertMoECommands", dependencies: [
             "AlbertMoE", "Tokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -49,6 +49,8 @@ let package = Package(
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
         .target(name: "JSON"),
+        .target(name: "Columnar"),
+        .testTarget(name: "ColumnarTests", dependencies: ["Columnar", "Tensors"], resources: [.copy("Fixtures")]),
         .target(name: "Tokenizers", dependencies: ["JSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoEServerTests", dependencies: ["AlbertMoEServer"]),

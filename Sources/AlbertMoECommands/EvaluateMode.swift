@@ -72,10 +72,10 @@ extension TrainingJob {
     func heldOut() throws -> (TextCorpus, SplitRule?)? {
         let o = options
         if let file = o.validationFile {
-            return (try TextCorpus(path: URL(fileURLWithPath: file), textColumn: o.textColumn), nil)
+            return (try TextCorpus(path: URL(fileURLWithPath: file), textColumn: o.textColumn, split: "validation"), nil)
         }
         guard FileManager.default.fileExists(atPath: o.dataset), o.validationSplitPercentage > 0 else { return nil }
-        return (try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn),
+        return (try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn, split: o.datasetSplit),
                 SplitRule(percentage: o.validationSplitPercentage, seed: o.seed))
     }
 

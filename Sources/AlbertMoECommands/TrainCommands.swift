@@ -71,7 +71,8 @@ struct TrainingJob {
         let datasetURL = URL(fileURLWithPath: o.dataset)
         guard FileManager.default.fileExists(atPath: datasetURL.path) else {
             throw ValidationError("--dataset \(o.dataset) is not a local file or directory. Hub datasets need the network, "
-                                  + "which this version does not use: pass a text, JSON-lines, CSV or TSV file, or a directory of them")
+                                  + "which this version does not use: pass a text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, "
+                                  + "or a directory written by datasets' save_to_disk")
         }
         let outputURL = URL(fileURLWithPath: o.modelPath)
         let resumeURL = o.resumeFromCheckpoint.map { URL(fileURLWithPath: $0) }
@@ -79,8 +80,10 @@ struct TrainingJob {
             throw ValidationError("--resume_from_checkpoint \(resumeURL.path) is not a checkpoint directory (no \(Trainer.stateFile))")
         }
 
-        let corpus = try TextCorpus(path: datasetURL, textColumn: o.textColumn)
-        let validationCorpus = try o.validationFile.map { try TextCorpus(path: URL(fileURLWithPath: $0), textColumn: o.textColumn) }
+        let corpus = try TextCorpus(path: datasetURL, textColumn: o.textColumn, split: o.datasetSplit)
+        let validationCorpus = try o.validationFile.map {
+            try TextCorpus(path: URL(fileURLWithPath: $0), textColumn: o.textColumn, split: "validation")
+        }
         let split = validationCorpus == nil && o.validationSplitPercentage > 0
             ? SplitRule(percentage: o.validationSplitPercentage, seed: o.seed) : nil
 

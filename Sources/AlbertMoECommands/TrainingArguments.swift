@@ -43,11 +43,11 @@ public struct TrainingArguments: ParsableArguments {
 
     // MARK: Data
     @Option(name: .customLong("dataset"),
-            help: "A local text, JSON-lines, CSV or TSV file, or a directory of them.")
+            help: "A local text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, or a save_to_disk directory.")
     public var dataset: String = "wikitext"
     @Option(name: .customLong("dataset_config"), help: "Hub dataset configuration (hub datasets need the network).")
     public var datasetConfig: String = "wikitext-2-raw-v1"
-    @Option(name: .customLong("dataset_split"), help: "Hub dataset split (hub datasets need the network).")
+    @Option(name: .customLong("dataset_split"), help: "The split of a save_to_disk DatasetDict directory given as --dataset.")
     public var datasetSplit: String = "train"
     @Option(name: .customLong("tokenizer_name"),
             help: "A tokenizer.json, a SentencePiece .model, or a model directory (default: train one on the corpus).")
@@ -57,7 +57,7 @@ public struct TrainingArguments: ParsableArguments {
     @Flag(name: .customLong("streaming"), help: "Read the corpus lazily (memory does not grow with its size).")
     public var streaming = false
     @Option(name: .customLong("max_samples")) public var maxSamples: Int?
-    @Option(name: .customLong("text_column"), help: "The text field of JSON-lines, CSV and TSV files.")
+    @Option(name: .customLong("text_column"), help: "The text field of JSON-lines, CSV, TSV, Parquet (a dotted path inside groups) and Arrow files.")
     public var textColumn: String = "text"
     @Flag(name: .customLong("packing"), help: "Concatenate the examples and cut them into max_length blocks.")
     public var packing = false

@@ -1,4 +1,5 @@
 import JSON
+import Columnar
 import Foundation
 import Tokenizers
 
@@ -7,11 +8,15 @@ import Tokenizers
 //   .jsonl / .json   JSON lines: one object per line, the text in `textColumn` (a string)
 //   .csv             comma-separated values with a header row (RFC 4180 quoting)
 //   .tsv             tab-separated values with a header row (same quoting rules)
+//   .parquet         Parquet, the text in column `textColumn` (a dotted path inside groups), row group by row group
+//   .arrow .feather  Arrow IPC file or stream (as `datasets` writes them), record batch by record batch
 //   anything else    plain text, one example per line
 //
-// Blank lines and empty (or whitespace-only) texts are skipped, like the Hugging Face scripts do. Every
-// problem is an `AlbertMoEError.badFile` that names the file and, when there is one, the line (the first line of a
-// multi-line CSV record), e.g. `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
+// A directory written by `datasets`' `save_to_disk` (state.json, or dataset_dict.json and one folder per split)
+// reads the Arrow files it lists. Blank lines, empty (or whitespace-only) texts and null values are skipped, like
+// the Hugging Face scripts do. Every problem is an `AlbertMoEError.badFile` that names the file and, when there is
+// one, the line (the first line of a multi-line CSV record), e.g.
+// `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
 
 /// One text of a corpus and where it comes from.
 public struct TextExample: Equatable, Sendable {
@@ -19,7 +24,7 @@ public struct TextExample: Equatable, Sendable {
     public let text: String
     /// The file it was read from.
     public let file: URL
-    /// The 1-based line it starts on.
+    /// The 1-based line it starts on; for a Parquet or Arrow file, its 1-based row in the file.
     public let line: Int
     /// Its 0-based position among all the corpus's examples (skipped lines not counted): what `SplitRule` uses.
     public let index: Int
@@ -63,14 +68,17 @@ public struct SplitRule: Equatable, Sendable {
 public struct TextCorpus: Sendable {
     /// How a file is read, chosen by its extension.
     public enum Format: Equatable, Sendable {
-        case jsonLines, csv, tsv, plainText
+        case jsonLines, csv, tsv, parquet, arrow, plainText
 
-        /// The format of a file: .jsonl and .json are JSON lines, .csv and .tsv delimited, anything else text.
+        /// The format of a file: .jsonl and .json are JSON lines, .csv and .tsv delimited, .parquet Parquet,
+        /// .arrow and .feather Arrow IPC, anything else text.
         public init(file: URL) {
             switch file.pathExtension.lowercased() {
             case "jsonl", "json": self = .jsonLines
             case "csv": self = .csv
             case "tsv": self = .tsv
+            case "parquet": self = .parquet
+            case "arrow", "feather": self = .arrow
             default: self = .plainText
             }
         }
@@ -80,19 +88,24 @@ public struct TextCorpus: Sendable {
     public let path: URL
     /// The files read, in order.
     public let files: [URL]
-    /// The JSON key or CSV/TSV column holding the text.
+    /// The JSON key or CSV/TSV/Parquet/Arrow column holding the text.
     public let textColumn: String
+    /// The split read from a `save_to_disk` DatasetDict directory.
+    public let split: String
     /// How many bytes each read takes (small values are for tests of the line splitting).
     var readChunkSize = 1 << 20
 
-    /// Opens a file or a directory. Throws when the path does not exist or a directory holds no files.
-    public init(path: URL, textColumn: String = "text") throws {
+    /// Opens a file or a directory (`split` is the split of a `save_to_disk` DatasetDict directory). Throws when
+    /// the path does not exist, a directory holds no files, or a `save_to_disk` directory is damaged.
+    public init(path: URL, textColumn: String = "text", split: String = "train") throws {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
             throw AlbertMoEError.badFile(path: path.path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
+        if isDirectory.boolValue, let saved = try Self.columnar({ try SavedDataset.dataFiles(in: path, split: split) }) {
+            files = saved
+        } else if isDirectory.boolValue {
             var found: [URL] = []
             let walker = manager.enumerator(at: path, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles])
             while let url = walker?.nextObject() as? URL {
@@ -108,6 +121,14 @@ public struct TextCorpus: Sendable {
         }
         self.path = path
         self.textColumn = textColumn
+        self.split = split
+    }
+
+    /// Runs `body`, turning a `ColumnarError` into an `AlbertMoEError` naming its file.
+    private static func columnar<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ColumnarError {
+            throw AlbertMoEError.badFile(path: error.path, reason: error.reason)
+        }
     }
 
     /// Calls `body` with each example in order, reading the files in chunks (memory does not grow with the
@@ -146,7 +167,17 @@ public struct TextCorpus: Sendable {
 
     /// Calls `body(text, line)` for each non-empty text of one file, until it returns false.
     private func forEachText(in file: URL, _ body: (String, Int) throws -> Bool) throws {
-        guard Format(file: file) == .plainText else {
+        let format = Format(file: file)
+        if format == .parquet || format == .arrow {
+            try Self.columnar {
+                let source: any TextColumnSource = format == .parquet ? try ParquetFile(path: file.path) : try ArrowFile(path: file.path)
+                try source.forEachString(column: textColumn) { row, text in
+                    isBlank(text) ? true : try body(text, row + 1)
+                }
+            }
+            return
+        }
+        guard format == .plainText else {
             try Self.forEachRecord(in: file, columns: [textColumn], chunkSize: readChunkSize) { fields, line in
                 isBlank(fields[0]) ? true : try body(fields[0], line)
             }
@@ -169,7 +200,7 @@ public struct TextCorpus: Sendable {
         var reader = try LineReader(file: file, chunkSize: chunkSize)
         defer { reader.close() }
         switch Format(file: file) {
-        case .plainText:
+        case .plainText, .parquet, .arrow:
             throw AlbertMoEError.badFile(path: file.path,
                                          reason: "expected a .jsonl, .csv or .tsv file with the columns \(columns.joined(separator: ", "))")
         case .jsonLines:

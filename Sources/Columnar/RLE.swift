@@ -1,0 +1,88 @@
+/// Parquet's RLE / bit-packed hybrid encoding of small integers (definition levels, dictionary indices):
+/// runs of one repeated value, and groups of 8 values packed `bitWidth` bits each, least significant bit first.
+struct HybridDecoder {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var position: Int
+    private let end: Int
+    let bitWidth: Int
+    /// Values left in the current run.
+    private var left = 0
+    private var repeated = true
+    private var value: UInt32 = 0
+    /// Bit-packed runs: the bit where the next value starts.
+    private var bit = 0
+
+    /// Decodes `bytes[start..<end]`; `bitWidth` is at most 32.
+    init(_ bytes: UnsafeBufferPointer<UInt8>, start: Int, end: Int, bitWidth: Int) throws {
+        guard bitWidth >= 0, bitWidth <= 32 else { throw Malformed("a bit width of \(bitWidth) (at most 32 is valid)") }
+        guard start >= 0, start <= end, end <= bytes.count else { throw Malformed("encoded levels run past the page") }
+        self.bytes = bytes
+        position = start
+        self.end = end
+        self.bitWidth = bitWidth
+    }
+
+    /// The next value; throws when the data ends first.
+    mutating func next() throws -> UInt32 {
+        if left == 0 { try startRun() }
+        left -= 1
+        if repeated { return value }
+        var out: UInt64 = 0
+        let first = bit >> 3
+        let last = (bit + bitWidth - 1) >> 3
+        var shift = 0
+        for i in first...last {
+            out |= UInt64(bytes[i]) << shift
+            shift += 8
+        }
+        let result = UInt32(truncatingIfNeeded: (out >> UInt64(bit & 7)) & ((1 << UInt64(bitWidth)) - 1))
+        bit += bitWidth
+        return result
+    }
+
+    private mutating func startRun() throws {
+        let damaged = Malformed("run-length encoded data ends before all its values")
+        var header: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < end, shift < 64 else { throw damaged }
+            let b = bytes[position]
+            position += 1
+            header |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { break }
+            shift += 7
+        }
+        if header & 1 == 0 {
+            let count = header >> 1
+            let width = (bitWidth + 7) / 8
+            guard count > 0, position + width <= end else { throw damaged }
+            value = 0
+            for i in 0..<width { value |= UInt32(bytes[position + i]) << (8 * i) }
+            guard bitWidth == 32 || value >> UInt32(bitWidth) == 0 else { throw Malformed("a run-length encoded value wider than its bit width") }
+            position += width
+            repeated = true
+            left = Int(min(count, UInt64(Int32.max)))
+        } else {
+            let groups = header >> 1
+            guard groups > 0, bitWidth > 0 else {
+                if bitWidth == 0, groups > 0 { repeated = true; value = 0; left = Int(min(groups * 8, UInt64(Int32.max))); return }
+                throw damaged
+            }
+            // The last run of a page may stop short of its declared groups.
+            let available = UInt64(end - position)
+            let bytesWanted = groups.multipliedReportingOverflow(by: UInt64(bitWidth))
+            let runBytes = bytesWanted.overflow ? available : min(available, bytesWanted.partialValue)
+            let count = Int(runBytes) * 8 / bitWidth
+            guard count > 0 else { throw damaged }
+            repeated = false
+            bit = position * 8
+            left = count
+            position += Int(runBytes)
+        }
+    }
+}
+
+/// The bits needed for values up to `maxValue`.
+func bitWidth(of maxValue: Int) -> Int {
+    maxValue <= 0 ? 0 : Int.bitWidth - maxValue.leadingZeroBitCount
+}
