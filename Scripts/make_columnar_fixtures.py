@@ -81,6 +81,12 @@ def main():
     # Many small pages per column chunk, and a dictionary that overflows into plain pages.
     parquet("small_pages.parquet", texts(9, 120, repeats=True), use_dictionary=True, data_page_size=128,
             dictionary_pagesize_limit=64, write_batch_size=8, compression="snappy", row_group_size=60)
+    parquet("delta_v2_zstd.parquet", texts(12, 50, repeats=True), use_dictionary=False, data_page_version="2.0",
+            column_encoding={"text": "DELTA_BYTE_ARRAY", "id": "PLAIN", "score": "PLAIN"}, compression="zstd",
+            row_group_size=20)
+    parquet("delta_length_v1_gzip.parquet", texts(13, 50), use_dictionary=False, data_page_version="1.0",
+            column_encoding={"text": "DELTA_LENGTH_BYTE_ARRAY", "id": "PLAIN", "score": "PLAIN"}, compression="gzip",
+            row_group_size=20)
     # Required (non-nullable) column: no definition levels.
     required = [t if t is not None else "filled" for t in texts(10, 25, nulls=False)]
     schema = pa.schema([pa.field("text", pa.string(), nullable=False), pa.field("id", pa.int32())])
@@ -122,6 +128,7 @@ def main():
     arrow("ipc_file_zstd.arrow", texts(32, 40), stream=False, compression="zstd")
     arrow("ipc_stream_lz4.arrow", texts(33, 40), stream=True, compression="lz4")
     arrow("ipc_large_utf8.arrow", texts(34, 29), stream=True, string_type=pa.large_string(), chunk=10)
+    arrow("ipc_string_view.arrow", texts(35, 29), stream=False, string_type=pa.string_view(), chunk=10)
 
     # `datasets.save_to_disk`: a Dataset (two data-*.arrow shards) and a DatasetDict (train and validation).
     import datasets

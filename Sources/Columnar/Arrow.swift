@@ -2,7 +2,7 @@ import Foundation
 
 /// An Arrow IPC file (ARROW1 magic and footer) or stream (what `datasets` writes in its cache and in
 /// `save_to_disk` directories), read one record batch at a time, and only the buffers of the column asked for.
-/// Text columns are Utf8 and LargeUtf8 with validity bitmaps; compressed bodies (LZ4_FRAME through liblz4.so.1,
+/// Text columns are Utf8, LargeUtf8 and Utf8View with validity bitmaps; compressed bodies (LZ4_FRAME through liblz4.so.1,
 /// ZSTD through libzstd.so.1) are decompressed buffer by buffer.
 public final class ArrowFile: TextColumnSource {
     /// The file.
@@ -59,9 +59,9 @@ public final class ArrowFile: TextColumnSource {
             throw ColumnarError(path: path, reason: "no column '\(column)' (columns: \(columns.map { "'\($0)'" }.joined(separator: ", ")))")
         }
         let field = fields[index]
-        guard field.type == 5 || field.type == 20, !field.dictionaryEncoded else {
+        guard [5, 20, 24].contains(field.type), !field.dictionaryEncoded else {
             let what = field.dictionaryEncoded ? "dictionary-encoded values" : "values of Arrow type \(Self.typeName(field.type))"
-            throw ColumnarError(path: path, reason: "column '\(column)' holds \(what), not Utf8 or LargeUtf8 text")
+            throw ColumnarError(path: path, reason: "column '\(column)' holds \(what), not Utf8, LargeUtf8 or Utf8View text")
         }
         // The field's node and first buffer in a record batch: fields before it, depth first.
         var node = 0, buffer = 0, variadic = 0
@@ -72,7 +72,7 @@ public final class ArrowFile: TextColumnSource {
         func batch(_ message: Message) throws -> Bool {
             defer { number += 1 }
             do {
-                return try readBatch(message, large: field.type == 20, node: node, buffer: buffer, variadic: variadic, firstRow: &row, body)
+                return try readBatch(message, type: field.type, node: node, buffer: buffer, variadic: variadic, firstRow: &row, body)
             } catch let error as Malformed {
                 throw Malformed("record batch \(number), column '\(column)': \(error.reason)")
             }
@@ -211,7 +211,7 @@ public final class ArrowFile: TextColumnSource {
 
     // MARK: Record batches
 
-    private func readBatch(_ message: Message, large: Bool, node: Int, buffer: Int, variadic: Int, firstRow row: inout Int,
+    private func readBatch(_ message: Message, type: UInt8, node: Int, buffer: Int, variadic: Int, firstRow row: inout Int,
                            _ body: (Int, String) throws -> Bool) throws -> Bool {
         guard let batch = try message.header() else { throw Malformed("a record batch message without its header") }
         let rows = try batch.int(0, width: 8)
@@ -220,17 +220,18 @@ public final class ArrowFile: TextColumnSource {
         }
         guard let buffers = try batch.vector(2, elementSize: 16) else { throw Malformed("the record batch has no buffers") }
         var first = buffer
-        if variadic > 0 {
-            guard let counts = try batch.vector(4, elementSize: 8), counts.count >= variadic else {
+        var dataBuffers = 1
+        if variadic > 0 || type == 24 {
+            guard let counts = try batch.vector(4, elementSize: 8), counts.count >= variadic + (type == 24 ? 1 : 0) else {
                 throw Malformed("the record batch lacks the variadic buffer counts of its view columns")
             }
-            for i in 0..<variadic {
+            for i in 0...variadic where i < variadic || type == 24 {
                 let n = Int64(bitPattern: loadUInt64(batch.bytes, counts.start + 8 * i))
                 guard n >= 0, n <= Int64(buffers.count) else { throw Malformed("a variadic buffer count of \(n)") }
-                first += Int(n)
+                if i < variadic { first += Int(n) } else { dataBuffers = Int(n) }
             }
         }
-        guard first + 3 <= buffers.count else { throw Malformed("the record batch has too few buffers for the column") }
+        guard first + 2 + dataBuffers <= buffers.count else { throw Malformed("the record batch has too few buffers for the column") }
         var codec = Codec.none
         if let compression = try batch.table(3) {
             switch try compression.int(0, width: 1) {
@@ -268,16 +269,36 @@ public final class ArrowFile: TextColumnSource {
             return out
         }
         let validity = nulls > 0 ? try read(0) : []
-        let offsets = try read(1)
-        let data = try read(2)
-        peakResidentBytes = max(peakResidentBytes, resident)
         let n = Int(length)
+        guard nulls == 0 || validity.count >= (n + 7) / 8 else { throw Malformed("a validity bitmap too short for \(n) values") }
+        func isNull(_ i: Int) -> Bool { nulls > 0 && validity[i >> 3] & (1 << UInt8(i & 7)) == 0 }
+        let going: Bool
+        if type == 24 {
+            let views = try read(1)
+            let data = try (0..<dataBuffers).map { try read(2 + $0) }
+            peakResidentBytes = max(peakResidentBytes, resident)
+            guard views.count / 16 >= n else { throw Malformed("a views buffer of \(views.count) bytes for \(n) values") }
+            going = try Self.forEachView(views, data, count: n, isNull: isNull) { i, text in try body(row + i, text) }
+        } else {
+            let offsets = try read(1)
+            let data = try read(2)
+            peakResidentBytes = max(peakResidentBytes, resident)
+            going = try Self.forEachOffsetValue(offsets, data, count: n, large: type == 20, isNull: isNull) { i, text in
+                try body(row + i, text)
+            }
+        }
+        row += n
+        return going
+    }
+
+    /// The values of a Utf8 or LargeUtf8 array: `count + 1` offsets into `data`.
+    private static func forEachOffsetValue(_ offsets: [UInt8], _ data: [UInt8], count n: Int, large: Bool, isNull: (Int) -> Bool,
+                                           _ body: (Int, String) throws -> Bool) throws -> Bool {
         let width = large ? 8 : 4
         guard n == 0 || offsets.count / width > n else {
             throw Malformed("an offsets buffer of \(offsets.count) bytes for \(n) values")
         }
-        guard nulls == 0 || validity.count >= (n + 7) / 8 else { throw Malformed("a validity bitmap too short for \(n) values") }
-        let going = try data.withUnsafeBufferPointer { text in
+        return try data.withUnsafeBufferPointer { text in
             func offset(_ i: Int) -> Int64 {
                 large ? Int64(bitPattern: loadUInt64(offsets, width * i)) : Int64(Int32(bitPattern: loadUInt32(offsets, width * i)))
             }
@@ -288,15 +309,37 @@ public final class ArrowFile: TextColumnSource {
                     throw Malformed("value \(i)'s offsets (\(start) to \(end)) are outside the data buffer of \(text.count) bytes")
                 }
                 defer { start = end }
-                if nulls > 0 && validity[i >> 3] & (1 << UInt8(i & 7)) == 0 { continue }
+                if isNull(i) { continue }
                 guard let value = String(validating: UnsafeBufferPointer(rebasing: text[Int(start)..<Int(end)]), as: UTF8.self) else {
                     throw Malformed("value \(i) is not valid UTF-8")
                 }
-                if try !body(row + i, value) { return false }
+                if try !body(i, value) { return false }
             }
             return true
         }
-        row += n
-        return going
+    }
+
+    /// The values of a Utf8View array: 16-byte views holding short strings inline, longer ones as a buffer and offset.
+    private static func forEachView(_ views: [UInt8], _ data: [[UInt8]], count n: Int, isNull: (Int) -> Bool,
+                                    _ body: (Int, String) throws -> Bool) throws -> Bool {
+        for i in 0..<n where !isNull(i) {
+            let at = 16 * i
+            let length = Int(Int32(bitPattern: loadUInt32(views, at)))
+            let value: String?
+            if length >= 0 && length <= 12 {
+                value = String(validating: views[(at + 4)..<(at + 4 + length)], as: UTF8.self)
+            } else {
+                let index = Int(Int32(bitPattern: loadUInt32(views, at + 8)))
+                let offset = Int(Int32(bitPattern: loadUInt32(views, at + 12)))
+                guard length > 0, index >= 0, index < data.count, offset >= 0, offset <= data[index].count,
+                      length <= data[index].count - offset else {
+                    throw Malformed("value \(i)'s view (\(length) bytes in buffer \(index) at \(offset)) lies outside its buffers")
+                }
+                value = String(validating: data[index][offset..<(offset + length)], as: UTF8.self)
+            }
+            guard let value else { throw Malformed("value \(i) is not valid UTF-8") }
+            if try !body(i, value) { return false }
+        }
+        return true
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// file is opened, and `forEachString` reads only the pages of the column asked for.
 ///
 /// Supported: BYTE_ARRAY columns (strings, large strings), flat or inside optional groups; data pages v1 and v2;
-/// PLAIN and dictionary encodings; UNCOMPRESSED, SNAPPY, GZIP (libz.so.1), ZSTD (libzstd.so.1) and LZ4_RAW
+/// PLAIN, dictionary, DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY encodings; UNCOMPRESSED, SNAPPY, GZIP (libz.so.1), ZSTD (libzstd.so.1) and LZ4_RAW
 /// (liblz4.so.1), the libraries being loaded when a file needs them.
 public final class ParquetFile: TextColumnSource {
     /// The file.
@@ -17,6 +17,8 @@ public final class ParquetFile: TextColumnSource {
     public let rowGroupRows: [Int]
     /// The most bytes held at once by the last `forEachString`: one column chunk, its dictionary and one page.
     public private(set) var peakResidentBytes = 0
+    /// The data pages the last `forEachString` decoded, as (page version 1 or 2, encoding number).
+    private(set) var pageKinds: Set<[Int]> = []
 
     private let file: RandomAccessFile
     private let leaves: [Leaf]
@@ -64,6 +66,7 @@ public final class ParquetFile: TextColumnSource {
         let index = try columnIndex(column)
         let leaf = leaves[index]
         peakResidentBytes = 0
+        pageKinds = []
         var firstRow = 0
         for (group, chunks) in rowGroups.enumerated() {
             let going = try naming(path) { () throws -> Bool in
@@ -392,6 +395,7 @@ public final class ParquetFile: TextColumnSource {
                     levelsEnd = levels
                 }
                 note(page.count)
+                pageKinds.insert([header.type == 0 ? 1 : 2, header.encoding])
                 let going = try decodeValues(page, header: header, leaf: leaf, definitions: definitions, valuesStart: levelsEnd,
                                              dictionary: dictionary, firstRow: firstRow + row, body)
                 row += header.valueCount
@@ -442,9 +446,47 @@ public final class ParquetFile: TextColumnSource {
                     }
                     if try !body(firstRow + i, dictionary[index]) { return false }
                 }
+            case 6, 7:  // DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY
+                var position = valuesStart
+                let prefixes = header.encoding == 7
+                    ? try DeltaBinaryPacked.decode(buffer, &position, end: buffer.count, limit: header.valueCount) : nil
+                let lengths = try DeltaBinaryPacked.decode(buffer, &position, end: buffer.count, limit: header.valueCount)
+                guard prefixes == nil || prefixes!.count == lengths.count else {
+                    throw Malformed("DELTA_BYTE_ARRAY data with \(prefixes!.count) prefixes for \(lengths.count) suffixes")
+                }
+                var previous: [UInt8] = []
+                var next = 0
+                for i in 0..<header.valueCount {
+                    if var decoder = levels {
+                        let level = try decoder.next()
+                        levels = decoder
+                        if level != leaf.maxDefinition { continue }
+                    }
+                    guard next < lengths.count else { throw Malformed("a page with fewer values than its levels say") }
+                    let length = lengths[next]
+                    guard length >= 0, length <= Int64(buffer.count - position) else {
+                        throw Malformed("a value of \(length) bytes runs past the end of its page")
+                    }
+                    let suffix = UnsafeBufferPointer(rebasing: buffer[position..<(position + Int(length))])
+                    position += Int(length)
+                    let text: String?
+                    if let prefixes {
+                        let prefix = prefixes[next]
+                        guard prefix >= 0, prefix <= Int64(previous.count) else {
+                            throw Malformed("a prefix of \(prefix) bytes after a value of \(previous.count)")
+                        }
+                        previous.removeSubrange(Int(prefix)...)
+                        previous.append(contentsOf: suffix)
+                        text = String(validating: previous, as: UTF8.self)
+                    } else {
+                        text = String(validating: suffix, as: UTF8.self)
+                    }
+                    next += 1
+                    guard let text else { throw Malformed("a value is not valid UTF-8") }
+                    if try !body(firstRow + i, text) { return false }
+                }
             default:
-                let names = [3: "RLE", 4: "BIT_PACKED", 5: "DELTA_BINARY_PACKED", 6: "DELTA_LENGTH_BYTE_ARRAY",
-                             7: "DELTA_BYTE_ARRAY", 9: "BYTE_STREAM_SPLIT"]
+                let names = [3: "RLE", 4: "BIT_PACKED", 5: "DELTA_BINARY_PACKED", 9: "BYTE_STREAM_SPLIT"]
                 throw Malformed("the \(names[header.encoding] ?? "\(header.encoding)") encoding of text values is not supported")
             }
             return true

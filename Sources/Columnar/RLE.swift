@@ -86,3 +86,65 @@ struct HybridDecoder {
 func bitWidth(of maxValue: Int) -> Int {
     maxValue <= 0 ? 0 : Int.bitWidth - maxValue.leadingZeroBitCount
 }
+
+/// Parquet's DELTA_BINARY_PACKED integers: a header (block size, miniblocks per block, value count, first value),
+/// then blocks of a minimum delta and miniblocks of deltas bit-packed at their own widths.
+enum DeltaBinaryPacked {
+    /// Decodes the integers starting at `position`, leaving `position` after them; at most `limit` values.
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ position: inout Int, end: Int, limit: Int) throws -> [Int64] {
+        let damaged = Malformed("damaged DELTA_BINARY_PACKED data")
+        func varint() throws -> UInt64 {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard position < end, shift < 64 else { throw damaged }
+                let b = bytes[position]
+                position += 1
+                result |= UInt64(b & 0x7F) << shift
+                if b & 0x80 == 0 { return result }
+                shift += 7
+            }
+        }
+        func zigzag() throws -> Int64 {
+            let v = try varint()
+            return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
+        }
+        let blockSize = try varint(), miniblocks = try varint(), count = try varint()
+        var value = try zigzag()
+        guard blockSize > 0, blockSize % 128 == 0, blockSize <= 1 << 20, miniblocks > 0, blockSize % miniblocks == 0,
+              (blockSize / miniblocks) % 32 == 0 else { throw damaged }
+        guard count <= UInt64(limit) else { throw Malformed("DELTA_BINARY_PACKED data of \(count) values where \(limit) belong") }
+        let perMiniblock = Int(blockSize / miniblocks)
+        var out: [Int64] = []
+        out.reserveCapacity(Int(count))
+        if count > 0 { out.append(value) }
+        while out.count < Int(count) {
+            let minimum = try zigzag()
+            guard end - position >= Int(miniblocks) else { throw damaged }
+            let widths = (0..<Int(miniblocks)).map { Int(bytes[position + $0]) }
+            position += Int(miniblocks)
+            for width in widths where out.count < Int(count) {
+                guard width <= 64 else { throw damaged }
+                guard (end - position) * 8 >= width * perMiniblock else { throw damaged }
+                var bit = position * 8
+                for _ in 0..<perMiniblock {
+                    var delta: UInt64 = 0
+                    var got = 0
+                    while got < width {
+                        let byte = UInt64(bytes[bit >> 3]) >> UInt64(bit & 7)
+                        let take = min(8 - (bit & 7), width - got)
+                        delta |= (byte & ((1 << UInt64(take)) - 1)) << UInt64(got)
+                        got += take
+                        bit += take
+                    }
+                    if out.count < Int(count) {
+                        value = value &+ minimum &+ Int64(bitPattern: delta)
+                        out.append(value)
+                    }
+                }
+                position += width * perMiniblock / 8
+            }
+        }
+        return out
+    }
+}

@@ -63,12 +63,27 @@ final class ColumnarReaderTests: XCTestCase {
     func testEveryFileGivesItsValuesInOrder() throws {
         let expected = try Fixtures.expected()
         let files = try Fixtures.files()
-        XCTAssertGreaterThanOrEqual(files.count, 16)
+        XCTAssertGreaterThanOrEqual(files.count, 19)
         for file in files {
             let entry = try XCTUnwrap(expected[file.lastPathComponent], file.lastPathComponent)
             let got = try Fixtures.read([file], column: entry.column)
             assertSame(got, Fixtures.rows(entry.values), file.lastPathComponent)
             XCTAssertTrue(got.contains { $0.1.isEmpty }, "\(file.lastPathComponent) has an empty string")
+        }
+    }
+
+    /// The fixtures hold the page versions and encodings they are named for (so each decoder is exercised).
+    func testFixturesCoverEachPageVersionAndEncoding() throws {
+        let expected: [String: Set<[Int]>] = [
+            "plain_v1_none.parquet": [[1, 0]], "plain_v2_gzip.parquet": [[2, 0]], "plain_v1_zstd.parquet": [[1, 0]],
+            "dict_v1_snappy.parquet": [[1, 8]], "dict_v2_snappy.parquet": [[2, 8]], "dict_v1_gzip.parquet": [[1, 8]],
+            "dict_v2_zstd.parquet": [[2, 8]], "delta_v2_zstd.parquet": [[2, 7]], "delta_length_v1_gzip.parquet": [[1, 6]],
+            "small_pages.parquet": [[1, 8], [1, 0]],
+        ]
+        for (name, kinds) in expected {
+            let file = try ParquetFile(path: Fixtures.directory.appendingPathComponent(name).path)
+            try file.forEachString(column: "text") { _, _ in true }
+            XCTAssertEqual(file.pageKinds, kinds, name)
         }
     }
 
@@ -114,6 +129,7 @@ final class ColumnarReaderTests: XCTestCase {
         XCTAssertTrue(try ArrowFile(path: Fixtures.directory.appendingPathComponent("ipc_file.arrow").path).isFileFormat)
         XCTAssertTrue(try ArrowFile(path: Fixtures.directory.appendingPathComponent("ipc_file_zstd.arrow").path).isFileFormat)
         XCTAssertFalse(try ArrowFile(path: Fixtures.directory.appendingPathComponent("ipc_stream_lz4.arrow").path).isFileFormat)
+        XCTAssertTrue(try ArrowFile(path: Fixtures.directory.appendingPathComponent("ipc_string_view.arrow").path).isFileFormat)
     }
 
     func testStoppingEarly() throws {
@@ -171,7 +187,7 @@ final class ColumnarReaderTests: XCTestCase {
         }
         let arrow = Fixtures.directory.appendingPathComponent("ipc_stream.arrow").path
         XCTAssertThrowsError(try ArrowFile(path: arrow).forEachString(column: "score") { _, _ in true }) { error in
-            XCTAssertEqual((error as? ColumnarError)?.reason, "column 'score' holds values of Arrow type FloatingPoint, not Utf8 or LargeUtf8 text")
+            XCTAssertEqual((error as? ColumnarError)?.reason, "column 'score' holds values of Arrow type FloatingPoint, not Utf8, LargeUtf8 or Utf8View text")
         }
     }
 
