@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "AlbertMoECommands", targets: ["AlbertMoECommands"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "AlbertMoEServer", targets: ["AlbertMoEServer"]),
+        .library(name: "Columnar", targets: ["Columnar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

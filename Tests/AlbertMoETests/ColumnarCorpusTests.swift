@@ -35,6 +35,18 @@ final class ColumnarCorpusTests: XCTestCase {
         XCTAssertEqual(try corpus.readAll(maxSamples: 5).map(\.text), Array(kept(try expected("shards")).prefix(5)))
     }
 
+    func testADirectoryWithShardsReadsOnlyTheShards() throws {
+        let dir = try DataTestSupport.temporaryDirectory(self)
+        try DataTestSupport.write("# A dataset card, not an example\n", to: "README.md", in: dir)
+        try DataTestSupport.write("{\"features\": {}}\n", to: "dataset_info.json", in: dir)
+        for name in ["plain_v1_none.parquet", "ipc_stream.arrow"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: dir.appendingPathComponent(name))
+        }
+        let corpus = try TextCorpus(path: dir)
+        XCTAssertEqual(corpus.files.map(\.lastPathComponent), ["ipc_stream.arrow", "plain_v1_none.parquet"])
+        XCTAssertEqual(try corpus.readAll().map(\.text), kept(try expected("ipc_stream.arrow")) + kept(try expected("plain_v1_none.parquet")))
+    }
+
     func testSingleParquetAndArrowFiles() throws {
         for name in ["dict_v2_zstd.parquet", "plain_v1_none.parquet", "ipc_stream_lz4.arrow", "ipc_file.arrow"] {
             let corpus = try TextCorpus(path: fixtures.appendingPathComponent(name))

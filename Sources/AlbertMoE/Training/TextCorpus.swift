@@ -64,7 +64,8 @@ public struct SplitRule: Equatable, Sendable {
 }
 
 /// A local text dataset: one file, or every file under a directory (recursively, sorted by path, hidden
-/// files and folders skipped). Files are only listed here; they are read lazily by `forEachExample`.
+/// files and folders skipped; only the Parquet and Arrow files when there are any), or the Arrow files of a
+/// `save_to_disk` directory. Files are only listed here; they are read lazily by `forEachExample`.
 public struct TextCorpus: Sendable {
     /// How a file is read, chosen by its extension.
     public enum Format: Equatable, Sendable {
@@ -115,7 +116,10 @@ public struct TextCorpus: Sendable {
             guard !found.isEmpty else {
                 throw AlbertMoEError.badFile(path: path.path, reason: "the directory holds no (non-hidden) files")
             }
-            files = found.sorted { $0.path < $1.path }
+            // A directory of Parquet or Arrow shards (a Hub download, a datasets cache) also holds README.md,
+            // dataset_info.json and the like, which are not examples.
+            let columnar = found.filter { [.parquet, .arrow].contains(Format(file: $0)) }
+            files = (columnar.isEmpty ? found : columnar).sorted { $0.path < $1.path }
         } else {
             files = [path]
         }
