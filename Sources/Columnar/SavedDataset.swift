@@ -36,8 +36,9 @@ public enum SavedDataset {
                 throw ColumnarError(path: stateFile.path, reason: "a \"_data_files\" entry without a file name in the directory")
             }
             let url = directory.appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw ColumnarError(path: url.path, reason: "listed in \(stateFile.lastPathComponent), but missing")
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw ColumnarError(path: url.path, reason: "listed in \(stateFile.lastPathComponent), but not a file there")
             }
             return url
         }

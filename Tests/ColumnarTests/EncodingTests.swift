@@ -56,6 +56,67 @@ final class EncodingTests: XCTestCase {
         }
     }
 
+    /// DELTA_BINARY_PACKED as the format describes it: blocks of `blockSize` deltas, a minimum delta per block and
+    /// `miniblocks` miniblocks bit-packed at the width of their largest delta above that minimum.
+    func deltaEncode(_ values: [Int64], blockSize: Int, miniblocks: Int) -> [UInt8] {
+        func zigzag(_ v: Int64) -> [UInt8] { varint64(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+        var out = varint(blockSize) + varint(miniblocks) + varint(values.count) + zigzag(values.first ?? 0)
+        let deltas = zip(values.dropFirst(), values).map { $0 &- $1 }
+        let perMiniblock = blockSize / miniblocks
+        for blockStart in stride(from: 0, to: deltas.count, by: blockSize) {
+            let block = Array(deltas[blockStart..<min(deltas.count, blockStart + blockSize)])
+            let minimum = block.min()!
+            out += zigzag(minimum)
+            let packed = block.map { UInt64(bitPattern: $0 &- minimum) }
+            var widths: [Int] = []
+            var bodies: [UInt8] = []
+            for m in 0..<miniblocks {
+                let part = packed.dropFirst(m * perMiniblock).prefix(perMiniblock)
+                guard !part.isEmpty else { widths.append(0); continue }
+                let width = part.map { 64 - $0.leadingZeroBitCount }.max()!
+                widths.append(width)
+                var bits: [Bool] = []
+                for i in 0..<perMiniblock {
+                    let v = i < part.count ? part[part.startIndex + i] : 0
+                    for b in 0..<width { bits.append((v >> UInt64(b)) & 1 == 1) }
+                }
+                for start in stride(from: 0, to: bits.count, by: 8) {
+                    var byte: UInt8 = 0
+                    for b in 0..<8 where bits[start + b] { byte |= 1 << UInt8(b) }
+                    bodies.append(byte)
+                }
+            }
+            out += widths.map(UInt8.init) + bodies
+        }
+        return out
+    }
+
+    func varint64(_ value: UInt64) -> [UInt8] {
+        var v = value, out: [UInt8] = []
+        while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        return out + [UInt8(v)]
+    }
+
+    func testDeltaBinaryPackedReadsWhatWasEncoded() throws {
+        var rng = SeededGenerator(seed: 13)
+        for _ in 0..<200 {
+            let count = Int(rng.next() % 700)
+            let spread = [UInt64(4), 300, 1 << 20, UInt64.max][Int(rng.next() % 4)]
+            let values = (0..<count).map { _ in Int64(bitPattern: spread == .max ? rng.next() : rng.next() % spread) }
+            let (blockSize, miniblocks) = [(128, 4), (256, 8), (128, 1)][Int(rng.next() % 3)]
+            let bytes = deltaEncode(values, blockSize: blockSize, miniblocks: miniblocks) + [0xAB]
+            try bytes.withUnsafeBufferPointer { buffer in
+                var position = 0
+                XCTAssertEqual(try DeltaBinaryPacked.decode(buffer, &position, end: buffer.count, limit: count), values)
+                XCTAssertEqual(position, buffer.count - 1, "the decoder stops where the encoding ends")
+                position = 0
+                if count > 1 {
+                    XCTAssertThrowsError(try DeltaBinaryPacked.decode(buffer, &position, end: buffer.count, limit: count - 1))
+                }
+            }
+        }
+    }
+
     func testHybridDecoderRefusesTruncatedData() throws {
         let bytes: [UInt8] = [0x03, 0xFF]  // one bit-packed group of width 3 needs 3 bytes: only 2 values fit in 1
         try bytes.withUnsafeBufferPointer { buffer in

@@ -61,4 +61,24 @@ final class FuzzTests: XCTestCase {
         XCTAssertGreaterThan(cases, 6000)
         XCTAssertGreaterThan(errors, cases / 4)
     }
+
+    /// Damaged state.json and dataset_dict.json files give a `ColumnarError`, a list of files, or nil.
+    func testMutatedSaveToDiskStateFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("columnar-fuzz-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(at: Fixtures.directory.appendingPathComponent("saved_dataset_dict"), to: directory)
+        var rng = SeededGenerator(seed: 5)
+        for name in ["dataset_dict.json", "train/state.json"] {
+            let url = directory.appendingPathComponent(name)
+            let original = try [UInt8](Data(contentsOf: url))
+            for _ in 0..<150 {
+                try Data(mutate(original, &rng)).write(to: url)
+                do { _ = try SavedDataset.dataFiles(in: directory, split: "train") } catch let error as ColumnarError {
+                    XCTAssertTrue(error.path.hasPrefix(directory.path), error.description)
+                }
+            }
+            try Data(original).write(to: url)
+        }
+        XCTAssertEqual(try SavedDataset.dataFiles(in: directory, split: "train")?.count, 1)
+    }
 }
