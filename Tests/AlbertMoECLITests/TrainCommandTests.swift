@@ -366,4 +366,26 @@ final class TrainCommandTests: XCTestCase {
         try expectFailure(["--dataset", data.path, "--resume_from_checkpoint", dir.path] + tinyModel, mentioning: "not a checkpoint")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
     }
+
+    /// A `save_to_disk` DatasetDict as --dataset (its train split, streamed) and as --validation_file (its
+    /// validation split); a split it lacks is named with the ones it has.
+    func testTrainOnASavedDatasetDict() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ColumnarTests/Fixtures")
+        let dict = fixtures.appendingPathComponent("saved_dataset_dict").path
+        let dir = try temporaryDirectory()
+        let out = dir.appendingPathComponent("model").path
+        let r = try run("train-clm", ["--mode", "pretrain", "--dataset", dict, "--dataset_split", "train", "--validation_file", dict,
+                                      "--streaming", "--model_path", out, "--max_steps", "2"] + tinyModel)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("perplexity"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+        let missing = try run("train-clm", ["--mode", "pretrain", "--dataset", dict, "--dataset_split", "test", "--model_path", out] + tinyModel)
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("no split 'test' in this DatasetDict (splits: 'train', 'validation')"), missing.stderr)
+        let parquet = fixtures.appendingPathComponent("shards").path
+        let column = try run("train-clm", ["--mode", "pretrain", "--dataset", parquet, "--text_column", "body", "--model_path", out] + tinyModel)
+        XCTAssertNotEqual(column.status, 0)
+        XCTAssertTrue(column.stderr.contains("train-00000-of-00003.parquet: no column 'body' (columns: 'id', 'text', 'score')"), column.stderr)
+    }
 }
