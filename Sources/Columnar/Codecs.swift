@@ -144,7 +144,7 @@ struct SharedLibrary: @unchecked Sendable {
     let name: String
     private let handle: UnsafeMutableRawPointer
 
-    /// Opens `name`; nil with dlerror's message when it cannot be loaded.
+    /// Opens `name`, or says why it cannot be loaded (dlerror's message).
     static func open(_ name: String) -> Result<SharedLibrary, Malformed> {
         guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
             let message = dlerror().map { String(cString: $0) } ?? "not found"
@@ -236,11 +236,11 @@ struct ZLib: @unchecked Sendable {
         }
         defer { _ = inflateEnd(stream) }
         guard let inBase = input.baseAddress, let outBase = out.baseAddress else { throw Malformed("empty GZIP data") }
+        guard input.count <= Int(UInt32.max), out.count <= Int(UInt32.max) else { throw Malformed("GZIP data too large") }
         stream.storeBytes(of: inBase, toByteOffset: 0, as: UnsafeRawPointer.self)
         stream.storeBytes(of: UInt32(input.count), toByteOffset: 8, as: UInt32.self)
         stream.storeBytes(of: UnsafeMutableRawPointer(outBase), toByteOffset: 24, as: UnsafeMutableRawPointer.self)
         stream.storeBytes(of: UInt32(out.count), toByteOffset: 32, as: UInt32.self)
-        guard input.count <= Int(UInt32.max), out.count <= Int(UInt32.max) else { throw Malformed("GZIP data too large") }
         while true {
             let result = inflateFunction(stream, 4)  // Z_FINISH
             let availIn = Int(stream.load(fromByteOffset: 8, as: UInt32.self))

@@ -7,7 +7,7 @@ struct FlatTable {
     private let vtableSize: Int
     private let tableSize: Int
 
-    /// The root table of `bytes[start..<start + count]`'s buffer (a buffer starts with the root's offset).
+    /// The root table of a buffer (which starts with the root table's offset).
     static func root(_ bytes: [UInt8]) throws -> FlatTable {
         guard bytes.count >= 8 else { throw Malformed("metadata too short to be a FlatBuffer") }
         return try FlatTable(bytes, at: Int(loadUInt32(bytes, 0)))

@@ -187,11 +187,12 @@ public final class ParquetFile: TextColumnSource {
             }
             footer.rowGroups.append(group.chunks.map(\.0))
             footer.rowGroupRows.append(group.rows)
-            total += group.rows
-            guard total <= footer.rowCount else { break }
+            let (sum, overflow) = total.addingReportingOverflow(group.rows)
+            guard !overflow, sum <= footer.rowCount else { total = -1; break }
+            total = sum
         }
         guard total == footer.rowCount else {
-            throw Malformed("the row groups hold \(total) rows, but the footer says \(footer.rowCount)")
+            throw Malformed("the row groups hold \(total < 0 ? "more" : "\(total)") rows, but the footer says \(footer.rowCount)")
         }
         return footer
     }
@@ -296,6 +297,8 @@ public final class ParquetFile: TextColumnSource {
         var compressedSize = -1
         var valueCount = -1
         var encoding = -1
+        /// v1 pages: how definition levels are encoded (RLE, 3, unless an old writer's BIT_PACKED).
+        var definitionEncoding = 3
         var definitionBytes = 0
         var repetitionBytes = 0
         var compressed = true
@@ -313,6 +316,7 @@ public final class ParquetFile: TextColumnSource {
                     switch (id, field) {
                     case (_, 1): h.valueCount = try r.int32(type)
                     case (5, 2), (7, 2), (8, 4): h.encoding = try r.int32(type)
+                    case (5, 3): h.definitionEncoding = try r.int32(type)
                     case (8, 5): h.definitionBytes = try r.int32(type)
                     case (8, 6): h.repetitionBytes = try r.int32(type)
                     case (8, 7): h.compressed = try r.bool(type)
@@ -374,6 +378,9 @@ public final class ParquetFile: TextColumnSource {
                     page = try codec.decompress(bytes, pageRange, size: header.uncompressedSize)
                     var position = 0
                     if leaf.maxDefinition > 0 {
+                        guard header.definitionEncoding == 3 else {
+                            throw Malformed("definition levels in the \(header.definitionEncoding == 4 ? "BIT_PACKED" : "\(header.definitionEncoding)") encoding are not supported")
+                        }
                         guard page.count >= 4 else { throw Malformed("a data page too short for its definition levels") }
                         let length = Int(loadUInt32(page, 0))
                         guard length <= page.count - 4 else { throw Malformed("definition levels run past the page") }

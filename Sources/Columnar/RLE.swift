@@ -65,7 +65,7 @@ struct HybridDecoder {
         } else {
             let groups = header >> 1
             guard groups > 0, bitWidth > 0 else {
-                if bitWidth == 0, groups > 0 { repeated = true; value = 0; left = Int(min(groups * 8, UInt64(Int32.max))); return }
+                if bitWidth == 0, groups > 0 { repeated = true; value = 0; left = Int(min(groups, 1 << 27) * 8); return }
                 throw damaged
             }
             // The last run of a page may stop short of its declared groups.
