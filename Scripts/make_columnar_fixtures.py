@@ -111,6 +111,18 @@ def main():
         shard_values += values
     expected["shards"] = {"column": "text", "values": shard_values}
 
+    # Text after columns of other shapes (lists, groups), with page checksums and a page index.
+    mixed_values = texts(14, 40)
+    rng = random.Random(14)
+    mixed = pa.table({
+        "tags": pa.array([[rng.choice(WORDS) for _ in range(rng.randint(0, 3))] for _ in range(40)], pa.list_(pa.string())),
+        "meta": pa.array([{"n": i, "s": str(i)} for i in range(40)], pa.struct([("n", pa.int32()), ("s", pa.string())])),
+        "text": pa.array(mixed_values, pa.string()),
+    })
+    pq.write_table(mixed, os.path.join(OUT, "mixed.parquet"), row_group_size=15, compression="snappy",
+                   write_page_checksum=True, write_page_index=True)
+    expected["mixed.parquet"] = {"column": "text", "values": mixed_values}
+
     # Arrow IPC: the file format and the stream format, several record batches, compressed bodies.
     def arrow(name, values, stream, compression=None, string_type=pa.string(), chunk=7):
         t = table(values, string_type)
@@ -129,6 +141,30 @@ def main():
     arrow("ipc_stream_lz4.arrow", texts(33, 40), stream=True, compression="lz4")
     arrow("ipc_large_utf8.arrow", texts(34, 29), stream=True, string_type=pa.large_string(), chunk=10)
     arrow("ipc_string_view.arrow", texts(35, 29), stream=False, string_type=pa.string_view(), chunk=10)
+
+    # Text after fields of every buffer layout: the reader must count the nodes and buffers before it.
+    view_values = texts(36, 24)
+    rng = random.Random(36)
+    n = len(view_values)
+    mixed_arrow = pa.table({
+        "flag": pa.array([i % 3 == 0 for i in range(n)]),
+        "meta": pa.array([{"n": i, "s": str(i)} for i in range(n)], pa.struct([("n", pa.int32()), ("s", pa.string())])),
+        "tags": pa.array([[rng.choice(WORDS)] * (i % 3) for i in range(n)], pa.list_(pa.string())),
+        "big": pa.array([[i] * (i % 2) for i in range(n)], pa.large_list(pa.int64())),
+        "fixed": pa.array([[i, i] for i in range(n)], pa.list_(pa.int16(), 2)),
+        "category": pa.array([rng.choice(["a", "b", "c"]) for _ in range(n)]).dictionary_encode(),
+        "view": pa.array([rng.choice(WORDS) * (1 + i % 5) for i in range(n)], pa.string_view()),
+        "nothing": pa.nulls(n),
+        "bytes": pa.array([bytes([i]) * i for i in range(n)], pa.binary()),
+        "when": pa.array(list(range(n)), pa.timestamp("ms")),
+        "text": pa.array(view_values, pa.string()),
+    })
+    path = os.path.join(OUT, "ipc_mixed.arrow")
+    with pa.OSFile(path, "wb") as sink:
+        with ipc.new_stream(sink, mixed_arrow.schema) as writer:
+            for batch in mixed_arrow.to_batches(max_chunksize=9):
+                writer.write_batch(batch)
+    expected["ipc_mixed.arrow"] = {"column": "text", "values": view_values}
 
     # `datasets.save_to_disk`: a Dataset (two data-*.arrow shards) and a DatasetDict (train and validation).
     import datasets

@@ -63,7 +63,7 @@ final class ColumnarReaderTests: XCTestCase {
     func testEveryFileGivesItsValuesInOrder() throws {
         let expected = try Fixtures.expected()
         let files = try Fixtures.files()
-        XCTAssertGreaterThanOrEqual(files.count, 19)
+        XCTAssertGreaterThanOrEqual(files.count, 21)
         for file in files {
             let entry = try XCTUnwrap(expected[file.lastPathComponent], file.lastPathComponent)
             let got = try Fixtures.read([file], column: entry.column)
@@ -189,6 +189,29 @@ final class ColumnarReaderTests: XCTestCase {
         XCTAssertThrowsError(try ArrowFile(path: arrow).forEachString(column: "score") { _, _ in true }) { error in
             XCTAssertEqual((error as? ColumnarError)?.reason, "column 'score' holds values of Arrow type FloatingPoint, not Utf8, LargeUtf8 or Utf8View text")
         }
+    }
+
+    /// Text after list, group, dictionary, view, null and other columns: the right pages and buffers are found.
+    func testTextAfterColumnsOfOtherShapes() throws {
+        let parquet = try ParquetFile(path: Fixtures.directory.appendingPathComponent("mixed.parquet").path)
+        XCTAssertEqual(parquet.columns, ["tags.list.element", "meta.n", "meta.s", "text"])
+        XCTAssertThrowsError(try parquet.forEachString(column: "tags.list.element") { _, _ in true }) { error in
+            XCTAssertEqual((error as? ColumnarError)?.reason, "column 'tags.list.element' is a list (repeated), not one text per row")
+        }
+        let strings = try ParquetFile(path: Fixtures.directory.appendingPathComponent("mixed.parquet").path)
+        var got: [String] = []
+        try strings.forEachString(column: "meta.s") { _, text in got.append(text); return true }
+        XCTAssertEqual(got, (0..<40).map(String.init))
+
+        let arrow = try ArrowFile(path: Fixtures.directory.appendingPathComponent("ipc_mixed.arrow").path)
+        XCTAssertEqual(arrow.columns, ["flag", "meta", "tags", "big", "fixed", "category", "view", "nothing", "bytes", "when", "text"])
+        XCTAssertThrowsError(try arrow.forEachString(column: "category") { _, _ in true }) { error in
+            XCTAssertEqual((error as? ColumnarError)?.reason,
+                           "column 'category' holds dictionary-encoded values, not Utf8, LargeUtf8 or Utf8View text")
+        }
+        var views = 0
+        try arrow.forEachString(column: "view") { _, text in views += text.isEmpty ? 0 : 1; return true }
+        XCTAssertEqual(views, 24)
     }
 
     func testNotAParquetFile() throws {

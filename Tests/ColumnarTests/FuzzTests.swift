@@ -71,7 +71,7 @@ final class FuzzTests: XCTestCase {
         for name in ["dataset_dict.json", "train/state.json"] {
             let url = directory.appendingPathComponent(name)
             let original = try [UInt8](Data(contentsOf: url))
-            for _ in 0..<150 {
+            for _ in 0..<100 {
                 try Data(mutate(original, &rng)).write(to: url)
                 do { _ = try SavedDataset.dataFiles(in: directory, split: "train") } catch let error as ColumnarError {
                     XCTAssertTrue(error.path.hasPrefix(directory.path), error.description)
