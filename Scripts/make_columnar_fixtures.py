@@ -76,6 +76,10 @@ def main():
             compression="zstd", row_group_size=30)
     parquet("plain_v1_zstd.parquet", texts(7, 30), use_dictionary=False, data_page_version="1.0",
             compression="zstd")
+    parquet("dict_v2_lz4.parquet", texts(15, 40, repeats=True), use_dictionary=True, data_page_version="2.0",
+            compression="lz4", row_group_size=20)
+    # A codec the reader refuses by name.
+    pq.write_table(table(texts(16, 10)), os.path.join(OUT, "brotli.parquet.unsupported"), compression="brotli")
     parquet("large_string.parquet", texts(8, 30), string_type=pa.large_string(), compression="snappy",
             row_group_size=12)
     # Many small pages per column chunk, and a dictionary that overflows into plain pages.

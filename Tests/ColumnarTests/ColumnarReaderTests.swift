@@ -78,7 +78,7 @@ final class ColumnarReaderTests: XCTestCase {
             "plain_v1_none.parquet": [[1, 0]], "plain_v2_gzip.parquet": [[2, 0]], "plain_v1_zstd.parquet": [[1, 0]],
             "dict_v1_snappy.parquet": [[1, 8]], "dict_v2_snappy.parquet": [[2, 8]], "dict_v1_gzip.parquet": [[1, 8]],
             "dict_v2_zstd.parquet": [[2, 8]], "delta_v2_zstd.parquet": [[2, 7]], "delta_length_v1_gzip.parquet": [[1, 6]],
-            "small_pages.parquet": [[1, 8], [1, 0]],
+            "small_pages.parquet": [[1, 8], [1, 0]], "dict_v2_lz4.parquet": [[2, 8]],
         ]
         for (name, kinds) in expected {
             let file = try ParquetFile(path: Fixtures.directory.appendingPathComponent(name).path)
@@ -212,6 +212,14 @@ final class ColumnarReaderTests: XCTestCase {
         var views = 0
         try arrow.forEachString(column: "view") { _, text in views += text.isEmpty ? 0 : 1; return true }
         XCTAssertEqual(views, 24)
+    }
+
+    func testUnsupportedCodecIsNamed() throws {
+        let path = Fixtures.directory.appendingPathComponent("brotli.parquet.unsupported").path
+        XCTAssertThrowsError(try ParquetFile(path: path).forEachString(column: "text") { _, _ in true }) { error in
+            XCTAssertEqual(error as? ColumnarError,
+                           ColumnarError(path: path, reason: "row group 0, column 'text': the BROTLI compression is not supported"))
+        }
     }
 
     func testNotAParquetFile() throws {
