@@ -4,8 +4,8 @@ import Foundation
 /// file is opened, and `forEachString` reads only the pages of the column asked for.
 ///
 /// Supported: BYTE_ARRAY columns (strings, large strings), flat or inside optional groups; data pages v1 and v2;
-/// PLAIN, dictionary, DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY encodings; UNCOMPRESSED, SNAPPY, GZIP (libz.so.1), ZSTD (libzstd.so.1) and LZ4_RAW
-/// (liblz4.so.1), the libraries being loaded when a file needs them.
+/// PLAIN, dictionary, DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY encodings; UNCOMPRESSED, SNAPPY, GZIP
+/// (libz.so.1), ZSTD (libzstd.so.1) and LZ4_RAW (liblz4.so.1), the libraries being loaded when a file needs them.
 public final class ParquetFile: TextColumnSource {
     /// The file.
     public let path: String
