@@ -5,7 +5,7 @@ Usage: python Scripts/make_pytorch_fixtures.py [Tests/LayersTests/Fixtures [Test
 Needs: pip install torch safetensors, and the reference model (../shared/reference/albertmoe_ref.py, or REFERENCE_DIR)
 
 Files that load: torch_dtypes.bin (each dtype, a scalar, an empty tensor), torch_views.bin (a transposed tensor,
-a slice at a storage offset, two tensors sharing a storage, a strided 3-D view), torch_module.bin (a module's
+a slice at a storage offset, two tensors sharing a storage, a strided 3-D view, a stride-0 broadcast), torch_module.bin (a module's
 state_dict, with the _metadata that torch sets), torch_parameter.bin (an nn.Parameter), torch_cuda.bin (storages
 tagged cuda:0 and mps, saved on a CPU machine). Files that must be refused, each for one reason:
 torch_legacy.bin (the pre-zip format), torch_forbidden.bin (a pickle naming os.system), torch_bigendian.bin,
@@ -73,6 +73,7 @@ views["shared_a"] = base[0]                      # the same storage as the two a
 views["shared_b"] = base[5, 1:]
 views["strided"] = cube.permute(2, 0, 1)[::2, :, 1:]
 views["halves"] = torch.randn(3, 8).to(torch.float16)[:, ::3]
+views["expanded"] = torch.randn(3).expand(4, 3)      # stride 0
 save("torch_views.bin", views)
 record("torch_views.bin", views)
 
