@@ -7,7 +7,7 @@ Needs: pip install torch safetensors, and the reference model (../shared/referen
 Files that load: torch_dtypes.bin (each dtype, a scalar, an empty tensor), torch_views.bin (a transposed tensor,
 a slice at a storage offset, two tensors sharing a storage, a strided 3-D view, a stride-0 broadcast), torch_module.bin (a module's
 state_dict, with the _metadata that torch sets), torch_parameter.bin (an nn.Parameter), torch_cuda.bin (storages
-tagged cuda:0 and mps, saved on a CPU machine). Files that must be refused, each for one reason:
+tagged cuda:0 and mps, saved on a CPU machine), torch_zip64.bin (torch_views.bin with ZIP64 records). Files that must be refused, each for one reason:
 torch_legacy.bin (the pre-zip format), torch_forbidden.bin (a pickle naming os.system), torch_bigendian.bin,
 torch_deflated.bin, torch_missing_storage.bin, torch_int64_range.bin (an int64 outside Int32), torch_not_dict.bin
 (a list of tensors).
@@ -116,6 +116,15 @@ rewrite(good, os.path.join(out, "torch_deflated.bin"),
         lambda n, d: (n, d, zipfile.ZIP_DEFLATED if n.endswith("/data/1") else zipfile.ZIP_STORED))
 rewrite(good, os.path.join(out, "torch_missing_storage.bin"),
         lambda n, d: None if n.endswith("/data/1") else (n, d, zipfile.ZIP_STORED))
+
+# ZIP64 records as an archive past 4 GiB has them, here with the limit lowered to 1000 bytes: the entries past
+# byte 1000 carry ZIP64 offsets (and sizes, where larger) in the central directory, and the end records are ZIP64.
+zip64_limit = zipfile.ZIP64_LIMIT
+zipfile.ZIP64_LIMIT = 1000
+rewrite(os.path.join(out, "torch_views.bin"), os.path.join(out, "torch_zip64.bin"), lambda n, d: (n, d, zipfile.ZIP_STORED))
+zipfile.ZIP64_LIMIT = zip64_limit
+assert all(torch.equal(a, b) for a, b in zip(torch.load(os.path.join(out, "torch_zip64.bin"), weights_only=True).values(), views.values()))
+expected["torch_zip64.bin"] = expected["torch_views.bin"]
 
 with open(os.path.join(out, "torch_expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
