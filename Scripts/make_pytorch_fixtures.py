@@ -7,7 +7,8 @@ Needs: pip install torch safetensors, and the reference model (../shared/referen
 Files that load: torch_dtypes.bin (each dtype, a scalar, an empty tensor), torch_views.bin (a transposed tensor,
 a slice at a storage offset, two tensors sharing a storage, a strided 3-D view, a stride-0 broadcast), torch_module.bin (a module's
 state_dict, with the _metadata that torch sets), torch_parameter.bin (an nn.Parameter), torch_cuda.bin (storages
-tagged cuda:0 and mps, saved on a CPU machine), torch_zip64.bin (torch_views.bin with ZIP64 records). Files that must be refused, each for one reason:
+tagged cuda:0 and mps, saved on a CPU machine), torch_zip64.bin (torch_views.bin with ZIP64 records), torch_protocol4.bin (the views in
+pickle protocol 4). Files that must be refused, each for one reason:
 torch_legacy.bin (the pre-zip format), torch_forbidden.bin (a pickle naming os.system), torch_bigendian.bin,
 torch_deflated.bin, torch_missing_storage.bin, torch_int64_range.bin (an int64 outside Int32), torch_not_dict.bin
 (a list of tensors).
@@ -110,6 +111,8 @@ save("torch_not_dict.bin", [torch.randn(2)])
 
 good = save("torch_small.bin", small)
 record("torch_small.bin", small)
+save("torch_protocol4.bin", views, pickle_protocol=4)   # FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE
+record("torch_protocol4.bin", views)
 rewrite(good, os.path.join(out, "torch_bigendian.bin"),
         lambda n, d: (n, b"big" if n.endswith("/byteorder") else d, zipfile.ZIP_STORED))
 rewrite(good, os.path.join(out, "torch_deflated.bin"),

@@ -71,8 +71,9 @@ struct PickledTensor {
     let strides: [Int]
 }
 
-/// A restricted unpickler: the opcodes of protocols 0 to 5 that a state dict can contain, the state-dict globals
-/// only, storages from persistent ids. It executes nothing; anything else is an error naming `path`.
+/// A restricted unpickler: the binary opcodes of protocols 2 to 5 that a state dict can contain (and the text
+/// INT, LONG, FLOAT, GLOBAL, PUT and GET), the state-dict globals only, storages from persistent ids. It executes
+/// nothing; anything else is an error naming `path`.
 struct Unpickler {
     private(set) var objects: [PickleObject] = []
     private var stack: [PickleValue] = []
