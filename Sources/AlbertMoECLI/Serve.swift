@@ -12,7 +12,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a model over HTTP: /v1/completions, /v1/embeddings, /v1/fill-mask, /v1/models, /health.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).")
     var model: String
     @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port).") var port: Int = 8080

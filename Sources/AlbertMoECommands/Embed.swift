@@ -8,7 +8,7 @@ public struct Embed: ParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Write the sentence embedding (mean-pooled, L2-normalised) of each input line.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).")
     var model: String
     @Option(help: "Read lines from this file instead of standard input.") var input: String?
     @Option(help: "Write here instead of standard output: one JSON array per line, or a .npy file [lines, hidden].")

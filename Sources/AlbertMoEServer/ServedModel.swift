@@ -32,7 +32,8 @@ final class ServedModel: @unchecked Sendable {
     let masked: AlbertForMaskedLM?
     let encoder: SentenceAlbert
 
-    /// Loads `directory` (config.json, model.safetensors, tokenizer.json or a SentencePiece model), in evaluation mode.
+    /// Loads `directory` (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or a SentencePiece
+    /// model), in evaluation mode.
     init(directory: URL) throws {
         let (config, architecture) = try ModelDirectory.readConfig(directory)
         tokenizer = try Tokenizer.load(from: directory)

@@ -14,8 +14,8 @@ public enum SafetensorsDType: String {
     }
 }
 
-/// One tensor of a file: floating-point types as Float32 (F16, BF16 and F64 converted), integer and bool types
-/// as 32-bit integers.
+/// One tensor of a safetensors or PyTorch file: floating-point types as Float32 (F16, BF16 and F64 converted),
+/// integer and bool types as 32-bit integers.
 public enum SafetensorsValue {
     case float(Tensor)
     case int(IntTensor)
