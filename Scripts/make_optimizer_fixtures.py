@@ -40,7 +40,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-REF_DIR = os.environ.get("ALBERTMOE_REF", "/work/shared/reference")
+REF_DIR = os.environ.get("ALBERTMOE_REF", os.path.join(ROOT, "..", "shared", "reference"))
 sys.path.insert(0, REF_DIR)
 from albertmoe_ref import ChillAdam  # noqa: E402
 
