@@ -205,7 +205,7 @@ extension ModelDirectory {
                                      topKExperts: sizes.topKExperts ?? 2)
         if let aux = sizes.auxLossCoefficient { config.auxLossCoefficient = aux }
         do { try config.validate() } catch let AlbertMoEError.invalidValue(field, reason) {
-            throw AlbertMoEError.invalidValue(field: field, reason: "\(reason), for the weights in \(file.path), which hold no "
+            throw AlbertMoEError.invalidValue(field: field, reason: "\(reason), for the weights in \(file.path), whose directory holds no "
                                               + "config.json: give the size the model was trained with")
         }
         return (config, architecture, notices)
