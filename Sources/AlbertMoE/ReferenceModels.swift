@@ -92,7 +92,7 @@ extension ModelDirectory {
                                          + "not a model directory")
         }
         let file = weightsURL(directory)
-        var weights = try readWeights(directory)
+        var weights = file.lastPathComponent == weightsFile ? try readWeights(directory) : try PyTorchFile.read(file)
         let (config, architecture, notices) = try referenceConfig(weights: weights, sizes: sizes, file: file)
         for name in weights.keys where ropeBufferNames.contains(where: { name.hasSuffix(".attention.pos_emb." + $0) }) {
             weights[name] = nil
