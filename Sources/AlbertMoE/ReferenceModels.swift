@@ -211,3 +211,37 @@ extension ModelDirectory {
         return (config, architecture, notices)
     }
 }
+
+extension ModelDirectory {
+    /// The Python package's weights file name.
+    public static let pytorchWeightsFile = "pytorch_model.bin"
+
+    /// Writes `pytorch_model.bin` into `directory`: the model's state dict as the Python package's model holds it
+    /// (`torch.load(weights_only=True)` reads it; its `load_state_dict` takes it strictly). A RoPE or "none" model gets
+    /// the tables of the Python package's RoPE without torchtune (`attention.pos_emb.inv_freq`, `cos_cached`,
+    /// `sin_cached`), which that package's model holds as weights; that RoPE rotates by head index, so there a "none"
+    /// model computes what it computes here, and a RoPE model does not.
+    public static func writePyTorch(_ model: Module, config: AlbertMoEConfig, to directory: URL) throws {
+        var tensors = Dictionary(model.namedParameters(), uniquingKeysWith: { a, _ in a })
+        if config.positionEmbeddingType != "absolute" {
+            let prefix = tensors.keys.contains { $0.hasPrefix("albert.") } ? "albert." : ""
+            let (d, p) = (config.headDim, config.maxPositionEmbeddings)
+            let inv = stride(from: 0, to: d, by: 2).map { 1 / powf(10000, Float($0) / Float(d)) }
+            var cos = [Float](), sin = [Float]()
+            cos.reserveCapacity(p * d)
+            sin.reserveCapacity(p * d)
+            for t in 0..<p {
+                let freqs = inv.map { Float(t) * $0 }
+                for f in freqs + freqs {
+                    cos.append(Foundation.cos(f))
+                    sin.append(Foundation.sin(f))
+                }
+            }
+            let name = prefix + "shared_layer.attention.pos_emb."
+            tensors[name + "inv_freq"] = Tensor(inv, shape: [inv.count])
+            tensors[name + "cos_cached"] = Tensor(cos, shape: [1, 1, p, d])
+            tensors[name + "sin_cached"] = Tensor(sin, shape: [1, 1, p, d])
+        }
+        try PyTorchFile.write(tensors, to: directory.appendingPathComponent(pytorchWeightsFile))
+    }
+}

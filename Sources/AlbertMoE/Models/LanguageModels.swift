@@ -197,14 +197,14 @@ public final class SentenceAlbert: Module {
     }
 
     /// The token ids `encode` runs for `text`: the tokenizer's encoding with its special tokens and without the
-    /// padding its file may declare, cut to `maxSequenceLength` (and max_position_embeddings) as Python's
-    /// `truncation=True, max_length=N` cuts it.
+    /// padding its file may declare, cut to `maxSequenceLength` (and, with an absolute position table,
+    /// max_position_embeddings) as Python's `truncation=True, max_length=N` cuts it.
     public func inputIDs(_ text: String) throws -> [Int32] {
         guard let tokenizer else {
             throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "this SentenceAlbert has none: load it from a model "
                                               + "directory holding tokenizer.json, or set `tokenizer`")
         }
-        let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
+        let limit = config.positionEmbeddingType == "absolute" ? min(maxSequenceLength, config.maxPositionEmbeddings) : maxSequenceLength
         return try tokenizer.encodeUnpadded(text, maxLength: limit).ids.map(Int32.init)
     }
 
