@@ -219,7 +219,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertFalse(names.contains { $0.hasPrefix(".") }, "no partial directory is left: \(names)")
         for epoch in ["epoch_2", "epoch_3"] {
             let model = out.appendingPathComponent(epoch)
-            for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            for file in ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: model.appendingPathComponent(file).path), "\(epoch)/\(file)")
             }
             let served = try run("train-clm", ["--mode", "serve", "--model_path", model.path, "--input_text", "red cat",
