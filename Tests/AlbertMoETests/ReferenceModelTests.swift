@@ -222,6 +222,70 @@ final class ReferenceModelTests: XCTestCase {
         }
     }
 
+    /// pytorch_model.bin as `--save_every` writes it reads back alone (no config.json) as the same model: "none" and
+    /// absolute models exactly; a RoPE model carries the Python package's RoPE-fallback tables, which it reads as
+    /// "none", as that package runs it.
+    func testWrittenPyTorchWeightsLoadAsTheReferencesDirectories() throws {
+        var rng = SeededGenerator(seed: 5)
+        for (trial, position) in ["none", "absolute", "rope", "none", "absolute", "rope"].enumerated() {
+            let heads = [1, 2, 4][trial % 3]
+            let config = AlbertMoEConfig(vocabSize: 20 + rng.nextInt(below: 20), embeddingSize: 4 + rng.nextInt(below: 6),
+                                         hiddenSize: heads * 2 * (1 + rng.nextInt(below: 3)), numHiddenLayers: 2, numAttentionHeads: heads,
+                                         intermediateSize: 6, maxPositionEmbeddings: 12 + rng.nextInt(below: 8),
+                                         positionEmbeddingType: position, numExperts: 3, topKExperts: 2)
+            let model = AlbertForMaskedLM(config, seed: UInt64(trial))
+            let dir = try weightsOnly([])
+            try FileManager.default.removeItem(at: dir.appendingPathComponent("model.safetensors"))
+            try ModelDirectory.writePyTorch(model, config: config, to: dir)
+            let sizes = ModelSizes(numAttentionHeads: position == "absolute" ? heads : nil, numHiddenLayers: 2)
+            var notices: [String] = []
+            let loaded = try AlbertForMaskedLM.load(from: dir, options: ModelLoadOptions(sizes: sizes)) { notices.append($0) }
+            var want = config
+            if position == "rope" { want.positionEmbeddingType = "none" }
+            XCTAssertEqual(loaded.config, want, "trial \(trial)")
+            XCTAssertEqual(notices.isEmpty, position == "absolute", "trial \(trial): \(notices)")
+            guard position != "rope" else { continue }
+            model.eval()
+            loaded.eval()
+            let ids = IntTensor((0..<8).map { _ in Int32(rng.nextInt(below: config.vocabSize)) }, shape: [1, 8])
+            let (a, b) = try withNoGrad { (try model(ids).logits.scalars, try loaded(ids).logits.scalars) }
+            XCTAssertTrue(a == b, "trial \(trial): the loaded model computes other logits")
+        }
+    }
+
+    /// Seeded mutations of the reference's pytorch_model.bin (bit flips, truncations, bytes set to 0xFF) load as a
+    /// model or fail with an error, never a crash.
+    func testMutatedReferenceWeightsFailCleanly() throws {
+        let original = try Data(contentsOf: Self.fixtures.appendingPathComponent("mlm/pytorch_model.bin"))
+        let dir = try weightsOnly([])
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("model.safetensors"))
+        let file = dir.appendingPathComponent("pytorch_model.bin")
+        let sizes = ModelSizes(numHiddenLayers: 2)
+        var rng = SeededGenerator(seed: 2024)
+        var (loaded, refused) = (0, 0)
+        for trial in 0..<300 {
+            var bytes = [UInt8](original)
+            switch trial % 3 {
+            case 0:
+                for _ in 0..<(1 + rng.nextInt(below: 4)) { bytes[rng.nextInt(below: bytes.count)] ^= UInt8(1 << rng.nextInt(below: 8)) }
+            case 1:
+                bytes.removeLast(1 + rng.nextInt(below: bytes.count - 1))
+            default:
+                let at = rng.nextInt(below: bytes.count - 8)
+                for i in at..<(at + 8) { bytes[i] = 0xFF }
+            }
+            try Data(bytes).write(to: file)
+            do {
+                _ = try AlbertForMaskedLM.load(from: dir, options: ModelLoadOptions(sizes: sizes))
+                loaded += 1
+            } catch is AlbertMoEError {
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThan(refused, 0)
+        XCTAssertEqual(loaded + refused, 300)
+    }
+
     /// A directory holding only `tensors` as model.safetensors (no config.json).
     func weightsOnly(_ tensors: [(String, Tensor)]) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("weights-only-\(UUID().uuidString)")
