@@ -3,10 +3,19 @@ import Layers
 import Tokenizers
 
 /// A model directory in the Hugging Face layout: `config.json` (the config keys plus "architectures" and
-/// "model_type") and `model.safetensors` (keys = state-dict names).
+/// "model_type") and `model.safetensors` or PyTorch's `pytorch_model.bin` (keys = state-dict names).
 public enum ModelDirectory {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
+    public static let pytorchWeightsFile = "pytorch_model.bin"
+
+    /// The two files a directory's weights may be in.
+    public enum WeightsFormat: String, CaseIterable, Sendable {
+        case safetensors, pytorch
+
+        /// The file name of the format in a model directory.
+        public var fileName: String { self == .safetensors ? ModelDirectory.weightsFile : ModelDirectory.pytorchWeightsFile }
+    }
 
     /// Writes the config and the weights. Each file is written atomically (a temporary file, then a rename), so
     /// an interrupted save never leaves a damaged model behind.
@@ -28,18 +37,54 @@ public enum ModelDirectory {
         return (config, (object?["architectures"] as? [String])?.first)
     }
 
-    /// The weights as Float32 tensors by name (F16 and BF16 are upcast).
-    public static func readWeights(_ directory: URL) throws -> [String: Tensor] {
-        let url = directory.appendingPathComponent(weightsFile)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(weightsFile)")
+    /// The weights file of a directory: model.safetensors, else pytorch_model.bin.
+    public static func weightsURL(in directory: URL) throws -> URL {
+        for format in WeightsFormat.allCases {
+            let url = directory.appendingPathComponent(format.fileName)
+            if FileManager.default.fileExists(atPath: url.path) { return url }
         }
+        throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(weightsFile) or \(pytorchWeightsFile)")
+    }
+
+    /// The weights as Float32 tensors by name (F16 and BF16 are upcast), from the file `weightsURL(in:)` names.
+    public static func readWeights(_ directory: URL) throws -> [String: Tensor] {
+        try readWeightsFile(try weightsURL(in: directory))
+    }
+
+    /// The float tensors of a weights file of either format; integer tensors are an error naming them.
+    static func readWeightsFile(_ url: URL) throws -> [String: Tensor] {
+        if url.lastPathComponent == pytorchWeightsFile { return try PyTorchFile.read(url) }
         let file = try SafetensorsFile.read(url)
         let ints = file.tensors.filter { if case .int = $0.value { return true } else { return false } }.keys.sorted()
         guard ints.isEmpty else {
             throw AlbertMoEError.badFile(path: url.path, reason: "tensors \(ints.joined(separator: ", ")) are not floating point")
         }
         return file.floatTensors
+    }
+
+    /// Writes the weights of a model directory (one with config.json) in `format`, from the file of the other
+    /// format, atomically; returns the file written. Every tensor is kept: floats as float32, integers as int64.
+    @discardableResult
+    public static func convertWeights(in directory: URL, to format: WeightsFormat) throws -> URL {
+        _ = try readConfig(directory)
+        let source = directory.appendingPathComponent(format == .safetensors ? pytorchWeightsFile : weightsFile)
+        guard FileManager.default.fileExists(atPath: source.path) else {
+            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(source.lastPathComponent) to convert to \(format.fileName)")
+        }
+        let target = directory.appendingPathComponent(format.fileName)
+        let values = format == .safetensors ? try PyTorchFile.readAll(source) : try SafetensorsFile.read(source).tensors
+        var floats: [String: Tensor] = [:], ints: [String: IntTensor] = [:]
+        for (name, value) in values {
+            switch value {
+            case .float(let t): floats[name] = t
+            case .int(let t): ints[name] = t
+            }
+        }
+        switch format {
+        case .safetensors: try Safetensors.write(floats, ints: ints, metadata: ["format": "pt"], to: target)
+        case .pytorch: try PyTorchFile.write(floats, ints: ints, to: target)
+        }
+        return target
     }
 
     /// Loads weights into a model, strictly, adapting the encoder prefix: a checkpoint may hold the encoder

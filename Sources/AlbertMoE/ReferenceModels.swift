@@ -64,14 +64,6 @@ struct ModelContents {
 }
 
 extension ModelDirectory {
-    /// The weights file a directory holds: model.safetensors, else the Python package's pytorch_model.bin.
-    static func weightsURL(_ directory: URL) -> URL {
-        let safetensors = directory.appendingPathComponent(weightsFile)
-        let pytorch = directory.appendingPathComponent("pytorch_model.bin")
-        return !FileManager.default.fileExists(atPath: safetensors.path)
-            && FileManager.default.fileExists(atPath: pytorch.path) ? pytorch : safetensors
-    }
-
     /// Whether `directory` holds a model that carries its own config (config.json).
     public static func hasConfig(_ directory: URL) -> Bool {
         FileManager.default.fileExists(atPath: directory.appendingPathComponent(configFile).path)
@@ -79,26 +71,36 @@ extension ModelDirectory {
 
     /// Reads a model directory: config.json and the weights, or, without config.json, the weights and a config
     /// made from them and `sizes` (see `referenceConfig`).
+    /// The RoPE-fallback tables of the Python package's weights are left out: they are no parameters here.
     static func contents(of directory: URL, sizes: ModelSizes) throws -> ModelContents {
-        if hasConfig(directory) {
-            let (config, architecture) = try readConfig(directory)
-            return ModelContents(config: config, architecture: architecture, weights: try readWeights(directory),
-                                 weightsFile: weightsURL(directory), fromReference: false, notices: [])
+        let file = try weightsURL(in: directory)
+        var weights = try readWeightsFile(file)
+        let reference = !hasConfig(directory)
+        let config: AlbertMoEConfig, architecture: String?, notices: [String]
+        if reference {
+            (config, architecture, notices) = try referenceConfig(weights: weights, sizes: sizes, file: file)
+        } else {
+            (config, architecture) = try readConfig(directory)
+            notices = []
         }
-        let fm = FileManager.default
-        guard fm.fileExists(atPath: directory.appendingPathComponent(weightsFile).path)
-                || fm.fileExists(atPath: directory.appendingPathComponent("pytorch_model.bin").path) else {
-            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(configFile), \(weightsFile) or pytorch_model.bin: "
-                                         + "not a model directory")
-        }
-        let file = weightsURL(directory)
-        var weights = file.lastPathComponent == weightsFile ? try readWeights(directory) : try PyTorchFile.read(file)
-        let (config, architecture, notices) = try referenceConfig(weights: weights, sizes: sizes, file: file)
         for name in weights.keys where ropeBufferNames.contains(where: { name.hasSuffix(".attention.pos_emb." + $0) }) {
             weights[name] = nil
         }
         return ModelContents(config: config, architecture: architecture, weights: weights, weightsFile: file,
-                             fromReference: true, notices: notices)
+                             fromReference: reference, notices: notices)
+    }
+
+    /// Writes config.json into a directory that has none (the Python package's): the config its weights and `sizes`
+    /// give (see `referenceConfig`), with the architecture of its head. Returns what the config's making noticed.
+    @discardableResult
+    public static func writeReferenceConfig(in directory: URL, sizes: ModelSizes) throws -> [String] {
+        guard !hasConfig(directory) else {
+            throw AlbertMoEError.badFile(path: directory.appendingPathComponent(configFile).path, reason: "exists already")
+        }
+        let file = try weightsURL(in: directory)
+        let (config, architecture, notices) = try referenceConfig(weights: try readWeightsFile(file), sizes: sizes, file: file)
+        try config.jsonData(architecture: architecture).write(to: directory.appendingPathComponent(configFile), options: .atomic)
+        return notices
     }
 
     /// The buffers of the Python package's RoPE fallback (`attention.pos_emb.*`): tables, not parameters.
@@ -213,9 +215,6 @@ extension ModelDirectory {
 }
 
 extension ModelDirectory {
-    /// The Python package's weights file name.
-    public static let pytorchWeightsFile = "pytorch_model.bin"
-
     /// Writes `pytorch_model.bin` into `directory`: the model's state dict as the Python package's model holds it
     /// (`torch.load(weights_only=True)` reads it; its `load_state_dict` takes it strictly). A RoPE or "none" model gets
     /// the tables of the Python package's RoPE without torchtune (`attention.pos_emb.inv_freq`, `cos_cached`,

@@ -361,7 +361,7 @@ struct Unpickler {
             guard offset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
                 throw fail("tensor of storage \(key) has a negative offset, size or stride")
             }
-            // The last element must lie inside the storage, and the tensor may not hold more elements than it.
+            // The last element must lie inside the storage (the reader bounds how often views repeat elements).
             var elements = 1, last = offset
             for (size, stride) in zip(shape, strides) {
                 let (e, o1) = elements.multipliedReportingOverflow(by: size)
@@ -370,7 +370,7 @@ struct Unpickler {
                 guard !o1, !o2, !o3 else { throw fail("tensor of storage \(key) has sizes \(shape) and strides \(strides) out of range") }
                 elements = e; last = l
             }
-            guard elements == 0 || (last < count && elements <= count) else {
+            guard elements == 0 || last < count else {
                 throw fail("tensor of sizes \(shape), strides \(strides) and offset \(offset) does not fit its storage \(key) of \(count) elements")
             }
             return add(.tensor(PickledTensor(storage: s, offset: offset, shape: shape, strides: strides)))

@@ -42,9 +42,16 @@ public enum PyTorchFile {
         try data.withUnsafeBytes { try decode($0, path: name) }
     }
 
+    /// How many times over the tensors of a file may repeat its storages' elements (tied weights and other
+    /// views share a storage; a pickle naming one storage millions of times would otherwise allocate without
+    /// bound).
+    static let maxRepetition = 16
+
     private static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws -> [String: SafetensorsValue] {
         func fail(_ why: String) -> AlbertMoEError { .badFile(path: path, reason: why) }
-        if bytes.count >= 2 && bytes[0] == 0x80 && bytes[1] <= 5 {
+        // The legacy format begins with the pickled magic number 0x1950a86a20f9469cfc6c.
+        let legacyMagic: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
+        if bytes.starts(with: legacyMagic) {
             throw fail("a legacy PyTorch file (torch.save with _use_new_zipfile_serialization=False, or a PyTorch before 1.6), not a zip archive; load it in PyTorch and save it again with torch.save")
         }
         guard bytes.count >= 4 && bytes.loadLE(0, UInt32.self) == 0x0403_4B50 else {
@@ -81,7 +88,11 @@ public enum PyTorchFile {
         guard case .object(let r) = root, case .dict(let keys, let values) = objects[r] else {
             throw fail("the pickle does not hold a state dict (an OrderedDict of tensors)")
         }
-        var out: [String: SafetensorsValue] = [:]
+        // Every entry is checked, and the elements to gather counted, before anything is allocated.
+        var plan: [(name: String, object: Int, tensor: PickledTensor, dtype: TorchDType, entry: ZipEntry)] = []
+        var storageElements: [String: Int] = [:]
+        var counted: Set<Int> = []
+        var viewElements = 0
         for (key, value) in zip(keys, values) {
             guard case .string(let name) = key else { throw fail("the state dict has a key that is not a string") }
             guard case .object(let v) = value, case .tensor(let t) = objects[v],
@@ -94,7 +105,21 @@ public enum PyTorchFile {
             guard entry.size == count * dtype.size else {
                 throw fail("tensor \"\(name)\": entry \(entry.name) holds \(entry.size) bytes, not the \(count) \(dtype.rawValue) elements of \(count * dtype.size) bytes")
             }
-            out[name] = try gather(t, dtype, try contents(entry), name: name, fail: fail)
+            storageElements[entry.name] = max(storageElements[entry.name] ?? 0, count)
+            if counted.insert(v).inserted { viewElements += t.shape.reduce(1, *) }
+            plan.append((name, v, t, dtype, entry))
+        }
+        let stored = storageElements.values.reduce(0, +)
+        guard viewElements <= maxRepetition * stored + (1 << 20) else {
+            throw fail("its tensors hold \(viewElements) elements, more than \(maxRepetition) times the \(stored) of their storages: views repeat the storages too often for a state dict")
+        }
+        var out: [String: SafetensorsValue] = [:]
+        var gathered: [Int: SafetensorsValue] = [:]
+        for p in plan {
+            if gathered[p.object] == nil {
+                gathered[p.object] = try gather(p.tensor, p.dtype, try contents(p.entry), name: p.name, fail: fail)
+            }
+            out[p.name] = gathered[p.object]
         }
         return out
     }

@@ -112,4 +112,35 @@ extension TrainCommandTests {
         XCTAssertEqual(served.status, 0, served.stderr)
         XCTAssertTrue(served.stdout.contains("Mask #1"), served.stdout)
     }
+
+    /// `albertmoe convert` gives the Python package's directory a config.json (from its weights and the size flags)
+    /// and model.safetensors; the directory then needs no size flags.
+    func testConvertGivesTheReferencesDirectoryAConfig() throws {
+        let dir = try temporaryDirectory()
+        let model = try referenceDirectory("mlm", in: dir)
+        let wrong = try run("albertmoe", ["convert", "--model", model.path, "--to", "safetensors", "--num_experts", "8"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("num_experts"), wrong.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: model.appendingPathComponent("config.json").path))
+
+        let r = try run("albertmoe", ["convert", "--model", model.path, "--to", "safetensors"] + Self.referenceSizes)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: model.appendingPathComponent("config.json")))
+                                   as? [String: Any])
+        XCTAssertEqual(config["architectures"] as? [String], ["AlbertForMaskedLM"])
+        XCTAssertEqual(config["position_embedding_type"] as? String, "none")
+        XCTAssertEqual(config["num_attention_heads"] as? Int, 4)
+        XCTAssertEqual(config["num_hidden_layers"] as? Int, 2)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: model.appendingPathComponent("model.safetensors").path))
+
+        let e = try referenceExpected()
+        let texts = dir.appendingPathComponent("texts.txt")
+        try Data((e.embeddings.texts.joined(separator: "\n") + "\n").utf8).write(to: texts)
+        let embed = try run("albertmoe", ["embed", "--model", model.path, "--input", texts.path, "--batch_size", "4"])
+        XCTAssertEqual(embed.status, 0, embed.stderr)
+        let vectors = try embed.stdout.split(separator: "\n").map { try JSONDecoder().decode([Float].self, from: Data($0.utf8)) }
+        for (got, want) in zip(vectors, e.embeddings.vectors) {
+            XCTAssertLessThan(zip(got, want).map { abs($0 - $1) }.max()!, 1e-4)
+        }
+    }
 }

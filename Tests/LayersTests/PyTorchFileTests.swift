@@ -149,6 +149,30 @@ final class PyTorchFileTests: XCTestCase {
         }
     }
 
+    /// Names sharing one storage (tied weights) read as equal tensors; a pickle that names one storage so often
+    /// that the tensors would outgrow it many times over is refused before anything is allocated.
+    func testStorageRepeatedTooOftenIsRefused() throws {
+        let n = 65536
+        let storage = Data((0..<n).flatMap { i in withUnsafeBytes(of: Float(i).bitPattern.littleEndian) { Array($0) } })
+        func archive(_ names: Int) throws -> Data {
+            let entries = (0..<names).map { (name: "tied\($0)", key: "0", dtype: TorchDType.float32, shape: [n]) }
+            var out = Data()
+            try PyTorchFile.writeArchive("tied", pickle: PickleWriter.stateDict(entries), storages: [(key: "0", bytes: { storage })]) {
+                out.append($0)
+            }
+            return out
+        }
+        let tied = try PyTorchFile.readAll(try archive(3), name: "tied.bin")
+        XCTAssertEqual(tied.count, 3)
+        for (_, value) in tied {
+            guard case .float(let t) = value else { return XCTFail("not a float tensor") }
+            XCTAssertEqual(t.scalars, (0..<n).map(Float.init))
+        }
+        XCTAssertThrowsError(try PyTorchFile.readAll(try archive(40), name: "tied.bin")) { e in
+            XCTAssertTrue("\(e)".contains("tied.bin") && "\(e)".contains("repeat the storages"), "\(e)")
+        }
+    }
+
     /// The state dict of swift_written.bin, swift_written_zip64.bin and swift_written.safetensors, which
     /// Scripts/check_pytorch_written.py loads in PyTorch.
     func writtenStateDict() -> ([String: Tensor], [String: IntTensor]) {

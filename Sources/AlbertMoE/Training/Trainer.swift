@@ -519,8 +519,8 @@ public final class Trainer {
               words.values.allSatisfy({ $0.count == SeededGenerator.stateWordCount }) else {
             throw AlbertMoEError.badFile(path: stateURL.path, reason: "random_state does not fit this model")
         }
-        try ModelDirectory.load(try ModelDirectory.readWeights(checkpoint), into: model, encoderPrefixed: true,
-                                file: checkpoint.appendingPathComponent(ModelDirectory.weightsFile))
+        let weights = try ModelDirectory.weightsURL(in: checkpoint)
+        try ModelDirectory.load(try ModelDirectory.readWeightsFile(weights), into: model, encoderPrefixed: true, file: weights)
         try optimizer.loadState(from: checkpoint.appendingPathComponent(Self.optimizerFile))
         model.randomState = words
         state = saved
