@@ -13,8 +13,11 @@ final class ReferenceModelServerTests: XCTestCase {
         struct Embeddings: Decodable { let texts: [String]; let vectors: [[Float]] }
         struct Mask: Decodable { let position: Int; let ids: [Int] }
         struct Fill: Decodable { let text: String; let masks: [Mask] }
+        struct Continuation: Decodable { let prompt: String; let prompt_ids: [Int]; let generated: [Int]; let text: String }
+        struct Greedy: Decodable { let gen_max_length: Int; let continuations: [Continuation] }
         let embeddings: Embeddings
         let fill_mask: [Fill]
+        let greedy: Greedy
     }
 
     func testServesTheReferencesMaskedModelAsItAnswers() throws {
@@ -47,6 +50,36 @@ final class ReferenceModelServerTests: XCTestCase {
                 let ids = (p["candidates"] as? [[String: Any]])?.map { $0["token_id"] as? Int }
                 XCTAssertEqual(ids, mask.ids, fill.text)
             }
+        }
+    }
+
+    /// The reference's causal model, run without its causal mask, completes prompts over HTTP with its greedy tokens.
+    func testServesTheReferencesCausalModelBidirectionally() throws {
+        let e = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.referenceModels.appendingPathComponent("expected.json")))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reference-clm-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Self.referenceModels.appendingPathComponent("mlm"), to: dir)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("pytorch_model.bin"))
+        try FileManager.default.copyItem(at: Self.referenceModels.appendingPathComponent("clm/pytorch_model.bin"),
+                                         to: dir.appendingPathComponent("pytorch_model.bin"))
+        let options = ModelLoadOptions(sizes: ModelSizes(numHiddenLayers: 2), bidirectional: true)
+        let server = try InferenceServer(modelDirectory: dir, configuration: ServerConfiguration(port: 0, loadOptions: options))
+        XCTAssertEqual(server.modelKind, .causal)
+        let port = try blocking { try await server.start() }
+        defer { try? blocking { await server.stop() } }
+        for c in e.greedy.continuations {
+            let request: [String: Any] = ["prompt": c.prompt, "temperature": 0, "max_tokens": e.greedy.gen_max_length - c.prompt_ids.count]
+            let answer = try RawHTTPClient.post(port: port, "/v1/completions",
+                                                String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self))
+            XCTAssertEqual(answer.status, 200, answer.text)
+            let choice = try XCTUnwrap((try answer.json()["choices"] as? [[String: Any]])?.first)
+            let usage = try XCTUnwrap(try answer.json()["usage"] as? [String: Int])
+            XCTAssertEqual(usage["prompt_tokens"], c.prompt_ids.count, c.prompt)
+            XCTAssertEqual(usage["completion_tokens"].map { $0 - (choice["finish_reason"] as? String == "stop" ? 1 : 0) },
+                           c.generated.count, c.prompt)
+            let text = try XCTUnwrap(choice["text"] as? String).trimmingCharacters(in: .whitespaces)
+            XCTAssertFalse(text.isEmpty)
+            XCTAssertTrue(c.text.hasSuffix(text), "\(text.debugDescription) does not end \(c.text.debugDescription)")
         }
     }
 
