@@ -73,15 +73,19 @@ extension ModelDirectory {
     /// made from them and `sizes` (see `referenceConfig`).
     /// The RoPE-fallback tables of the Python package's weights are left out: they are no parameters here.
     static func contents(of directory: URL, sizes: ModelSizes) throws -> ModelContents {
-        let file = try weightsURL(in: directory)
-        var weights = try readWeightsFile(file)
         let reference = !hasConfig(directory)
         let config: AlbertMoEConfig, architecture: String?, notices: [String]
+        let file: URL
+        var weights: [String: Tensor]
         if reference {
+            file = try referenceWeightsURL(in: directory)
+            weights = try readWeightsFile(file)
             (config, architecture, notices) = try referenceConfig(weights: weights, sizes: sizes, file: file)
         } else {
             (config, architecture) = try readConfig(directory)
             notices = []
+            file = try weightsURL(in: directory)
+            weights = try readWeightsFile(file)
         }
         for name in weights.keys where ropeBufferNames.contains(where: { name.hasSuffix(".attention.pos_emb." + $0) }) {
             weights[name] = nil
@@ -97,10 +101,18 @@ extension ModelDirectory {
         guard !hasConfig(directory) else {
             throw AlbertMoEError.badFile(path: directory.appendingPathComponent(configFile).path, reason: "exists already")
         }
-        let file = try weightsURL(in: directory)
+        let file = try referenceWeightsURL(in: directory)
         let (config, architecture, notices) = try referenceConfig(weights: try readWeightsFile(file), sizes: sizes, file: file)
         try config.jsonData(architecture: architecture).write(to: directory.appendingPathComponent(configFile), options: .atomic)
         return notices
+    }
+
+    /// The weights file of a directory without config.json.
+    static func referenceWeightsURL(in directory: URL) throws -> URL {
+        do { return try weightsURL(in: directory) } catch {
+            throw AlbertMoEError.badFile(path: directory.path, reason: "holds no \(configFile), \(weightsFile) or "
+                                         + "\(pytorchWeightsFile): not a model directory")
+        }
     }
 
     /// The buffers of the Python package's RoPE fallback (`attention.pos_emb.*`): tables, not parameters.

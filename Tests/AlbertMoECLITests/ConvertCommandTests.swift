@@ -42,6 +42,6 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertTrue(wrongFormat.stderr.contains("--to") && wrongFormat.stderr.contains("onnx"), wrongFormat.stderr)
         let missing = try albertmoe(["convert", "--model", dir.appendingPathComponent("nowhere").path, "--to", "pytorch"])
         XCTAssertNotEqual(missing.status, 0)
-        XCTAssertTrue(missing.stderr.contains("--model") && missing.stderr.contains("holds no model.safetensors or pytorch_model.bin"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("--model") && missing.stderr.contains("holds no config.json"), missing.stderr)
     }
 }
