@@ -3,7 +3,7 @@
 Python package's own code, and what its own code answers with them.
 
     pip install torch sentencepiece protobuf "transformers<5" datasets
-    python3 Scripts/make_reference_model_fixtures.py PATH/TO/albertmoe-checkout
+    python3 Scripts/make_reference_model_fixtures.py PATH/TO/albertmoe-checkout [OUTPUT_DIRECTORY]
 
 The reference package (github mlnomadpy/albertmoe) is imported from the checkout. Nothing is downloaded: the corpus
 is the first lines of Examples/demo-corpus/train.txt, and the tokenizer is a SentencePiece unigram model trained on
@@ -50,7 +50,10 @@ PROMPTS = ["the big mouse found", "after monday comes", "the favourite colour of
 
 
 def main():
+    global OUT
     reference = os.path.abspath(sys.argv[1])
+    if len(sys.argv) > 2:
+        OUT = os.path.abspath(sys.argv[2])
     sys.path[:0] = [reference, os.path.join(reference, "scripts")]
     sys.modules.setdefault("wandb", types.ModuleType("wandb"))   # imported by the scripts, unused without --use_wandb
     import sentencepiece as spm

@@ -154,6 +154,10 @@ public struct TrainingArguments: ParsableArguments {
         if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
             throw ValidationError("--max_grad_norm must be a positive number, got \(maxGradNorm)")
         }
+        if mode == "pretrain" && model.attention == .bidirectional {
+            throw ValidationError("--attention bidirectional runs a loaded causal model without its causal mask; it does not "
+                                  + "apply to --mode pretrain, which trains this package's causal model")
+        }
         if mode == "pretrain" || mode == "all", maxLength > model.maxPositionEmbeddings {
             throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(model.maxPositionEmbeddings): "
                                   + "the model has no position beyond it")

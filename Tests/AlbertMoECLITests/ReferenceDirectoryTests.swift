@@ -52,6 +52,13 @@ extension TrainCommandTests {
         XCTAssertEqual(masked.status, 0, masked.stderr)
         XCTAssertTrue(masked.stderr.contains("--attention bidirectional"), masked.stderr)
         XCTAssertTrue(masked.stderr.contains("torchtune"), masked.stderr)
+
+        let texts = dir.appendingPathComponent("texts.txt")
+        try Data(e.greedy.continuations.map { $0.prompt + "\n" }.joined().utf8).write(to: texts)
+        let evaluate = try run("train-clm", ["--mode", "evaluate", "--model_path", model.path, "--validation_file", texts.path,
+                                             "--max_length", "32", "--attention", "bidirectional"] + Self.referenceSizes)
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        XCTAssertTrue(evaluate.stderr.contains("perplexity") || evaluate.stdout.contains("perplexity"), evaluate.stderr)
     }
 
     func testReferenceMaskedModelInEveryCommand() throws {
