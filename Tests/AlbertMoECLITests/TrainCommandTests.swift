@@ -356,6 +356,8 @@ final class TrainCommandTests: XCTestCase {
         try expectFailure(["--dataset", "wikitext"] + tinyModel, mentioning: "network")
         try expectFailure(["--dataset", dir.appendingPathComponent("missing.txt").path] + tinyModel, mentioning: "missing.txt")
         try expectFailure(["--dataset", data.path, "--max_length", "600"], mentioning: "max_position_embeddings")
+        try expectFailure(["--dataset", data.path, "--attention", "bidirectional"] + tinyModel,
+                          mentioning: "--attention bidirectional")
         try expectFailure(["--dataset", data.path] + tinyModel + ["--max_length", "1"], mentioning: "--max_length")
         try expectFailure(["--dataset", data.path, "--optimizer", "lion"] + tinyModel, mentioning: "--optimizer")
         try expectFailure(["--dataset", data.path, "--hidden_size", "30"] + tinyModel.dropFirst(2), mentioning: "num_attention_heads")
