@@ -15,7 +15,8 @@ public struct AlbertMoEConfig: Codable, Equatable {
     public var typeVocabSize = 2
     public var layerNormEps: Float = 1e-12
     public var padTokenID = 0
-    /// "rope" or "absolute".
+    /// "rope", "absolute", or "none": no position information, which is what the Python package's RoPE computes
+    /// without torchtune (it rotates q and k by head index, which leaves q.k unchanged).
     public var positionEmbeddingType = "rope"
     public var numExperts = 8
     public var topKExperts = 2
@@ -86,8 +87,8 @@ public struct AlbertMoEConfig: Codable, Equatable {
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail("num_attention_heads", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
-        guard positionEmbeddingType == "rope" || positionEmbeddingType == "absolute" else {
-            throw fail("position_embedding_type", "must be \"rope\" or \"absolute\", got \"\(positionEmbeddingType)\"")
+        guard ["rope", "absolute", "none"].contains(positionEmbeddingType) else {
+            throw fail("position_embedding_type", "must be \"rope\", \"absolute\" or \"none\", got \"\(positionEmbeddingType)\"")
         }
         if positionEmbeddingType == "rope" && headDim % 2 != 0 {
             throw fail("num_attention_heads", "rope needs an even head size, but hidden_size / num_attention_heads = \(headDim)")

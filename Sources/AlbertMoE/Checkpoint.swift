@@ -116,27 +116,81 @@ extension AlbertLMModel {
 }
 
 extension ModelDirectory {
-    /// A language model of the config in `directory`, with its weights.
-    static func loadLM<Model: AlbertLMModel>(from directory: URL, _ make: (AlbertMoEConfig) -> Model) throws -> Model {
-        let (config, _) = try readConfig(directory)
-        let model = make(config)
-        let url = try weightsURL(in: directory)
-        try load(try readWeightsFile(url), into: model, encoderPrefixed: true, file: url)
+    /// A language model of the directory's config (or, without config.json, of the config its weights and
+    /// `options.sizes` give), with its weights; `notice` receives what the caller should tell the user.
+    static func loadLM<Model: AlbertLMModel>(_ contents: ModelContents, directory: URL, options: ModelLoadOptions,
+                                            notice: (String) -> Void, _ make: (AlbertMoEConfig) -> Model) throws -> Model {
+        contents.notices.forEach(notice)
+        let model = make(contents.config)
+        if contents.fromReference, let architecture = contents.architecture, architecture != model.architecture {
+            throw AlbertMoEError.badFile(path: contents.weightsFile.path, reason: "holds the weights of \(architecture), not of "
+                                         + "\(model.architecture)")
+        }
+        if model.objective == .causal && (contents.fromReference || options.bidirectional) {
+            notice(causalNotice(directory, bidirectional: options.bidirectional))
+        }
+        try load(contents.weights, into: model, encoderPrefixed: true, file: contents.weightsFile)
         return model
+    }
+
+    /// The notice for a causal model the Python package trained (it attends to future tokens there).
+    static func causalNotice(_ directory: URL, bidirectional: Bool) -> String {
+        bidirectional
+            ? "\(directory.path): a causal model run without its causal mask, as the Python package runs it; generation "
+              + "recomputes the whole sequence for each token"
+            : "\(directory.path) holds a causal model trained by the Python package, whose causal model attends to future tokens; "
+              + "it runs here with the future masked, as this package's causal models do, and will not answer as it did "
+              + "there: --attention bidirectional runs it as it was trained"
+    }
+
+    /// A model directory's model, whichever it holds.
+    public enum LoadedModel {
+        case causal(AlbertForCausalLM)
+        case masked(AlbertForMaskedLM)
+        case encoder(SentenceAlbert)
+    }
+
+    /// Loads the model a directory holds (the architecture its config.json names or, without one, its weights' head),
+    /// reading its weights once.
+    public static func loadModel(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
+                                 notice: (String) -> Void = { _ in }) throws -> LoadedModel {
+        let contents = try contents(of: directory, sizes: options.sizes)
+        switch contents.architecture {
+        case "AlbertForCausalLM":
+            return .causal(try loadLM(contents, directory: directory, options: options, notice: notice) {
+                AlbertForCausalLM($0, bidirectional: options.bidirectional)
+            })
+        case "AlbertForMaskedLM":
+            return .masked(try loadLM(contents, directory: directory, options: options, notice: notice) { AlbertForMaskedLM($0) })
+        case "SentenceAlbert":
+            return .encoder(try SentenceAlbert.load(contents, directory: directory, options: options, notice: notice))
+        case let other:
+            throw AlbertMoEError.badFile(path: directory.appendingPathComponent(configFile).path,
+                                         reason: "names the architecture \(other ?? "(none)"); "
+                                             + "expected AlbertForCausalLM, AlbertForMaskedLM or SentenceAlbert")
+        }
     }
 }
 
 extension AlbertForCausalLM {
-    /// Loads a causal model saved by this package or by PyTorch with the reference state-dict names.
-    public static func load(from directory: URL) throws -> AlbertForCausalLM {
-        try ModelDirectory.loadLM(from: directory) { AlbertForCausalLM($0) }
+    /// Loads a causal model saved by this package, or by the Python package (pytorch_model.bin without config.json;
+    /// `options.sizes` gives what its weights do not); `options.bidirectional` runs it without the causal mask.
+    public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
+                            notice: (String) -> Void = { _ in }) throws -> AlbertForCausalLM {
+        let contents = try ModelDirectory.contents(of: directory, sizes: options.sizes)
+        return try ModelDirectory.loadLM(contents, directory: directory, options: options, notice: notice) {
+            AlbertForCausalLM($0, bidirectional: options.bidirectional)
+        }
     }
 }
 
 extension AlbertForMaskedLM {
-    /// Loads a masked model saved by this package or by PyTorch with the reference state-dict names.
-    public static func load(from directory: URL) throws -> AlbertForMaskedLM {
-        try ModelDirectory.loadLM(from: directory) { AlbertForMaskedLM($0) }
+    /// Loads a masked model saved by this package, or by the Python package (pytorch_model.bin without config.json;
+    /// `options.sizes` gives what its weights do not).
+    public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
+                            notice: (String) -> Void = { _ in }) throws -> AlbertForMaskedLM {
+        let contents = try ModelDirectory.contents(of: directory, sizes: options.sizes)
+        return try ModelDirectory.loadLM(contents, directory: directory, options: options, notice: notice) { AlbertForMaskedLM($0) }
     }
 }
 
@@ -146,12 +200,23 @@ extension SentenceAlbert {
                                          "mlm_head_transform.weight", "mlm_head_decoder.weight", "norm.weight"]
 
     /// Loads the encoder of any model directory (a bare encoder, or a causal or masked LM whose head is
-    /// left aside).
+    /// left aside), this package's or the Python package's (see `AlbertForCausalLM.load(from:options:notice:)`).
     /// The tokenizer in the directory (tokenizer.json or a SentencePiece model), if any, is loaded with it; a causal
-    /// model's encoder keeps its causal attention.
-    public static func load(from directory: URL) throws -> SentenceAlbert {
-        let (config, architecture) = try ModelDirectory.readConfig(directory)
-        let model = SentenceAlbert(config, causal: architecture == "AlbertForCausalLM")
+    /// model's encoder keeps its causal attention unless `options.bidirectional`.
+    public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
+                            notice: (String) -> Void = { _ in }) throws -> SentenceAlbert {
+        try load(try ModelDirectory.contents(of: directory, sizes: options.sizes), directory: directory, options: options,
+                 notice: notice)
+    }
+
+    static func load(_ contents: ModelContents, directory: URL, options: ModelLoadOptions,
+                     notice: (String) -> Void) throws -> SentenceAlbert {
+        contents.notices.forEach(notice)
+        let causal = contents.architecture == "AlbertForCausalLM"
+        if causal && (contents.fromReference || options.bidirectional) {
+            notice(ModelDirectory.causalNotice(directory, bidirectional: options.bidirectional))
+        }
+        let model = SentenceAlbert(contents.config, causal: causal && !options.bidirectional)
         let fm = FileManager.default
         if fm.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path)
             || ((try? fm.contentsOfDirectory(atPath: directory.path)) ?? []).contains(where: { $0.hasSuffix(".model") }) {
@@ -159,9 +224,8 @@ extension SentenceAlbert {
                 throw AlbertMoEError.badFile(path: directory.path, reason: "the tokenizer cannot be loaded: \(error)")
             }
         }
-        let url = try ModelDirectory.weightsURL(in: directory)
-        let encoder = try ModelDirectory.readWeightsFile(url).filter { !headNames.contains($0.key) }
-        try ModelDirectory.load(encoder, into: model, encoderPrefixed: false, file: url)
+        let encoder = contents.weights.filter { !headNames.contains($0.key) }
+        try ModelDirectory.load(encoder, into: model, encoderPrefixed: false, file: contents.weightsFile)
         return model
     }
 

@@ -113,8 +113,10 @@ public enum FinishReason: Equatable, Sendable {
     case contextFull
 }
 
-/// One generation with the key/value cache, advanced one token per `next()`: the prompt runs once, when the session
-/// starts, then one position per token, sampled by a `LogitSampler` (the same seed gives the same tokens). It ends
+/// One generation, advanced one token per `next()`: with the key/value cache, the prompt runs once, when the session
+/// starts, then one position per token; a model without causal attention (the Python package's causal models, run
+/// as they were trained) has no valid cache, and runs the whole sequence for each token. Tokens are sampled by a
+/// `LogitSampler` (the same seed gives the same tokens). It ends
 /// after a stop token, after `maxNewTokens` tokens, or when the context fills max_position_embeddings, and says which.
 /// The model runs in evaluation mode, whatever its mode between calls.
 public final class GenerationSession {
@@ -126,7 +128,8 @@ public final class GenerationSession {
     public private(set) var generated: [Int32] = []
     /// Why the generation ended, once it has.
     public private(set) var finishReason: FinishReason?
-    private let cache: KVCache
+    /// Nil when the model attends to later tokens: each step then runs the whole sequence.
+    private let cache: KVCache?
     private var sampler: LogitSampler
     /// The logits [V] of the token to sample next.
     private var logits: [Float] = []
@@ -151,7 +154,7 @@ public final class GenerationSession {
         self.model = model
         self.options = options
         self.prompt = kept
-        cache = KVCache(config: model.config)
+        cache = model.albert.causal ? KVCache(config: model.config) : nil
         sampler = LogitSampler(options)
         history = kept
         do { logits = try run(kept) } catch AlbertMoEError.invalidValue(_, let reason) {
@@ -160,7 +163,8 @@ public final class GenerationSession {
         if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
-    /// Runs `ids` after the cached tokens, in evaluation mode: the logits of the token that follows.
+    /// Runs `ids` after the cached tokens (without a cache, the whole sequence), in evaluation mode: the logits of the
+    /// token that follows.
     private func run(_ ids: [Int32]) throws -> [Float] {
         let wasTraining = model.isTraining
         if wasTraining { model.eval() }
@@ -172,7 +176,7 @@ public final class GenerationSession {
     /// with the last token).
     public func next() throws -> Int32? {
         guard finishReason == nil else { return nil }
-        if let last = generated.last { logits = try run([last]) }
+        if let last = generated.last { logits = try run(cache == nil ? history : [last]) }
         let token = sampler.next(logits, history: history)
         generated.append(token)
         history.append(token)
@@ -180,7 +184,7 @@ public final class GenerationSession {
             finishReason = .stopToken
         } else if generated.count >= options.maxNewTokens {
             finishReason = .maxTokens
-        } else if cache.count + 1 > cache.capacity {
+        } else if history.count > model.config.maxPositionEmbeddings {   // running the last token would pass it
             finishReason = .contextFull
         }
         return token

@@ -1,4 +1,5 @@
 import AlbertMoE
+import AlbertMoECommands
 import AlbertMoEServer
 import ArgumentParser
 import Dispatch
@@ -12,7 +13,8 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a model over HTTP: /v1/completions, /v1/embeddings, /v1/fill-mask, /v1/models, /health.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).")
+    @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm, or by the Python package "
+                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not)."))
     var model: String
     @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port).") var port: Int = 8080
@@ -22,6 +24,7 @@ struct Serve: ParsableCommand {
     var maxBodyBytes: Int = 1 << 20
     @Option(name: .customLong("max_tokens_limit"), help: "The largest max_tokens a completion may ask for.")
     var maxTokensLimit: Int = 2048
+    @OptionGroup(title: "Model") var sizes: ModelArguments
 
     func validate() throws {
         guard (0 ... 65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
@@ -34,11 +37,13 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
-                                                maxTokensLimit: maxTokensLimit, modelName: modelName)
+                                                maxTokensLimit: maxTokensLimit, modelName: modelName,
+                                                loadOptions: sizes.loadOptions)
         let server: InferenceServer
         do { server = try InferenceServer(modelDirectory: URL(fileURLWithPath: model), configuration: configuration) } catch {
             throw ValidationError("--model \(model): \(error)")
         }
+        server.notices.forEach { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let (kind, name, address) = (server.modelKind, server.modelName, "\(host):\(port)")
         try waitFor {
             let listening = Flag()

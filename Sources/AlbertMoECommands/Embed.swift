@@ -8,13 +8,15 @@ public struct Embed: ParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Write the sentence embedding (mean-pooled, L2-normalised) of each input line.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors or pytorch_model.bin, tokenizer.json).")
+    @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm, or by the Python package "
+                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not)."))
     var model: String
     @Option(help: "Read lines from this file instead of standard input.") var input: String?
     @Option(help: "Write here instead of standard output: one JSON array per line, or a .npy file [lines, hidden].")
     var output: String?
     @Option(name: .customLong("batch_size"), help: "Sentences per forward pass.") var batchSize: Int = 32
     @Option(name: .customLong("max_length"), help: "Longer texts are cut to this many tokens.") var maxLength: Int = 128
+    @OptionGroup(title: "Model") var sizes: ModelArguments
 
     public func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch_size must be at least 1, got \(batchSize)") }
@@ -23,7 +25,11 @@ public struct Embed: ParsableCommand {
 
     public func run() throws {
         let encoder: SentenceAlbert
-        do { encoder = try SentenceAlbert.load(from: URL(fileURLWithPath: model)) } catch {
+        do {
+            encoder = try SentenceAlbert.load(from: URL(fileURLWithPath: model), options: sizes.loadOptions) { notice in
+                FileHandle.standardError.write(Data((notice + "\n").utf8))
+            }
+        } catch {
             throw ValidationError("--model \(model): \(error)")
         }
         guard encoder.tokenizer != nil else {

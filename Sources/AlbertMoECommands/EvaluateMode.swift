@@ -25,7 +25,7 @@ extension TrainingJob {
         if let (corpus, split) = try heldOut() {
             switch task {
             case .clm:
-                let model = try AlbertForCausalLM.load(from: directory)
+                let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions, notice: say)
                 var texts: [String] = []
                 try corpus.forEachExample { example in
                     if split?.isValidation(index: example.index) ?? true { texts.append(example.text) }
@@ -35,7 +35,7 @@ extension TrainingJob {
                 records.append(EvaluationRecord(task: "perplexity", mainScore: r.perplexity,
                                                 scores: [("perplexity", r.perplexity), ("loss", r.loss), ("tokens", Double(r.tokens))]))
             case .mlm:
-                let model = try AlbertForMaskedLM.load(from: directory)
+                let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions, notice: say)
                 let configuration = BatchLoader.Configuration(batchSize: o.batchSize, maxLength: o.maxLength, shuffle: false,
                                                               seed: o.seed, maxSamples: o.maxSamples, split: split,
                                                               side: .validation)
@@ -48,7 +48,7 @@ extension TrainingJob {
         }
         let pairFiles = (o.stsFile.map { [$0] } ?? []) + o.customTasks
         if !pairFiles.isEmpty {
-            let encoder = try SentenceAlbert.load(from: directory)
+            let encoder = try SentenceAlbert.load(from: directory, options: o.model.loadOptions, notice: say)
             for file in pairFiles {
                 let pairs = try SentencePairs.read(URL(fileURLWithPath: file))
                 let s = try SentenceSimilarity.evaluate(encoder, pairs: pairs, batchSize: o.batchSize)

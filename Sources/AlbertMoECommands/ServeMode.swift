@@ -19,7 +19,7 @@ extension TrainingJob {
         let answer: (String) throws -> String
         switch task {
         case .clm:
-            let model = try AlbertForCausalLM.load(from: directory)
+            let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions, notice: say)
             answer = { prompt in
                 // The text streams to standard output as the tokens are made.
                 _ = try complete(prompt, model: model, tokenizer: tokenizer) { piece in
@@ -28,7 +28,7 @@ extension TrainingJob {
                 return ""
             }
         case .mlm:
-            let model = try AlbertForMaskedLM.load(from: directory)
+            let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions, notice: say)
             answer = { text in
                 let fills = try model.fillMask(text, tokenizer: tokenizer, topK: 5)
                 return fills.enumerated().map { n, fill in
@@ -62,13 +62,15 @@ extension TrainingJob {
 
     /// The prompt and its continuation, decoded: at most --gen_max_length tokens in all (the prompt included; at
     /// least one new token), sampled with --temperature, --top_k and --top_p by a `GenerationSession` that stops at
-    /// the tokenizer's end-of-text token; the prompt has no end token appended. A prompt too long for the model is an
+    /// the tokenizer's end-of-text token; the prompt has no end token appended, except for a model run without its
+    /// causal mask (--attention bidirectional), whose prompt is encoded with the tokenizer's special tokens
+    /// ([CLS] prompt [SEP] for ALBERT's), as the Python package's serve mode encodes it. A prompt too long for the model is an
     /// error, or keeps its newest tokens with --truncate_prompt. `stream` receives the text piece by piece as it is
     /// made (the prompt first), whole characters only.
     func complete(_ prompt: String, model: AlbertForCausalLM, tokenizer: Tokenizer,
                   stream: (String) -> Void = { _ in }) throws -> String {
         let o = options
-        let ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: false).ids.map(Int32.init)
+        let ids = try tokenizer.encodeUnpadded(prompt, addSpecialTokens: !model.albert.causal).ids.map(Int32.init)
         let context = model.config.maxPositionEmbeddings
         let stop = tokenizer.specialTokens.eos.map { Set([Int32($0.id)]) } ?? []
         let sampling = SamplingOptions(maxNewTokens: max(min(o.genMaxLength, context) - ids.count, 1),

@@ -90,7 +90,7 @@ struct TrainingJob {
         let tokenizer = try makeTokenizer(corpus: corpus, split: split, resumeFrom: resumeURL, output: outputURL)
         let padID: Int32
         do { padID = try paddingID(of: tokenizer) } catch { throw ValidationError("\(error)") }
-        let vocabSize = o.vocabSize ?? tokenizer.vocabSize
+        let vocabSize = o.model.vocabSize ?? tokenizer.vocabSize
         guard vocabSize >= tokenizer.vocabSize else {
             throw ValidationError("--vocab_size \(vocabSize) is smaller than the tokenizer's vocabulary (\(tokenizer.vocabSize) tokens)")
         }

@@ -18,28 +18,7 @@ public struct TrainingArguments: ParsableArguments {
     public var taskType: LanguageModelingTask?
 
     // MARK: Model
-    @Option(name: .customLong("vocab_size"),
-            help: "Vocabulary size of the model, at least the tokenizer's (default: the tokenizer's).")
-    public var vocabSize: Int?
-    @Option(name: .customLong("embedding_size")) public var embeddingSize: Int = 128
-    @Option(name: .customLong("hidden_size")) public var hiddenSize: Int = 768
-    @Option(name: .customLong("num_hidden_layers"), help: "Passes through the one shared layer.")
-    public var numHiddenLayers: Int = 12
-    @Option(name: .customLong("num_attention_heads")) public var numAttentionHeads: Int = 12
-    @Option(name: .customLong("intermediate_size")) public var intermediateSize: Int = 3072
-    @Option(name: .customLong("num_experts")) public var numExperts: Int = 8
-    @Option(name: .customLong("top_k_experts")) public var topKExperts: Int = 2
-    @Option(name: .customLong("max_position_embeddings")) public var maxPositionEmbeddings: Int = 512
-    @Option(name: .customLong("aux_loss_coefficient"), help: "Weight of the MoE load-balancing loss.")
-    public var auxLossCoefficient: Float = 0.01
-    @Option(name: .customLong("position_embedding_type"), help: "rope or absolute.")
-    public var positionEmbeddingType: String = "rope"
-    @Option(name: .customLong("hidden_dropout_prob")) public var hiddenDropoutProb: Float = 0.1
-    @Option(name: .customLong("attention_probs_dropout_prob")) public var attentionProbsDropoutProb: Float = 0.1
-    @Option(name: .customLong("expert_capacity"),
-            help: "Tokens each expert takes per batch; overflow skips the expert (default: dropless).")
-    public var expertCapacity: Int?
-    @Option(name: .customLong("router_z_loss_coefficient")) public var routerZLossCoefficient: Float = 0
+    @OptionGroup(title: "Model") public var model: ModelArguments
 
     // MARK: Data
     @Option(name: .customLong("dataset"),
@@ -163,7 +142,6 @@ public struct TrainingArguments: ParsableArguments {
         try positive(gradientAccumulationSteps, "gradient_accumulation_steps")
         try positive(loggingSteps, "logging_steps")
         try positive(tokenizerVocabSize, "tokenizer_vocab_size")
-        if let vocabSize { try positive(vocabSize, "vocab_size") }
         if let maxSteps { try positive(maxSteps, "max_steps") }
         try positive(saveSteps, "save_steps")
         if let saveTotalLimit { try positive(saveTotalLimit, "save_total_limit") }
@@ -176,8 +154,12 @@ public struct TrainingArguments: ParsableArguments {
         if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
             throw ValidationError("--max_grad_norm must be a positive number, got \(maxGradNorm)")
         }
-        guard maxLength <= maxPositionEmbeddings else {
-            throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(maxPositionEmbeddings): "
+        if mode == "pretrain" && model.attention == .bidirectional {
+            throw ValidationError("--attention bidirectional runs a loaded causal model without its causal mask; it does not "
+                                  + "apply to --mode pretrain, which trains this package's causal model")
+        }
+        if mode == "pretrain" || mode == "all", maxLength > model.maxPositionEmbeddings {
+            throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(model.maxPositionEmbeddings): "
                                   + "the model has no position beyond it")
         }
     }
@@ -192,6 +174,73 @@ public struct TrainingArguments: ParsableArguments {
 
     /// The model configuration these options describe, checked (an invalid combination names its field).
     public func modelConfig(vocabSize: Int, padTokenID: Int) throws -> AlbertMoEConfig {
+        try model.config(vocabSize: vocabSize, padTokenID: padTokenID)
+    }
+}
+
+/// The model's sizes and how a model is run, under the Python package's flag names and defaults: the sizes of a
+/// model to train, and of a model directory without config.json (as the Python package writes them) to load, whose
+/// weights give most of them (a given size that contradicts them is an error). Shared by the training commands,
+/// `albertmoe embed` and `albertmoe serve` as `@OptionGroup var model: ModelArguments`.
+public struct ModelArguments: ParsableArguments {
+    public init() {}
+
+    public func validate() throws {
+        if let vocabSize, vocabSize < 1 { throw ValidationError("--vocab_size must be at least 1, got \(vocabSize)") }
+    }
+
+    @Option(name: .customLong("vocab_size"),
+            help: "Vocabulary size of the model, at least the tokenizer's (default: the tokenizer's).")
+    public var vocabSize: Int?
+    @Option(name: .customLong("embedding_size"), help: "(default: 128)") public var embeddingSizeFlag: Int?
+    @Option(name: .customLong("hidden_size"), help: "(default: 768)") public var hiddenSizeFlag: Int?
+    @Option(name: .customLong("num_hidden_layers"), help: "Passes through the one shared layer (default: 12).")
+    public var numHiddenLayersFlag: Int?
+    @Option(name: .customLong("num_attention_heads"), help: "(default: 12)") public var numAttentionHeadsFlag: Int?
+    @Option(name: .customLong("intermediate_size"), help: "(default: 3072)") public var intermediateSizeFlag: Int?
+    @Option(name: .customLong("num_experts"), help: "(default: 8)") public var numExpertsFlag: Int?
+    @Option(name: .customLong("top_k_experts"), help: "(default: 2)") public var topKExpertsFlag: Int?
+    @Option(name: .customLong("max_position_embeddings"), help: "(default: 512)") public var maxPositionEmbeddingsFlag: Int?
+    @Option(name: .customLong("aux_loss_coefficient"), help: "Weight of the MoE load-balancing loss (default: 0.01).")
+    public var auxLossCoefficientFlag: Float?
+    @Option(name: .customLong("position_embedding_type"), help: "rope, absolute or none (default: rope).")
+    public var positionEmbeddingTypeFlag: String?
+    @Option(name: .customLong("hidden_dropout_prob")) public var hiddenDropoutProb: Float = 0.1
+    @Option(name: .customLong("attention_probs_dropout_prob")) public var attentionProbsDropoutProb: Float = 0.1
+    @Option(name: .customLong("expert_capacity"),
+            help: "Tokens each expert takes per batch; overflow skips the expert (default: dropless).")
+    public var expertCapacity: Int?
+    @Option(name: .customLong("router_z_loss_coefficient")) public var routerZLossCoefficient: Float = 0
+    @Option(name: .customLong("attention"),
+            help: ArgumentHelp("causal or bidirectional: bidirectional runs a loaded causal model without its causal mask, "
+                + "as the Python package runs (and trained) its causal models."))
+    public var attention: AttentionKind = .causal
+
+    public var embeddingSize: Int { embeddingSizeFlag ?? 128 }
+    public var hiddenSize: Int { hiddenSizeFlag ?? 768 }
+    public var numHiddenLayers: Int { numHiddenLayersFlag ?? 12 }
+    public var numAttentionHeads: Int { numAttentionHeadsFlag ?? 12 }
+    public var intermediateSize: Int { intermediateSizeFlag ?? 3072 }
+    public var numExperts: Int { numExpertsFlag ?? 8 }
+    public var topKExperts: Int { topKExpertsFlag ?? 2 }
+    public var maxPositionEmbeddings: Int { maxPositionEmbeddingsFlag ?? 512 }
+    public var auxLossCoefficient: Float { auxLossCoefficientFlag ?? 0.01 }
+    public var positionEmbeddingType: String { positionEmbeddingTypeFlag ?? "rope" }
+
+    /// How a model directory is loaded with these options: the sizes given (for a directory without config.json)
+    /// and the attention.
+    public var loadOptions: ModelLoadOptions {
+        ModelLoadOptions(sizes: ModelSizes(vocabSize: vocabSize, embeddingSize: embeddingSizeFlag, hiddenSize: hiddenSizeFlag,
+                                           intermediateSize: intermediateSizeFlag, numExperts: numExpertsFlag,
+                                           maxPositionEmbeddings: maxPositionEmbeddingsFlag,
+                                           positionEmbeddingType: positionEmbeddingTypeFlag,
+                                           numAttentionHeads: numAttentionHeadsFlag, numHiddenLayers: numHiddenLayersFlag,
+                                           topKExperts: topKExpertsFlag, auxLossCoefficient: auxLossCoefficientFlag),
+                         bidirectional: attention == .bidirectional)
+    }
+
+    /// The model configuration these options describe, checked (an invalid combination names its field).
+    public func config(vocabSize: Int, padTokenID: Int) throws -> AlbertMoEConfig {
         var c = AlbertMoEConfig(vocabSize: vocabSize, embeddingSize: embeddingSize, hiddenSize: hiddenSize,
                                 numHiddenLayers: numHiddenLayers, numAttentionHeads: numAttentionHeads,
                                 intermediateSize: intermediateSize, maxPositionEmbeddings: maxPositionEmbeddings,
@@ -209,4 +258,12 @@ public struct TrainingArguments: ParsableArguments {
         try c.validate()
         return c
     }
+}
+
+/// The attention a loaded causal model runs with.
+public enum AttentionKind: String, ExpressibleByArgument, Sendable {
+    /// Future tokens masked: this package's causal model.
+    case causal
+    /// No causal mask: the Python package's causal model, as it trained it.
+    case bidirectional
 }

@@ -78,12 +78,14 @@ final class CompletionGenerator: @unchecked Sendable {
     private let tokenizer: Tokenizer
     private var text: CompletionText
 
-    /// Tokenizes the prompt and starts the generation (which checks that the prompt and max_tokens fit the model).
+    /// Tokenizes the prompt (with the tokenizer's special tokens only for a model run without its causal mask, as the
+    /// Python package encodes its prompts) and starts the generation (which checks that the prompt and max_tokens fit
+    /// the model).
     init(_ request: CompletionRequest, served: ServedModel) throws {
         guard let model = served.causal else { preconditionFailure("CompletionGenerator needs a causal model") }
         let prompt: [Int32]
         do {
-            prompt = try served.tokenizer.encodeUnpadded(request.prompt, addSpecialTokens: false).ids.map { Int32($0) }
+            prompt = try served.tokenizer.encodeUnpadded(request.prompt, addSpecialTokens: !model.albert.causal).ids.map { Int32($0) }
         } catch {
             throw APIError.invalid("prompt cannot be tokenized: \(error)", param: "prompt")
         }

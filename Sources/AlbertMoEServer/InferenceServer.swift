@@ -35,11 +35,17 @@ public final class InferenceServer: Sendable {
 
     private let running = Mutex<(task: Task<Void, Error>?, port: Int?)>((nil, nil))
 
-    /// Loads the model in `modelDirectory` (a causal, masked or sentence-encoder model with its tokenizer).
+    /// What loading the model had to say (a model written by the Python package runs differently from there).
+    public let notices: [String]
+
+    /// Loads the model in `modelDirectory` (a causal, masked or sentence-encoder model with its tokenizer, this
+    /// package's or the Python package's, as `configuration.loadOptions` says).
     public init(modelDirectory: URL, configuration: ServerConfiguration = ServerConfiguration()) throws {
         try configuration.validate()
         self.configuration = configuration
-        served = try ServedModel(directory: modelDirectory)
+        var notices: [String] = []
+        served = try ServedModel(directory: modelDirectory, options: configuration.loadOptions) { notices.append($0) }
+        self.notices = notices
         modelName = configuration.modelName ?? modelDirectory.standardizedFileURL.lastPathComponent
     }
 

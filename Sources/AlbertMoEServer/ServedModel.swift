@@ -32,29 +32,22 @@ final class ServedModel: @unchecked Sendable {
     let masked: AlbertForMaskedLM?
     let encoder: SentenceAlbert
 
-    /// Loads `directory` (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or a SentencePiece
-    /// model), in evaluation mode.
-    init(directory: URL) throws {
-        let (config, architecture) = try ModelDirectory.readConfig(directory)
+    /// Loads `directory` (config.json and model.safetensors, or the Python package's pytorch_model.bin without
+    /// config.json; tokenizer.json or a SentencePiece model), in evaluation mode.
+    init(directory: URL, options: ModelLoadOptions, notice: (String) -> Void) throws {
         tokenizer = try Tokenizer.load(from: directory)
-        switch architecture {
-        case "AlbertForCausalLM":
-            let model = try AlbertForCausalLM.load(from: directory)
+        switch try ModelDirectory.loadModel(from: directory, options: options, notice: notice) {
+        case .causal(let model):
             (kind, causal, masked) = (.causal, model, nil)
             encoder = SentenceAlbert(encoder: model.albert)
-        case "AlbertForMaskedLM":
-            let model = try AlbertForMaskedLM.load(from: directory)
+        case .masked(let model):
             (kind, causal, masked) = (.masked, nil, model)
             encoder = SentenceAlbert(encoder: model.albert)
-        case "SentenceAlbert":
+        case .encoder(let model):
             (kind, causal, masked) = (.encoder, nil, nil)
-            encoder = try SentenceAlbert.load(from: directory)
-        default:
-            throw AlbertMoEError.badFile(path: directory.appendingPathComponent("config.json").path,
-                                         reason: "names the architecture \(architecture ?? "(none)"); "
-                                             + "expected AlbertForCausalLM, AlbertForMaskedLM or SentenceAlbert")
+            encoder = model
         }
-        self.config = config
+        config = encoder.config
         encoder.tokenizer = tokenizer
         // Dropout off once and for all: the encoder shares its modules with the language model.
         causal?.eval()

@@ -12,15 +12,19 @@ public struct ServerConfiguration: Sendable {
     public var maxTokensLimit: Int
     /// The model's name in the answers and in /v1/models; nil: the model directory's name.
     public var modelName: String?
+    /// How the model directory is loaded: the sizes of one without config.json (the Python package's), and the
+    /// attention of a causal model.
+    public var loadOptions: ModelLoadOptions
 
     /// The defaults: 127.0.0.1:8080, bodies up to 1 MiB, at most 2048 new tokens per completion.
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxTokensLimit: Int = 2048,
-                modelName: String? = nil) {
+                modelName: String? = nil, loadOptions: ModelLoadOptions = ModelLoadOptions()) {
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
         self.maxTokensLimit = maxTokensLimit
         self.modelName = modelName
+        self.loadOptions = loadOptions
     }
 
     /// Throws an `AlbertMoEError.invalidValue` naming the first setting out of range.

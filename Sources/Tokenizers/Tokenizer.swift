@@ -91,7 +91,9 @@ public final class Tokenizer {
 
     /// Loads a tokenizer.json, a SentencePiece `.model`, or a directory holding either
     /// (tokenizer.json is preferred, then tokenizer.model / spiece.model / any *.model), with the roles that
-    /// tokenizer_config.json and special_tokens_map.json beside it name (see `SpecialTokens`).
+    /// tokenizer_config.json and special_tokens_map.json beside it name (see `SpecialTokens`). A SentencePiece model
+    /// whose tokenizer_config.json names ALBERT's tokenizer class is ALBERT's tokenizer, as the Python library builds
+    /// it (lowercasing, `[CLS] A [SEP]`, the added tokens: see `AlbertSentencePiece`).
     public static func load(from url: URL) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
@@ -114,10 +116,17 @@ public final class Tokenizer {
         do { data = try Data(contentsOf: url) } catch { throw TokenizerError.io("cannot read \(url.path)") }
         let ext = url.pathExtension.lowercased()
         let looksLikeJSON = data.prefix(16).first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 && $0 != 0xEF && $0 != 0xBB && $0 != 0xBF } == UInt8(ascii: "{")
-        let tokenizer = ext == "model" || (ext != "json" && !looksLikeJSON)
-            ? try Tokenizer(sentencePiece: try SentencePieceProcessor(modelData: [UInt8](data))) : try Tokenizer(json: data)
+        let folder = url.deletingLastPathComponent()
+        let tokenizer: Tokenizer
+        if ext == "model" || (ext != "json" && !looksLikeJSON) {
+            let sp = try SentencePieceProcessor(modelData: [UInt8](data))
+            tokenizer = try AlbertSentencePiece.tokenizerClass(in: folder).map(AlbertSentencePiece.classes.contains) == true
+                ? try Tokenizer(jsonValue: try AlbertSentencePiece.tokenizerJSON(sp, folder: folder)) : try Tokenizer(sentencePiece: sp)
+        } else {
+            tokenizer = try Tokenizer(json: data)
+        }
         tokenizer.specialTokens.files = [url.path]
-        try tokenizer.specialTokens.read(folder: url.deletingLastPathComponent(), for: tokenizer)
+        try tokenizer.specialTokens.read(folder: folder, for: tokenizer)
         return tokenizer
     }
 

@@ -219,7 +219,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertFalse(names.contains { $0.hasPrefix(".") }, "no partial directory is left: \(names)")
         for epoch in ["epoch_2", "epoch_3"] {
             let model = out.appendingPathComponent(epoch)
-            for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            for file in ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: model.appendingPathComponent(file).path), "\(epoch)/\(file)")
             }
             let served = try run("train-clm", ["--mode", "serve", "--model_path", model.path, "--input_text", "red cat",
@@ -356,6 +356,8 @@ final class TrainCommandTests: XCTestCase {
         try expectFailure(["--dataset", "wikitext"] + tinyModel, mentioning: "network")
         try expectFailure(["--dataset", dir.appendingPathComponent("missing.txt").path] + tinyModel, mentioning: "missing.txt")
         try expectFailure(["--dataset", data.path, "--max_length", "600"], mentioning: "max_position_embeddings")
+        try expectFailure(["--dataset", data.path, "--attention", "bidirectional"] + tinyModel,
+                          mentioning: "--attention bidirectional")
         try expectFailure(["--dataset", data.path] + tinyModel + ["--max_length", "1"], mentioning: "--max_length")
         try expectFailure(["--dataset", data.path, "--optimizer", "lion"] + tinyModel, mentioning: "--optimizer")
         try expectFailure(["--dataset", data.path, "--hidden_size", "30"] + tinyModel.dropFirst(2), mentioning: "num_attention_heads")

@@ -25,9 +25,10 @@ public final class KVCache {
 }
 
 extension AlbertForCausalLM {
-    /// Runs `ids` (one sequence) after the cached tokens and returns the logits [V] of the token that follows.
-    /// Throws when `ids` is empty, holds an id outside the vocabulary or would overflow the cache.
-    public func nextTokenLogits(_ ids: [Int32], cache: KVCache) throws -> [Float] {
+    /// Runs `ids` (one sequence) after the cached tokens, or as the whole sequence without a cache, and returns the
+    /// logits [V] of the token that follows. Throws when `ids` is empty, holds an id outside the vocabulary or would
+    /// overflow the cache.
+    public func nextTokenLogits(_ ids: [Int32], cache: KVCache?) throws -> [Float] {
         try withNoGrad {
             let hidden = try albert(IntTensor(ids, shape: [1, ids.count]), cache: cache).hiddenStates   // [1, T, H]
             let last = hidden.slice(axis: 1, (ids.count - 1)..<ids.count)                          // [1, 1, H]

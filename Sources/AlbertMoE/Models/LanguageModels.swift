@@ -64,11 +64,11 @@ public class AlbertLMModel: Module, LanguageModel {
     /// "lm" (causal) or "mlm" (masked): the head's state-dict prefix.
     let headPrefix: String
 
-    init(_ config: AlbertMoEConfig, objective: LanguageModelingObjective, headPrefix: String, seed: UInt64) {
+    init(_ config: AlbertMoEConfig, objective: LanguageModelingObjective, headPrefix: String, causal: Bool, seed: UInt64) {
         self.config = config
         self.objective = objective
         self.headPrefix = headPrefix
-        albert = ALBERT(config, causal: objective == .causal, seed: seed)
+        albert = ALBERT(config, causal: causal, seed: seed)
         var generator = SeededGenerator(seed: seed ^ 0x5EED_0F_4EAD)
         headTransform = Linear(config.hiddenSize, config.embeddingSize, bias: false, generator: &generator)
         norm = RMSNorm(config.embeddingSize)
@@ -113,8 +113,10 @@ public class AlbertLMModel: Module, LanguageModel {
 
 /// Causal language model: future keys are masked and position t predicts label t + 1.
 public final class AlbertForCausalLM: AlbertLMModel {
-    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
-        super.init(config, objective: .causal, headPrefix: "lm", seed: seed)
+    /// `bidirectional`: no causal mask, as the Python package's causal model runs (it sees the token it predicts);
+    /// for models it trained. Generation then recomputes the whole sequence per token (no key/value cache).
+    public init(_ config: AlbertMoEConfig, seed: UInt64 = 0, bidirectional: Bool = false) {
+        super.init(config, objective: .causal, headPrefix: "lm", causal: !bidirectional, seed: seed)
     }
 
     /// Shifted targets: position t is scored against label t + 1; the last position predicts nothing.
@@ -132,7 +134,7 @@ public final class AlbertForCausalLM: AlbertLMModel {
 /// Masked language model: bidirectional attention; labels are -100 except at masked positions.
 public final class AlbertForMaskedLM: AlbertLMModel {
     public init(_ config: AlbertMoEConfig, seed: UInt64 = 0) {
-        super.init(config, objective: .masked, headPrefix: "mlm", seed: seed)
+        super.init(config, objective: .masked, headPrefix: "mlm", causal: false, seed: seed)
     }
 }
 
@@ -195,14 +197,14 @@ public final class SentenceAlbert: Module {
     }
 
     /// The token ids `encode` runs for `text`: the tokenizer's encoding with its special tokens and without the
-    /// padding its file may declare, cut to `maxSequenceLength` (and max_position_embeddings) as Python's
-    /// `truncation=True, max_length=N` cuts it.
+    /// padding its file may declare, cut to `maxSequenceLength` (and, with an absolute position table,
+    /// max_position_embeddings) as Python's `truncation=True, max_length=N` cuts it.
     public func inputIDs(_ text: String) throws -> [Int32] {
         guard let tokenizer else {
             throw AlbertMoEError.invalidValue(field: "tokenizer", reason: "this SentenceAlbert has none: load it from a model "
                                               + "directory holding tokenizer.json, or set `tokenizer`")
         }
-        let limit = min(maxSequenceLength, config.maxPositionEmbeddings)
+        let limit = config.positionEmbeddingType == "absolute" ? min(maxSequenceLength, config.maxPositionEmbeddings) : maxSequenceLength
         return try tokenizer.encodeUnpadded(text, maxLength: limit).ids.map(Int32.init)
     }
 

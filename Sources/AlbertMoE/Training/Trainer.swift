@@ -426,11 +426,13 @@ public final class Trainer {
         return final
     }
 
-    /// Writes `epoch_N/`, a model directory (config, weights, tokenizer) that every command taking a model loads.
+    /// Writes `epoch_N/`, a model directory (config, weights, tokenizer) that every command taking a model loads,
+    /// with the weights as pytorch_model.bin too, for the Python package.
     @discardableResult
     public func saveEpochModel(_ epoch: Int) throws -> URL {
         let url = try writeDirectory("epoch_\(epoch)", what: "the model of epoch \(epoch)") { partial in
             try model.save(to: partial)
+            try ModelDirectory.writePyTorch(model, config: model.config, to: partial)
             try tokenizer.saveFiles(to: partial)
         }
         lastEpochSaved = epoch
