@@ -1,4 +1,5 @@
 import AlbertMoE
+import AlbertMoECommands
 import AlbertMoEServer
 import ArgumentParser
 import Dispatch
@@ -12,8 +13,11 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a model over HTTP: /v1/completions, /v1/embeddings, /v1/fill-mask, /v1/models, /health.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm (config.json, model.safetensors, "
+                               + "tokenizer.json), or a Hugging Face model name (from the cache, or downloaded into it)."))
     var model: String
+    @Option(name: .customLong("hub_token"), help: "A Hugging Face token for private or gated models (default: HF_TOKEN).")
+    var hubToken: String?
     @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port).") var port: Int = 8080
     @Option(name: .customLong("model_name"), help: "The model's name in the API (default: the directory's name).")
@@ -35,8 +39,9 @@ struct Serve: ParsableCommand {
     func run() throws {
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxTokensLimit: maxTokensLimit, modelName: modelName)
+        let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         let server: InferenceServer
-        do { server = try InferenceServer(modelDirectory: URL(fileURLWithPath: model), configuration: configuration) } catch {
+        do { server = try InferenceServer(modelDirectory: directory, configuration: configuration) } catch {
             throw ValidationError("--model \(model): \(error)")
         }
         let (kind, name, address) = (server.modelKind, server.modelName, "\(host):\(port)")

@@ -8,8 +8,11 @@ public struct Embed: ParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Write the sentence embedding (mean-pooled, L2-normalised) of each input line.")
 
-    @Option(help: "A model directory written by train-clm or train-mlm (config.json, model.safetensors, tokenizer.json).")
+    @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm (config.json, model.safetensors, "
+                               + "tokenizer.json), or a Hugging Face model name (from the cache, or downloaded into it)."))
     var model: String
+    @Option(name: .customLong("hub_token"), help: "A Hugging Face token for private or gated models (default: HF_TOKEN).")
+    var hubToken: String?
     @Option(help: "Read lines from this file instead of standard input.") var input: String?
     @Option(help: "Write here instead of standard output: one JSON array per line, or a .npy file [lines, hidden].")
     var output: String?
@@ -23,7 +26,8 @@ public struct Embed: ParsableCommand {
 
     public func run() throws {
         let encoder: SentenceAlbert
-        do { encoder = try SentenceAlbert.load(from: URL(fileURLWithPath: model)) } catch {
+        let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
+        do { encoder = try SentenceAlbert.load(from: directory) } catch {
             throw ValidationError("--model \(model): \(error)")
         }
         guard encoder.tokenizer != nil else {
