@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
         .executableTarget(name: "TokenizerBench", dependencies: ["Tokenizers"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
-        .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "AlbertMoECommands", "Tokenizers"]),
+        .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "AlbertMoECommands", "AlbertMoE", "Tokenizers"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers", "JSON"], resources: [.copy("Fixtures")]),

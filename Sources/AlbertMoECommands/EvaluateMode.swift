@@ -96,7 +96,12 @@ extension TrainingJob {
         let document: [String: Any] = ["model": options.modelPath, "task_type": task.rawValue,
                                        "date": ISO8601DateFormatter().string(from: Date()), "results": results]
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: url, options: .atomic)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw ValidationError("cannot write \(url.path): \(error.localizedDescription)")
+        }
         say("Results written to \(url.path)")
     }
 

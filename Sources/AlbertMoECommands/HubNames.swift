@@ -13,9 +13,12 @@ public struct HubNames: Sendable {
 
     public init(token: String?) { self.token = token }
 
-    /// Whether `name` should be looked up on the hub: it is no local path, and it is a repository id.
+    /// Whether `name` should be looked up on the hub: it is no local path, it is a repository id, and it does not
+    /// end like a file this package reads (`corpus.txt`, `tokenizer.json`: a mistyped path, not a repository).
     public static func isHubName(_ name: String) -> Bool {
-        !FileManager.default.fileExists(atPath: name) && HubRepository.isValidID(name)
+        let fileExtensions = ["txt", "json", "jsonl", "csv", "tsv", "parquet", "model", "safetensors", "bin"]
+        return !FileManager.default.fileExists(atPath: name) && HubRepository.isValidID(name)
+            && !fileExtensions.contains(URL(fileURLWithPath: name).pathExtension.lowercased())
     }
 
     /// A local model directory, or the cached snapshot of hub model `name` (config, weights, tokenizer).

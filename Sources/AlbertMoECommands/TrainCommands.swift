@@ -226,7 +226,7 @@ struct TrainingJob {
             return try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn)
         }
         guard HubNames.isHubName(o.dataset) else {
-            throw ValidationError("--dataset \(o.dataset) is neither a local file or directory nor a Hugging Face dataset name: "
+            throw ValidationError("--dataset \(o.dataset): no such file or directory (and not a Hugging Face dataset name): "
                                   + "pass a text, JSON-lines, CSV or TSV file, a directory of them, or a name such as wikitext")
         }
         let files = try HubNames(token: o.hubToken).datasetFiles(o.dataset, config: o.datasetConfig, split: o.datasetSplit)

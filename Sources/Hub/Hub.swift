@@ -73,7 +73,8 @@ public struct Hub: Sendable {
     }
 
     /// The cached snapshot when it serves; else (online) the revision's files fetched into the cache under the
-    /// name as given, as huggingface_hub would store them.
+    /// name as given, as huggingface_hub would store them; when the hub cannot be reached, a cached snapshot that
+    /// can serve at all.
     func resolve(_ repository: HubRepository, revision: String, selection: FileSelection,
                  progress: @escaping @Sendable (HubProgress) -> Void) async throws -> HubSnapshot {
         try checkRevision(revision)
@@ -101,6 +102,8 @@ public struct Hub: Sendable {
                                directory: cache.folder(of: repository).appendingPathComponent("snapshots").appendingPathComponent(commit))
         } catch {
             await client.shutdown()
+            // Without the network, what the cache holds serves when it can (as huggingface_hub falls back to it).
+            if case .network? = error as? HubError, let cached, selection.isUsable(cached.files) { return cached }
             throw error
         }
     }

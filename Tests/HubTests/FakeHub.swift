@@ -35,6 +35,10 @@ final class FakeHub: Sendable {
     let breakOff = Mutex<[String: Int]>([:])
     /// Whether Range requests are honoured.
     let honoursRange = Mutex(true)
+    /// Sent instead of the API's JSON description of a revision (for fuzzing).
+    let apiBody = Mutex<Data?>(nil)
+    /// Header values that replace the hub's on resolve answers (for fuzzing).
+    let resolveHeaders = Mutex<[String: String]>([:])
     private let apps = Mutex<[Task<Void, Error>]>([])
     private let ports = Mutex<(hub: Int, cdn: Int)>((0, 0))
 
@@ -106,7 +110,7 @@ final class FakeHub: Sendable {
                 return error(404, "RevisionNotFound")
             }
             let siblings = repo.files[commit]!.keys.sorted().map { ["rfilename": $0] }
-            let body = try JSONSerialization.data(withJSONObject: ["id": repo.id, "sha": commit, "siblings": siblings])
+            let body = try apiBody.withLock { $0 } ?? JSONSerialization.data(withJSONObject: ["id": repo.id, "sha": commit, "siblings": siblings])
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         }
@@ -133,16 +137,17 @@ final class FakeHub: Sendable {
         guard let data = repo.files[commit]?[file] else { return error(404, "EntryNotFound") }
         let gitETag = repo.etags[file] ?? Self.etag(data, length: 40, salt: "git")
         var headers: HTTPFields = [HTTPField.Name("X-Repo-Commit")!: commit]
+        for (name, value) in resolveHeaders.withLock({ $0 }) { headers[HTTPField.Name(name)!] = value }
         if repo.lfs.contains(file) {
             let sha = repo.etags[file] ?? Self.etag(data, length: 64, salt: "lfs")
-            headers[HTTPField.Name("X-Linked-Etag")!] = "\"\(sha)\""
+            headers[HTTPField.Name("X-Linked-Etag")!] = headers[HTTPField.Name("X-Linked-Etag")!] ?? "\"\(sha)\""
             headers[HTTPField.Name("X-Linked-Size")!] = "\(data.count)"
             headers[.eTag] = "\"\(gitETag)\""
             headers[.location] = "http://127.0.0.1:\(ports.withLock { $0.cdn })/cdn/\(kind)/\(repo.id)/\(commit)/\(file)?signature=x"
             headers[.contentLength] = "0"
             return Response(status: .found, headers: headers)
         }
-        headers[.eTag] = "W/\"\(gitETag)\""
+        headers[.eTag] = headers[.eTag] ?? "W/\"\(gitETag)\""
         return send(data, file: file, request: request, headers: headers)
     }
 
