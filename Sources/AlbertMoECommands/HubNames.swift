@@ -82,8 +82,8 @@ private final class DownloadDisplay: Sendable {
 
     func show(_ p: HubProgress) {
         let fraction = p.totalBytes.map { $0 > 0 ? Double(p.bytes) / Double($0) : 1 } ?? 0
-        let size = p.totalBytes.map { " of \(megabytes($0))" } ?? ""
-        let line = "Downloading \(p.repository) \(p.file) [\(p.fileNumber)/\(p.fileCount)]: \(megabytes(p.bytes))\(size)"
+        let total = p.totalBytes.map { " of \(size($0))" } ?? ""
+        let line = "Downloading \(p.repository) \(p.file) [\(p.fileNumber)/\(p.fileCount)]: \(size(p.bytes))\(total)"
         state.withLock { state in
             if state.file != p.file { state = (p.file, -1) }
             if terminal {
@@ -107,4 +107,8 @@ private final class DownloadDisplay: Sendable {
     }
 }
 
-private func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+private func size(_ bytes: Int64) -> String {
+    let value = Double(bytes)
+    return value >= 1e9 ? String(format: "%.2f GB", value / 1e9) : value >= 1e6 ? String(format: "%.1f MB", value / 1e6)
+        : value >= 1e3 ? String(format: "%.1f kB", value / 1e3) : "\(bytes) B"
+}

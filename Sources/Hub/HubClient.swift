@@ -198,6 +198,8 @@ final class HubClient: Sendable {
             var request = HTTPClientRequest(url: current)
             request.method = method == .GET ? .GET : .HEAD
             request.headers.add(name: "User-Agent", value: "albertmoe-hub/1")
+            // Compressed answers would not match the sizes the hub announces.
+            request.headers.add(name: "Accept-Encoding", value: "identity")
             if fromHub, let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             let response: HTTPClientResponse
