@@ -73,6 +73,9 @@ final class HubClient: Sendable {
               isSafeComponent(etag) else {
             throw HubError.badResponse(url: url, reason: "no usable ETag for \(file)")
         }
+        if let answered = head.hubHeader("X-Repo-Commit"), answered != commit {
+            throw HubError.badResponse(url: url, reason: "the file is from commit \(answered), not the \(commit) asked for")
+        }
         let size = (head.hubHeader("X-Linked-Size") ?? (head.status == 200 ? head.header("Content-Length") : nil)).flatMap { Int64($0) }
         let blob = cache.blob(repository, etag: etag)
         try await withFileLock(cache.lockFile(repository, etag: etag)) {

@@ -169,6 +169,14 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertNotNil(badName as? HubError)
     }
 
+    func testAFileFromAnotherCommitIsRefused() async throws {
+        server.resolveHeaders.withLock { $0 = ["X-Repo-Commit": commit(99)] }
+        let error = await thrown { _ = try await self.hub().tokenizer("org/tiny") }
+        guard case .badResponse? = error as? HubError else { return XCTFail("\(String(describing: error))") }
+        XCTAssertTrue("\(error!)".contains(commit(99)), "\(error!)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder("models--org--tiny/snapshots").path))
+    }
+
     func testAnUnreachableEndpointIsNamed() async throws {
         // A model cached without its tokenizer (as Python may leave it) serves when the hub cannot be reached.
         try CacheBuilder(root: cacheRoot).add(.model, "org/partial", commit: commit(30), files: ["config.json": "{}", "model.safetensors": "w"])

@@ -71,7 +71,7 @@ final class HubFuzzTests: XCTestCase {
             let pick = n < awkward.count ? awkward[n] : String((0..<(1 + g.nextInt(below: 20))).map { _ in
                 Character(UnicodeScalar(UInt8(32 + g.nextInt(below: 95))))
             })
-            let name = g.nextInt(below: 2) == 0 ? "ETag" : "X-Linked-Etag"
+            let name = ["ETag", "X-Linked-Etag", "X-Repo-Commit"][g.nextInt(below: 3)]
             server.resolveHeaders.withLock { $0 = [name: pick] }
             let dir = try temporaryDirectory(self)
             await fetchIntoFreshCache(dir.appendingPathComponent("hub"))
