@@ -73,7 +73,7 @@ public struct HubCache: Sendable {
         return HubSnapshot(repository: repository, commit: commit, directory: directory)
     }
 
-    /// Where `lookup` looks for a repository, in words for messages.
+    /// Where `snapshot(of:revision:)` looks for a repository, in words for messages.
     func whereLooked(for repository: HubRepository, revision: String) -> String {
         var places = folder(of: repository).path
         if repository.isBare { places += " and \(root.path)/\(repository.kind.rawValue)s--*--\(repository.id)" }
