@@ -64,13 +64,28 @@ public struct Hub: Sendable {
         try await resolve(HubRepository(name, kind: .model), revision: revision, selection: .model(name), progress: progress)
     }
 
-    /// The parquet shards of `split` of configuration `config` of dataset `name`, in order.
+    /// The parquet shards of `split` of configuration `config` of dataset `name`, in order. A dataset whose `main`
+    /// has no such shards (one made by a loading script) is read from the hub's parquet conversion,
+    /// `refs/convert/parquet`, as the datasets library reads it.
     public func datasetSplit(_ name: String, config: String, split: String, revision: String = "main",
                              progress: @escaping @Sendable (HubProgress) -> Void = { _ in }) async throws -> [URL] {
-        let snapshot = try await resolve(HubRepository(name, kind: .dataset), revision: revision,
-                                         selection: .dataset(name, config: config, split: split), progress: progress)
+        let repository = try HubRepository(name, kind: .dataset)
+        let selection = FileSelection.dataset(name, config: config, split: split)
+        let snapshot: HubSnapshot
+        do {
+            snapshot = try await resolve(repository, revision: revision, selection: selection, progress: progress)
+        } catch let error as HubError where revision == "main" && error.isAbsence {
+            do {
+                snapshot = try await resolve(repository, revision: Self.parquetConversion, selection: selection, progress: progress)
+            } catch let conversionError as HubError where conversionError.isAbsence {
+                throw error
+            }
+        }
         return parquetShards(snapshot.files, config: config, split: split).map { snapshot.directory.appendingPathComponent($0) }
     }
+
+    /// The revision where the hub keeps its parquet conversion of a dataset.
+    public static let parquetConversion = "refs/convert/parquet"
 
     /// The cached snapshot when it serves; else (online) the revision's files fetched into the cache under the
     /// name as given, as huggingface_hub would store them; when the hub cannot be reached, a cached snapshot that

@@ -56,6 +56,15 @@ public enum HubError: LocalizedError, CustomStringConvertible, Equatable, Sendab
         }
     }
 
+    /// Whether the error says that something is not there (not cached, no such file, split or revision), rather
+    /// than that it could not be reached or read.
+    public var isAbsence: Bool {
+        switch self {
+        case .notCached, .notFound, .missing: return true
+        default: return false
+        }
+    }
+
     /// The description, so that `localizedDescription` reads the same.
     public var errorDescription: String? { description }
 }

@@ -55,8 +55,13 @@ final class FakeHub: Sendable {
         ports.withLock { $0 = (hubPort, cdnPort) }
     }
 
-    func stop() {
-        for app in apps.withLock({ apps in defer { apps = [] }; return apps }) { app.cancel() }
+    /// Stops both servers and waits until they no longer listen (a connection accepted while a server winds down
+    /// would be dropped unanswered).
+    func stop() async {
+        for app in apps.withLock({ apps in defer { apps = [] }; return apps }) {
+            app.cancel()
+            _ = await app.result
+        }
     }
 
     private func startApp(_ handler: @escaping @Sendable (Request) async throws -> Response) throws -> Int {

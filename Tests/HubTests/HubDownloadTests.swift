@@ -36,6 +36,11 @@ final class HubDownloadTests: XCTestCase {
             FakeRepository(kind: "datasets", id: "Salesforce/wikitext", revisions: ["main": datasetCommit],
                            files: [datasetCommit: datasetFiles], lfs: Set(datasetFiles.keys.filter { $0.hasSuffix(".parquet") }),
                            alias: "wikitext"),
+            FakeRepository(kind: "datasets", id: "org/scripted", revisions: ["main": commit(14), "refs/convert/parquet": commit(15)],
+                           files: [commit(14): ["scripted.py": Data("# a loading script".utf8)],
+                                   commit(15): ["default/train/0000.parquet": Data("PAR1 0".utf8),
+                                                "default/train/0001.parquet": Data("PAR1 1".utf8),
+                                                "default/test/0000.parquet": Data("PAR1 t".utf8)]]),
             FakeRepository(kind: "models", id: "org/private", revisions: ["main": privateCommit],
                            files: [privateCommit: ["tokenizer.json": Data(tokenizerJSON.utf8)]], lfs: [], isPrivate: true),
             FakeRepository(kind: "models", id: "org/gated", revisions: ["main": privateCommit],
@@ -45,7 +50,7 @@ final class HubDownloadTests: XCTestCase {
         cacheRoot = try temporaryDirectory(self)
     }
 
-    override func tearDown() { server.stop() }
+    override func tearDown() async throws { await server.stop() }
 
     func hub(token: String? = nil, offline: Bool = false) throws -> Hub {
         var environment = ["HF_HUB_CACHE": cacheRoot.path, "HF_ENDPOINT": server.endpoint.absoluteString, "HOME": cacheRoot.path,
@@ -124,6 +129,22 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertTrue("\(missing!)".contains("wikitext-103-raw-v1: test, train; wikitext-2-raw-v1: test, train"), "\(missing!)")
     }
 
+    func testADatasetWithoutParquetOnMainIsReadFromTheParquetConversion() async throws {
+        let files = try await hub().datasetSplit("org/scripted", config: "default", split: "train")
+        let snapshot = folder("datasets--org--scripted/snapshots/\(commit(15))")
+        XCTAssertEqual(files.map(\.path), ["default/train/0000.parquet", "default/train/0001.parquet"].map {
+            snapshot.appendingPathComponent($0).path
+        })
+        XCTAssertEqual(try String(contentsOf: folder("datasets--org--scripted/refs/refs/convert/parquet"), encoding: .utf8), commit(15))
+        let requests = server.requests.count
+        let offline = try await hub(offline: true).datasetSplit("org/scripted", config: "default", split: "train")
+        XCTAssertEqual(offline, files)
+        XCTAssertEqual(server.requests.count, requests)
+        // Absent from both: the error is about the revision asked for.
+        let missing = await thrown { _ = try await self.hub().datasetSplit("org/scripted", config: "default", split: "dev") }
+        XCTAssertTrue("\(missing!)".contains("no parquet files"), "\(missing!)")
+    }
+
     func testOfflineUsesOnlyTheCache() async throws {
         let notCached = await thrown { _ = try await self.hub(offline: true).model("org/tiny") }
         XCTAssertTrue(server.requests.isEmpty)
@@ -180,7 +201,7 @@ final class HubDownloadTests: XCTestCase {
     func testAnUnreachableEndpointIsNamed() async throws {
         // A model cached without its tokenizer (as Python may leave it) serves when the hub cannot be reached.
         try CacheBuilder(root: cacheRoot).add(.model, "org/partial", commit: commit(30), files: ["config.json": "{}", "model.safetensors": "w"])
-        server.stop()
+        await server.stop()
         let partial = try await hub().model("org/partial")
         XCTAssertEqual(partial.files, ["config.json", "model.safetensors"])
 

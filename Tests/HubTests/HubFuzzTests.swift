@@ -17,7 +17,7 @@ final class HubFuzzTests: XCTestCase {
         try server.start()
     }
 
-    override func tearDown() { server.stop() }
+    override func tearDown() async throws { await server.stop() }
 
     /// Fetches the tokenizer into a fresh cache; on success, every file of the snapshot resolves inside the cache.
     func fetchIntoFreshCache(_ root: URL) async {

@@ -25,7 +25,6 @@ final class LayoutParityTests: XCTestCase {
                                   lfs: Set(repo.files.filter(\.value.lfs).keys), etags: repo.files.mapValues(\.etag))
         })
         try server.start()
-        defer { server.stop() }
         let root = try temporaryDirectory(self)
         let hub = Hub(settings: try HubSettings(environment: ["HF_HUB_CACHE": root.path, "HF_ENDPOINT": server.endpoint.absoluteString]))
         _ = try await hub.model("org/fixture")
@@ -51,5 +50,6 @@ final class LayoutParityTests: XCTestCase {
         XCTAssertEqual(Set(ours.keys), Set(fixture.cache.keys))
         for (path, entry) in fixture.cache { XCTAssertEqual(ours[path], entry, path) }
         XCTAssertTrue(server.leakedTokens.isEmpty)
+        await server.stop()
     }
 }
