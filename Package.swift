@@ -20,10 +20,12 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "AlbertMoEServer", targets: ["AlbertMoEServer"]),
         .library(name: "Columnar", targets: ["Columnar"]),
+        .library(name: "Hub", targets: ["Hub"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: kernelFlags, linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]),
@@ -31,8 +33,9 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Tensors"]),
         .target(name: "Optimizers", dependencies: ["Tensors", "CKernels"]),
         .target(name: "AlbertMoE", dependencies: ["Tensors", "Layers", "Optimizers", "Tokenizers", "JSON", "Columnar"]),
+        .target(name: "Hub", dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .target(name: "AlbertMoECommands", dependencies: [
-            "AlbertMoE", "Tokenizers", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AlbertMoE", "Tokenizers", "Hub", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "AlbertMoEServer", dependencies: [
             "AlbertMoE", "Tokenizers", .product(name: "Hummingbird", package: "hummingbird"),
@@ -45,7 +48,7 @@ let package = Package(
         .executableTarget(name: "KernelBench", dependencies: ["Tensors", "CKernels"]),
         .executableTarget(name: "TokenizerBench", dependencies: ["Tokenizers"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"]),
-        .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "AlbertMoECommands", "Tokenizers"]),
+        .testTarget(name: "AlbertMoECLITests", dependencies: ["AlbertMoECLI", "TrainCLM", "TrainMLM", "AlbertMoECommands", "AlbertMoE", "Tokenizers"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Layers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoETests", dependencies: ["AlbertMoE", "Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
@@ -55,6 +58,8 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["JSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "JSON"], resources: [.copy("Fixtures")]),
         .testTarget(name: "AlbertMoEServerTests", dependencies: ["AlbertMoEServer"]),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Tensors", .product(name: "Hummingbird", package: "hummingbird")],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,8 +14,11 @@ struct Serve: ParsableCommand {
         abstract: "Serve a model over HTTP: /v1/completions, /v1/embeddings, /v1/fill-mask, /v1/models, /health.")
 
     @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm, or by the Python package "
-                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not)."))
+                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not), "
+                + "or a Hugging Face model name (from the cache, or downloaded into it)."))
     var model: String
+    @Option(name: .customLong("hub_token"), help: "A Hugging Face token for private or gated models (default: HF_TOKEN).")
+    var hubToken: String?
     @Option(help: "The address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port).") var port: Int = 8080
     @Option(name: .customLong("model_name"), help: "The model's name in the API (default: the directory's name).")
@@ -39,8 +42,9 @@ struct Serve: ParsableCommand {
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxTokensLimit: maxTokensLimit, modelName: modelName,
                                                 loadOptions: sizes.loadOptions)
+        let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         let server: InferenceServer
-        do { server = try InferenceServer(modelDirectory: URL(fileURLWithPath: model), configuration: configuration) } catch {
+        do { server = try InferenceServer(modelDirectory: directory, configuration: configuration) } catch {
             throw ValidationError("--model \(model): \(error)")
         }
         server.notices.forEach { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

@@ -9,8 +9,11 @@ public struct Embed: ParsableCommand {
         abstract: "Write the sentence embedding (mean-pooled, L2-normalised) of each input line.")
 
     @Option(help: ArgumentHelp("A model directory written by train-clm or train-mlm, or by the Python package "
-                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not)."))
+                + "(pytorch_model.bin and its tokenizer files, no config.json: the size flags give what its weights do not), "
+                + "or a Hugging Face model name (from the cache, or downloaded into it)."))
     var model: String
+    @Option(name: .customLong("hub_token"), help: "A Hugging Face token for private or gated models (default: HF_TOKEN).")
+    var hubToken: String?
     @Option(help: "Read lines from this file instead of standard input.") var input: String?
     @Option(help: "Write here instead of standard output: one JSON array per line, or a .npy file [lines, hidden].")
     var output: String?
@@ -25,8 +28,9 @@ public struct Embed: ParsableCommand {
 
     public func run() throws {
         let encoder: SentenceAlbert
+        let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         do {
-            encoder = try SentenceAlbert.load(from: URL(fileURLWithPath: model), options: sizes.loadOptions) { notice in
+            encoder = try SentenceAlbert.load(from: directory, options: sizes.loadOptions) { notice in
                 FileHandle.standardError.write(Data((notice + "\n").utf8))
             }
         } catch {

@@ -16,7 +16,9 @@ struct EvaluationRecord {
 extension TrainingJob {
     func evaluate() throws {
         let o = options
-        let directory = URL(fileURLWithPath: o.modelPath)
+        let directory = try HubNames(token: o.hubToken).modelDirectory(o.modelPath, flag: "model_path")
+        // A model from the Hugging Face cache is not written into: its results go to --logging_dir or here.
+        let resultsDirectory = HubNames.isHubName(o.modelPath) ? URL(fileURLWithPath: o.loggingDir ?? ".") : directory
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer.load(from: directory) } catch {
             throw ValidationError("--model_path \(o.modelPath): no usable tokenizer (\(error)); train a model there first")
@@ -60,23 +62,30 @@ extension TrainingJob {
                 + "(a TSV, CSV or JSON-lines file with sentence1, sentence2 and score), or pairs files with --custom_tasks.")
         }
         guard !records.isEmpty else {
-            throw ValidationError("nothing to evaluate: give held-out text (--validation_file, or a local --dataset with "
-                                  + "--validation_split_percentage above 0) or sentence pairs (--sts_file, --custom_tasks)")
+            throw ValidationError("nothing to evaluate: give held-out text (--validation_file, or a local or cached --dataset "
+                                  + "with --validation_split_percentage above 0) or sentence pairs (--sts_file, --custom_tasks)")
         }
-        try write(records, to: directory.appendingPathComponent("eval_results.json"))
+        try write(records, to: resultsDirectory.appendingPathComponent("eval_results.json"))
         print(table(records))
         fflush(nil)
     }
 
-    /// The held-out text: --validation_file, else the validation side of a local --dataset's split; nil if neither.
+    /// The held-out text: --validation_file, else the validation side of --dataset's split (a local one, or a
+    /// Hugging Face dataset the cache holds: evaluation downloads no dataset); nil if neither.
     func heldOut() throws -> (TextCorpus, SplitRule?)? {
         let o = options
         if let file = o.validationFile {
             return (try TextCorpus(path: URL(fileURLWithPath: file), textColumn: o.textColumn, split: "validation"), nil)
         }
-        guard FileManager.default.fileExists(atPath: o.dataset), o.validationSplitPercentage > 0 else { return nil }
-        return (try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn, split: o.datasetSplit),
-                SplitRule(percentage: o.validationSplitPercentage, seed: o.seed))
+        guard o.validationSplitPercentage > 0 else { return nil }
+        let split = SplitRule(percentage: o.validationSplitPercentage, seed: o.seed)
+        if FileManager.default.fileExists(atPath: o.dataset) {
+            return (try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn, split: o.datasetSplit), split)
+        }
+        guard HubNames.isHubName(o.dataset),
+              let files = try HubNames(token: o.hubToken).cachedDatasetFiles(o.dataset, config: o.datasetConfig,
+                                                                             split: o.datasetSplit) else { return nil }
+        return (try TextCorpus(files: files, path: files[0].deletingLastPathComponent(), textColumn: o.textColumn), split)
     }
 
     private func write(_ records: [EvaluationRecord], to url: URL) throws {
@@ -87,7 +96,12 @@ extension TrainingJob {
         let document: [String: Any] = ["model": options.modelPath, "task_type": task.rawValue,
                                        "date": ISO8601DateFormatter().string(from: Date()), "results": results]
         let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: url, options: .atomic)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url, options: .atomic)
+        } catch {
+            throw ValidationError("cannot write \(url.path): \(error.localizedDescription)")
+        }
         say("Results written to \(url.path)")
     }
 

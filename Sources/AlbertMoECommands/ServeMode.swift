@@ -11,7 +11,7 @@ extension TrainingJob {
         guard o.interactive || o.inputText != nil else {
             throw ValidationError("--mode serve needs --input_text TEXT or --interactive")
         }
-        let directory = URL(fileURLWithPath: o.modelPath)
+        let directory = try HubNames(token: o.hubToken).modelDirectory(o.modelPath, flag: "model_path")
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer.load(from: directory) } catch {
             throw ValidationError("--model_path \(o.modelPath): no usable tokenizer (\(error)); train a model there first")

@@ -68,19 +68,13 @@ struct TrainingJob {
             say("--use_wandb: metrics are written as TensorBoard event files in the logging directory; "
                 + "`wandb sync --sync-tensorboard DIR` uploads them to project \(o.wandbProject).")
         }
-        let datasetURL = URL(fileURLWithPath: o.dataset)
-        guard FileManager.default.fileExists(atPath: datasetURL.path) else {
-            throw ValidationError("--dataset \(o.dataset) is not a local file or directory. Hub datasets need the network, "
-                                  + "which this version does not use: pass a text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, "
-                                  + "or a directory written by datasets' save_to_disk")
-        }
         let outputURL = URL(fileURLWithPath: o.modelPath)
         let resumeURL = o.resumeFromCheckpoint.map { URL(fileURLWithPath: $0) }
         if let resumeURL, !FileManager.default.fileExists(atPath: resumeURL.appendingPathComponent(Trainer.stateFile).path) {
             throw ValidationError("--resume_from_checkpoint \(resumeURL.path) is not a checkpoint directory (no \(Trainer.stateFile))")
         }
 
-        let corpus = try TextCorpus(path: datasetURL, textColumn: o.textColumn, split: o.datasetSplit)
+        let corpus = try datasetCorpus()
         let validationCorpus = try o.validationFile.map {
             try TextCorpus(path: URL(fileURLWithPath: $0), textColumn: o.textColumn, split: "validation")
         }
@@ -196,9 +190,12 @@ struct TrainingJob {
     /// output directory.
     private func makeTokenizer(corpus: TextCorpus, split: SplitRule?, resumeFrom: URL?, output: URL) throws -> Tokenizer {
         if let name = options.tokenizerName {
-            do { return try Tokenizer.load(from: URL(fileURLWithPath: name)) } catch {
-                throw ValidationError("--tokenizer_name \(name): \(error) (a tokenizer.json, a SentencePiece .model, or a "
-                                      + "model directory holding one; hub names need the network)")
+            let local = !HubNames.isHubName(name)
+            let location = local ? URL(fileURLWithPath: name)
+                : try HubNames(token: options.hubToken).tokenizerDirectory(name, flag: "tokenizer_name")
+            do { return try Tokenizer.load(from: location) } catch {
+                throw ValidationError("--tokenizer_name \(name): \(error)" + (local ? " (a tokenizer.json, a SentencePiece "
+                                      + ".model, a model directory holding one, or a Hugging Face model name)" : ""))
             }
         }
         if let resumeFrom {
@@ -221,6 +218,22 @@ struct TrainingJob {
         try tokenizer.declareSpecialTokens(Dictionary(uniqueKeysWithValues: roles))
         try tokenizer.saveFiles(to: output)
         return tokenizer
+    }
+
+    /// --dataset: a local file or directory, else the parquet shards of a Hugging Face dataset's --dataset_config and
+    /// --dataset_split (from the cache, or downloaded into it).
+    func datasetCorpus() throws -> TextCorpus {
+        let o = options
+        if FileManager.default.fileExists(atPath: o.dataset) {
+            return try TextCorpus(path: URL(fileURLWithPath: o.dataset), textColumn: o.textColumn, split: o.datasetSplit)
+        }
+        guard HubNames.isHubName(o.dataset) else {
+            throw ValidationError("--dataset \(o.dataset): no such file or directory (and not a Hugging Face dataset name): "
+                                  + "pass a text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, a save_to_disk "
+                                  + "directory, or a name such as wikitext")
+        }
+        let files = try HubNames(token: o.hubToken).datasetFiles(o.dataset, config: o.datasetConfig, split: o.datasetSplit)
+        return try TextCorpus(files: files, path: files[0].deletingLastPathComponent(), textColumn: o.textColumn)
     }
 
     private func makeOptimizer(_ parameters: [Tensor]) throws -> Optimizer {

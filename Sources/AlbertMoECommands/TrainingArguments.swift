@@ -11,7 +11,8 @@ public struct TrainingArguments: ParsableArguments {
     // MARK: Mode
     @Option(name: .customLong("mode"), help: "pretrain, evaluate, serve or all (pretrain, then evaluate).")
     public var mode: String = "all"
-    @Option(name: .customLong("model_path"), help: "Where the trained model and its checkpoints are written.")
+    @Option(name: .customLong("model_path"),
+            help: "Where the trained model and its checkpoints are written; for serve and evaluate, also a Hugging Face model name.")
     public var modelPath: String = "./albert_from_scratch_output"
     @Option(name: .customLong("task_type"),
             help: "clm (causal) or mlm (masked): required by `albertmoe train`; train-clm and train-mlm accept their own.")
@@ -22,14 +23,17 @@ public struct TrainingArguments: ParsableArguments {
 
     // MARK: Data
     @Option(name: .customLong("dataset"),
-            help: "A local text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, or a save_to_disk directory.")
+            help: ArgumentHelp("A local text, JSON-lines, CSV, TSV, Parquet or Arrow file, a directory of them, a save_to_disk "
+                               + "directory, or a Hugging Face dataset name."))
     public var dataset: String = "wikitext"
-    @Option(name: .customLong("dataset_config"), help: "Hub dataset configuration (hub datasets need the network).")
+    @Option(name: .customLong("dataset_config"), help: "The configuration of a Hugging Face dataset.")
     public var datasetConfig: String = "wikitext-2-raw-v1"
-    @Option(name: .customLong("dataset_split"), help: "The split of a save_to_disk DatasetDict directory given as --dataset.")
+    @Option(name: .customLong("dataset_split"),
+            help: "The split of a Hugging Face dataset, or of a save_to_disk DatasetDict directory given as --dataset.")
     public var datasetSplit: String = "train"
     @Option(name: .customLong("tokenizer_name"),
-            help: "A tokenizer.json, a SentencePiece .model, or a model directory (default: train one on the corpus).")
+            help: ArgumentHelp("A tokenizer.json, a SentencePiece .model, a model directory, or a Hugging Face model name "
+                               + "(default: train one on the corpus)."))
     public var tokenizerName: String?
     @Option(name: .customLong("tokenizer_vocab_size"), help: "Vocabulary size of a tokenizer trained on the corpus.")
     public var tokenizerVocabSize: Int = 8000
@@ -103,7 +107,9 @@ public struct TrainingArguments: ParsableArguments {
 
     // MARK: Hub
     @Option(name: .customLong("push_to_hub"), help: "Hub repository id (needs the network).") public var pushToHub: String?
-    @Option(name: .customLong("hub_token")) public var hubToken: String?
+    @Option(name: .customLong("hub_token"),
+            help: "A Hugging Face token for private or gated repositories (default: HF_TOKEN, or the saved login).")
+    public var hubToken: String?
     @Flag(name: .customLong("hub_private")) public var hubPrivate = false
     @Option(name: .customLong("hub_commit_message")) public var hubCommitMessage: String?
 

@@ -10,6 +10,7 @@ final class CommandLineTests: XCTestCase {
         let process = Process()
         process.executableURL = Bundle.main.bundleURL.appendingPathComponent("albertmoe")
         process.arguments = args
+        process.environment = offlineEnvironment()
         let (input, output, error) = (Pipe(), Pipe(), Pipe())
         process.standardInput = input
         process.standardOutput = output

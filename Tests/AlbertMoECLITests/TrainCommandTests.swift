@@ -11,6 +11,7 @@ final class TrainCommandTests: XCTestCase {
         let process = Process()
         process.executableURL = Bundle.main.bundleURL.appendingPathComponent(executable)
         process.arguments = args
+        process.environment = offlineEnvironment()
         // Standard error goes to a file, so that a long log cannot fill a pipe and block the process.
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-stderr-\(UUID().uuidString)")
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
@@ -353,7 +354,7 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertNotEqual(r.status, 0, file: file, line: line)
             XCTAssertTrue(r.stderr.contains(needle), "expected \(needle) in: \(r.stderr)", file: file, line: line)
         }
-        try expectFailure(["--dataset", "wikitext"] + tinyModel, mentioning: "network")
+        try expectFailure(["--dataset", "wikitext"] + tinyModel, mentioning: "not in the Hugging Face cache")
         try expectFailure(["--dataset", dir.appendingPathComponent("missing.txt").path] + tinyModel, mentioning: "missing.txt")
         try expectFailure(["--dataset", data.path, "--max_length", "600"], mentioning: "max_position_embeddings")
         try expectFailure(["--dataset", data.path, "--attention", "bidirectional"] + tinyModel,
@@ -390,4 +391,13 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNotEqual(column.status, 0)
         XCTAssertTrue(column.stderr.contains("train-00000-of-00003.parquet: no column 'body' (columns: 'id', 'text', 'score')"), column.stderr)
     }
+}
+
+/// The environment with the Hugging Face hub offline and an empty cache: no test reaches the network or the user's
+/// cache.
+func offlineEnvironment() -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["HF_HUB_OFFLINE"] = "1"
+    environment["HF_HUB_CACHE"] = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-empty-hub-cache").path
+    return environment
 }

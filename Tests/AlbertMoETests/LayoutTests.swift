@@ -44,7 +44,7 @@ final class LayoutTests: XCTestCase {
 
     func testTargetsImportOnlyWhatTheLayoutAllows() throws {
         let rows = try layoutRows()
-        XCTAssertEqual(Set(rows.map(\.target)), ["Tensors", "Layers", "Optimizers", "JSON", "Tokenizers", "Columnar",
+        XCTAssertEqual(Set(rows.map(\.target)), ["Tensors", "Layers", "Optimizers", "JSON", "Tokenizers", "Columnar", "Hub",
                                                   "AlbertMoE", "AlbertMoECommands", "AlbertMoEServer"])
         for (target, forbidden) in rows {
             XCTAssertFalse(forbidden.isEmpty, target)
@@ -57,9 +57,23 @@ final class LayoutTests: XCTestCase {
         }
     }
 
+    /// The hub client reaches the network through AsyncHTTPClient alone: FoundationNetworking would make libcurl a
+    /// load-time requirement of every executable.
+    func testTheHubImportsOnlyFoundationAndAsyncHTTPClient() throws {
+        for (file, text) in try sources(of: "Hub") {
+            XCTAssertTrue(imports(text).isSubset(of: ["Foundation", "AsyncHTTPClient"]), "\(file) imports \(imports(text).sorted())")
+        }
+        let targets = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Sources").path)
+        for target in targets {
+            for (file, text) in try sources(of: target) {
+                XCTAssertFalse(imports(text).contains("FoundationNetworking"), "\(file) imports FoundationNetworking")
+            }
+        }
+    }
+
     func testOnlyTheCommandLayerAndTheServerTouchTheProcess() throws {
         let calls = try NSRegularExpression(pattern: #"(?<![\w.])(print|exit|signal|sigaction|fputs)\("#)
-        for target in ["Tensors", "Layers", "Optimizers", "JSON", "Tokenizers", "Columnar", "AlbertMoE"] {
+        for target in ["Tensors", "Layers", "Optimizers", "JSON", "Tokenizers", "Columnar", "Hub", "AlbertMoE"] {
             for (file, text) in try sources(of: target) {
                 for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                     let code = String(line.split(separator: "//", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")

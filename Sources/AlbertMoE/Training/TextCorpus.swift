@@ -135,6 +135,18 @@ public struct TextCorpus: Sendable {
         }
     }
 
+    /// A corpus of exactly `files`, read in that order (the shards of a dataset split); `path` names the corpus
+    /// in messages. Throws when the list is empty or a file does not exist.
+    public init(files: [URL], path: URL, textColumn: String = "text") throws {
+        guard !files.isEmpty else { throw AlbertMoEError.badFile(path: path.path, reason: "no files to read") }
+        for file in files where !FileManager.default.fileExists(atPath: file.path) {
+            throw AlbertMoEError.badFile(path: file.path, reason: "no such file")
+        }
+        self.files = files
+        self.path = path
+        self.textColumn = textColumn
+    }
+
     /// Calls `body` with each example in order, reading the files in chunks (memory does not grow with the
     /// corpus). Stops as soon as `body` returns false. Throws an `AlbertMoEError` at the first problem found, and
     /// for a file that turns out to hold no example at all.

@@ -1,0 +1,123 @@
+import AlbertMoE
+import Foundation
+import Tokenizers
+import XCTest
+
+/// The commands given Hugging Face names, against a cache laid out as huggingface_hub lays it out, offline.
+final class HubNameTests: XCTestCase {
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    var cache: URL!
+    var work: URL!
+    let commit = String(repeating: "c0ffee", count: 7).prefix(40).description
+
+    override func setUpWithError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-hubnames-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        cache = dir.appendingPathComponent("hub")
+        work = dir.appendingPathComponent("work")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+
+        // A tiny causal model with its tokenizer, stored as models--tester--tiny-clm: blobs, and symlinks to them.
+        let texts = ["the cat sat on the mat", "the dog sat on the rug", "a cat and a dog met"]
+        let tokenizer = try ByteLevelBPETrainer(options: TrainerOptions(vocabSize: 300, minFrequency: 1,
+                                                                        specialTokens: ["<pad>", "<|endoftext|>"])).train(texts: texts)
+        try tokenizer.declareSpecialTokens([.pad: "<pad>", .eos: "<|endoftext|>"])
+        let config = AlbertMoEConfig(vocabSize: tokenizer.vocabSize, embeddingSize: 8, hiddenSize: 16, numHiddenLayers: 2,
+                                     numAttentionHeads: 2, intermediateSize: 24, maxPositionEmbeddings: 64, numExperts: 4,
+                                     topKExperts: 2)
+        let saved = dir.appendingPathComponent("saved")
+        try AlbertForCausalLM(config, seed: 1).save(to: saved)
+        try tokenizer.saveFiles(to: saved)
+        let repo = cache.appendingPathComponent("models--tester--tiny-clm")
+        let snapshot = repo.appendingPathComponent("snapshots/\(commit)")
+        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("blobs"), withIntermediateDirectories: true)
+        for (n, file) in try FileManager.default.contentsOfDirectory(atPath: saved.path).sorted().enumerated() {
+            let etag = String(format: "%040x", n + 1)
+            try FileManager.default.moveItem(at: saved.appendingPathComponent(file), to: repo.appendingPathComponent("blobs/\(etag)"))
+            try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(file).path,
+                                                       withDestinationPath: "../../blobs/\(etag)")
+        }
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try Data(commit.utf8).write(to: repo.appendingPathComponent("refs/main"))
+        try Data(texts.joined(separator: "\n").utf8).write(to: work.appendingPathComponent("lines.txt"))
+    }
+
+    /// Runs a built command in the work folder, offline, with the cache above.
+    func run(_ executable: String, _ args: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = Bundle.main.bundleURL.appendingPathComponent(executable)
+        process.arguments = args
+        process.currentDirectoryURL = work
+        var environment = offlineEnvironment()
+        environment["HF_HUB_CACHE"] = cache.path
+        environment["HF_ENDPOINT"] = "http://127.0.0.1:9"
+        process.environment = environment
+        let errURL = work.appendingPathComponent("stderr-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let err = try Data(contentsOf: errURL)
+        try FileManager.default.removeItem(at: errURL)
+        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    func testCommandsTakeCachedHubNames() throws {
+        // A bare legacy name finds the namespaced repository.
+        let embedded = try run("albertmoe", ["embed", "--model", "tiny-clm", "--input", "lines.txt"])
+        XCTAssertEqual(embedded.status, 0, embedded.stderr)
+        XCTAssertEqual(embedded.stdout.split(separator: "\n").count, 3)
+
+        let served = try run("train-clm", ["--mode", "serve", "--model_path", "tester/tiny-clm", "--input_text", "the cat",
+                                           "--temperature", "0", "--gen_max_length", "8"])
+        XCTAssertEqual(served.status, 0, served.stderr)
+        XCTAssertTrue(served.stdout.hasPrefix("the cat"), served.stdout)
+
+        let evaluated = try run("train-clm", ["--mode", "evaluate", "--model_path", "tester/tiny-clm", "--validation_file",
+                                              "lines.txt", "--max_length", "16", "--logging_dir", "results"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("results/eval_results.json").path))
+        XCTAssertFalse(FileManager.default.fileExists(
+            atPath: cache.appendingPathComponent("models--tester--tiny-clm/snapshots/\(commit)/eval_results.json").path))
+
+        let trained = try run("train-clm", ["--mode", "pretrain", "--dataset", "lines.txt", "--tokenizer_name", "tester/tiny-clm",
+                                            "--model_path", "out", "--max_steps", "1", "--hidden_size", "16", "--embedding_size", "8",
+                                            "--num_hidden_layers", "1", "--num_attention_heads", "2", "--intermediate_size", "24",
+                                            "--num_experts", "2", "--max_position_embeddings", "32", "--max_length", "16",
+                                            "--validation_split_percentage", "0"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertFalse(trained.stderr.contains("Training a byte-level BPE tokenizer"), trained.stderr)
+        let hubTokenizer = try Tokenizer.load(from: cache.appendingPathComponent("models--tester--tiny-clm/snapshots/\(commit)"))
+        XCTAssertEqual(try Tokenizer.load(from: work.appendingPathComponent("out")).vocabSize, hubTokenizer.vocabSize)
+    }
+
+    func testNamesTheCacheDoesNotHoldAreErrorsOffline() throws {
+        let dataset = try run("train-clm", ["--mode", "pretrain", "--dataset", "tester/absent-data"])
+        XCTAssertNotEqual(dataset.status, 0)
+        XCTAssertTrue(dataset.stderr.contains("--dataset tester/absent-data"), dataset.stderr)
+        XCTAssertTrue(dataset.stderr.contains(cache.appendingPathComponent("datasets--tester--absent-data").path), dataset.stderr)
+        XCTAssertTrue(dataset.stderr.contains("HF_HUB_OFFLINE"), dataset.stderr)
+
+        let tokenizer = try run("train-clm", ["--mode", "pretrain", "--dataset", "lines.txt", "--tokenizer_name", "absent"])
+        XCTAssertNotEqual(tokenizer.status, 0)
+        XCTAssertTrue(tokenizer.stderr.contains("--tokenizer_name absent"), tokenizer.stderr)
+        XCTAssertTrue(tokenizer.stderr.contains("models--*--absent"), tokenizer.stderr)
+
+        let serve = try run("albertmoe", ["serve", "--model", "tester/absent", "--port", "0"])
+        XCTAssertNotEqual(serve.status, 0)
+        XCTAssertTrue(serve.stderr.contains("--model tester/absent"), serve.stderr)
+
+        for path in ["no/such/file.txt", "missing.jsonl"] {
+            let notAName = try run("train-clm", ["--mode", "pretrain", "--dataset", path])
+            XCTAssertNotEqual(notAName.status, 0)
+            XCTAssertTrue(notAName.stderr.contains("--dataset \(path): no such file or directory"), notAName.stderr)
+        }
+    }
+}
