@@ -91,8 +91,6 @@ public struct TextCorpus: Sendable {
     public let files: [URL]
     /// The JSON key or CSV/TSV/Parquet/Arrow column holding the text.
     public let textColumn: String
-    /// The split read from a `save_to_disk` DatasetDict directory.
-    public let split: String
     /// How many bytes each read takes (small values are for tests of the line splitting).
     var readChunkSize = 1 << 20
 
@@ -125,7 +123,6 @@ public struct TextCorpus: Sendable {
         }
         self.path = path
         self.textColumn = textColumn
-        self.split = split
     }
 
     /// Runs `body`, turning a `ColumnarError` into an `AlbertMoEError` naming its file.
