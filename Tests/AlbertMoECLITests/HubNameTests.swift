@@ -98,6 +98,53 @@ final class HubNameTests: XCTestCase {
         XCTAssertEqual(try Tokenizer.load(from: work.appendingPathComponent("out")).vocabSize, hubTokenizer.vocabSize)
     }
 
+    /// Lays `files` (path in the repository -> file to copy) into the cache as huggingface_hub stores a download:
+    /// blobs, relative symlinks from snapshots/COMMIT, refs/main.
+    func cacheRepository(_ folder: String, _ files: [(String, URL)]) throws {
+        let repo = cache.appendingPathComponent(folder)
+        let snapshot = repo.appendingPathComponent("snapshots/\(commit)")
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("blobs"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        for (n, (path, source)) in files.enumerated() {
+            let etag = String(format: "%040x", 100 + n)
+            try FileManager.default.copyItem(at: source, to: repo.appendingPathComponent("blobs/\(etag)"))
+            let link = snapshot.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: link.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let depth = path.split(separator: "/").count - 1
+            try FileManager.default.createSymbolicLink(atPath: link.path,
+                                                       withDestinationPath: String(repeating: "../", count: depth + 2) + "blobs/\(etag)")
+        }
+        try Data(commit.utf8).write(to: repo.appendingPathComponent("refs/main"))
+    }
+
+    /// The Python package's default names (`--tokenizer_name albert-base-v2 --dataset wikitext --dataset_config
+    /// wikitext-2-raw-v1`) train offline from a cache that holds them under their namespaced repositories: an ALBERT
+    /// SentencePiece tokenizer and the dataset's parquet shards.
+    func testThePythonPackagesDefaultNamesTrainFromTheCacheOffline() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let albert = tests.appendingPathComponent("AlbertMoETests/Fixtures/reference_models/mlm")
+        try cacheRepository("models--albert--albert-base-v2", ["spiece.model", "tokenizer.json", "tokenizer_config.json",
+                                                               "special_tokens_map.json"].map { ($0, albert.appendingPathComponent($0)) })
+        let shards = tests.appendingPathComponent("ColumnarTests/Fixtures/shards")
+        try cacheRepository("datasets--Salesforce--wikitext", (0..<3).map {
+            ("wikitext-2-raw-v1/train-0000\($0)-of-00003.parquet", shards.appendingPathComponent("train-0000\($0)-of-00003.parquet"))
+        } + [("README.md", albert.appendingPathComponent("tokenizer_config.json"))])
+        let trained = try run("train-clm", ["--task_type", "clm", "--tokenizer_name", "albert-base-v2", "--dataset", "wikitext",
+                                            "--dataset_config", "wikitext-2-raw-v1", "--model_path", "wiki", "--max_steps", "3",
+                                            "--batch_size", "4", "--hidden_size", "16", "--embedding_size", "8",
+                                            "--num_hidden_layers", "1", "--num_attention_heads", "2", "--intermediate_size", "24",
+                                            "--num_experts", "2", "--max_position_embeddings", "32", "--max_length", "16"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        XCTAssertTrue((trained.stdout + trained.stderr).contains("Trained 3 steps"), trained.stdout + trained.stderr)
+        let saved = try Tokenizer.load(from: work.appendingPathComponent("wiki"))
+        let reference = try Tokenizer.load(from: albert)
+        XCTAssertEqual(try saved.encode("The cat sat on the mat.").ids, try reference.encode("The cat sat on the mat.").ids)
+        let again = try run("train-clm", ["--task_type", "clm", "--tokenizer_name", "albert-base-v2", "--dataset", "wikitext",
+                                          "--dataset_config", "wikitext-2-raw-v1", "--dataset_split", "test", "--model_path", "wiki2"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("test"), again.stderr)
+    }
+
     func testNamesTheCacheDoesNotHoldAreErrorsOffline() throws {
         let dataset = try run("train-clm", ["--mode", "pretrain", "--dataset", "tester/absent-data"])
         XCTAssertNotEqual(dataset.status, 0)
