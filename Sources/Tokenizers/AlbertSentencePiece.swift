@@ -13,8 +13,8 @@ enum AlbertSentencePiece {
 
     /// The tokenizer.json document of `sp` with the settings of `folder`'s tokenizer_config.json.
     static func tokenizerJSON(_ sp: SentencePieceProcessor, folder: URL) throws -> JSONValue {
-        let config = try readObject(folder.appendingPathComponent(SpecialTokens.configFile))
-        let map = try readObject(folder.appendingPathComponent(SpecialTokens.mapFile))
+        let config = try SpecialTokens.readJSON(folder.appendingPathComponent(SpecialTokens.configFile))
+        let map = try SpecialTokens.readJSON(folder.appendingPathComponent(SpecialTokens.mapFile))
         let lower = try config?.optional("do_lower_case")?.bool() ?? true
         let keepAccents = try config?.optional("keep_accents")?.bool() ?? false
         func replace(_ pattern: (String, String), _ content: String) -> JSONValue {
@@ -90,7 +90,7 @@ enum AlbertSentencePiece {
         var out: [JSONValue] = [], seen = Set<String>()
         let next = sp.proto.pieces.count
         var extra: [(String, Int)] = []
-        if let file = try readObject(folder.appendingPathComponent("added_tokens.json")) {
+        if let file = try SpecialTokens.readJSON(folder.appendingPathComponent("added_tokens.json")) {
             extra = try file.object().map { ($0.0, try $0.1.int()) }.sorted { $0.1 < $1.1 }
         }
         for role in SpecialTokens.Role.allCases {
@@ -121,20 +121,9 @@ enum AlbertSentencePiece {
 
     /// The tokenizer_config.json class in `folder`, if the file names one.
     static func tokenizerClass(in folder: URL) -> String? {
-        guard let config = try? readObject(folder.appendingPathComponent(SpecialTokens.configFile)),
+        guard let config = try? SpecialTokens.readJSON(folder.appendingPathComponent(SpecialTokens.configFile)),
               let name = config.optional("tokenizer_class"), case let .string(s) = name.value else { return nil }
         return s
-    }
-
-    static func readObject(_ url: URL) throws -> JNode? {
-        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        do {
-            let node = JNode(try JSONValue.parse(try Data(contentsOf: url)), component: url.lastPathComponent)
-            guard case .object = node.value else { throw node.invalid("expected a JSON object") }
-            return node
-        } catch {
-            throw TokenizerError.io("\(url.path): \(error)")
-        }
     }
 }
 

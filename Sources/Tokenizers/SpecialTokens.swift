@@ -102,7 +102,8 @@ public struct SpecialTokens {
 
     static let configFile = "tokenizer_config.json", mapFile = "special_tokens_map.json"
 
-    private static func readJSON(_ url: URL) throws -> JNode? {
+    /// The JSON object in `url`, or nil when there is no such file.
+    static func readJSON(_ url: URL) throws -> JNode? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
         do {
             let node = JNode(try JSONValue.parse(try Data(contentsOf: url)), component: url.lastPathComponent)

@@ -14,7 +14,7 @@ final class TrainCommandTests: XCTestCase {
         process.environment = offlineEnvironment()
         // Standard error goes to a file, so that a long log cannot fill a pipe and block the process.
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
         let output = Pipe()
         process.standardOutput = output
@@ -326,7 +326,7 @@ final class TrainCommandTests: XCTestCase {
         let data = try corpus(in: dir)
         let out = dir.appendingPathComponent("model")
         let errURL = dir.appendingPathComponent("stderr.txt")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
         process.executableURL = Bundle.main.bundleURL.appendingPathComponent("train-clm")
         process.arguments = ["--mode", "pretrain", "--dataset", data.path, "--model_path", out.path, "--max_steps", "1000000"] + tinyModel
