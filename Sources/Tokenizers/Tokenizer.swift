@@ -120,8 +120,9 @@ public final class Tokenizer {
         let tokenizer: Tokenizer
         if ext == "model" || (ext != "json" && !looksLikeJSON) {
             let sp = try SentencePieceProcessor(modelData: [UInt8](data))
-            tokenizer = try AlbertSentencePiece.tokenizerClass(in: folder).map(AlbertSentencePiece.classes.contains) == true
-                ? try Tokenizer(jsonValue: try AlbertSentencePiece.tokenizerJSON(sp, folder: folder)) : try Tokenizer(sentencePiece: sp)
+            let albert = AlbertSentencePiece.tokenizerClass(in: folder).map(AlbertSentencePiece.classes.contains) == true
+            tokenizer = albert ? try Tokenizer(jsonValue: try AlbertSentencePiece.tokenizerJSON(sp, folder: folder))
+                               : try Tokenizer(sentencePiece: sp)
         } else {
             tokenizer = try Tokenizer(json: data)
         }
