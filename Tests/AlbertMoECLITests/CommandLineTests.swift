@@ -4,24 +4,8 @@ import XCTest
 
 /// Runs the built `albertmoe` command as a user would.
 final class CommandLineTests: XCTestCase {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
-
-    func albertmoe(_ args: [String], stdin: String = "") throws -> Result {
-        let process = Process()
-        process.executableURL = Bundle.main.bundleURL.appendingPathComponent("albertmoe")
-        process.arguments = args
-        process.environment = offlineEnvironment()
-        let (input, output, error) = (Pipe(), Pipe(), Pipe())
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                      stderr: String(decoding: err, as: UTF8.self))
+    func albertmoe(_ args: [String], stdin: String = "") throws -> CommandResult {
+        try runCommand("albertmoe", args, stdin: stdin)
     }
 
     func temporaryDirectory() throws -> URL {

@@ -4,17 +4,8 @@ import XCTest
 
 /// `albertmoe convert` run as a user would.
 final class ConvertCommandTests: XCTestCase {
-    func albertmoe(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = Bundle.main.bundleURL.appendingPathComponent("albertmoe")
-        process.arguments = args
-        let (output, error) = (Pipe(), Pipe())
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    func albertmoe(_ args: [String]) throws -> CommandResult {
+        try runCommand("albertmoe", args, environment: ProcessInfo.processInfo.environment)
     }
 
     func testConvertWritesTheOtherFormatAndBack() throws {

@@ -5,8 +5,6 @@ import XCTest
 
 /// The commands given Hugging Face names, against a cache laid out as huggingface_hub lays it out, offline.
 final class HubNameTests: XCTestCase {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
-
     var cache: URL!
     var work: URL!
     let commit = String(repeating: "c0ffee", count: 7).prefix(40).description
@@ -30,43 +28,17 @@ final class HubNameTests: XCTestCase {
         let saved = dir.appendingPathComponent("saved")
         try AlbertForCausalLM(config, seed: 1).save(to: saved)
         try tokenizer.saveFiles(to: saved)
-        let repo = cache.appendingPathComponent("models--tester--tiny-clm")
-        let snapshot = repo.appendingPathComponent("snapshots/\(commit)")
-        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: repo.appendingPathComponent("blobs"), withIntermediateDirectories: true)
-        for (n, file) in try FileManager.default.contentsOfDirectory(atPath: saved.path).sorted().enumerated() {
-            let etag = String(format: "%040x", n + 1)
-            try FileManager.default.moveItem(at: saved.appendingPathComponent(file), to: repo.appendingPathComponent("blobs/\(etag)"))
-            try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(file).path,
-                                                       withDestinationPath: "../../blobs/\(etag)")
-        }
-        try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
-        try Data(commit.utf8).write(to: repo.appendingPathComponent("refs/main"))
+        try cacheRepository("models--tester--tiny-clm", try FileManager.default.contentsOfDirectory(atPath: saved.path).sorted()
+            .map { ($0, saved.appendingPathComponent($0)) })
         try Data(texts.joined(separator: "\n").utf8).write(to: work.appendingPathComponent("lines.txt"))
     }
 
     /// Runs a built command in the work folder, offline, with the cache above.
-    func run(_ executable: String, _ args: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = Bundle.main.bundleURL.appendingPathComponent(executable)
-        process.arguments = args
-        process.currentDirectoryURL = work
+    func run(_ executable: String, _ args: [String]) throws -> CommandResult {
         var environment = offlineEnvironment()
         environment["HF_HUB_CACHE"] = cache.path
         environment["HF_ENDPOINT"] = "http://127.0.0.1:9"
-        process.environment = environment
-        let errURL = work.appendingPathComponent("stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let err = try Data(contentsOf: errURL)
-        try FileManager.default.removeItem(at: errURL)
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                      stderr: String(decoding: err, as: UTF8.self))
+        return try runCommand(executable, args, environment: environment, directory: work)
     }
 
     func testCommandsTakeCachedHubNames() throws {
@@ -106,7 +78,7 @@ final class HubNameTests: XCTestCase {
         try FileManager.default.createDirectory(at: repo.appendingPathComponent("blobs"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
         for (n, (path, source)) in files.enumerated() {
-            let etag = String(format: "%040x", 100 + n)
+            let etag = String(format: "%040x", n + 1)
             try FileManager.default.copyItem(at: source, to: repo.appendingPathComponent("blobs/\(etag)"))
             let link = snapshot.appendingPathComponent(path)
             try FileManager.default.createDirectory(at: link.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -5,27 +5,7 @@ import XCTest
 
 /// Runs the built training commands (`train-clm`, `train-mlm`, `albertmoe train`) as a user would.
 final class TrainCommandTests: XCTestCase {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
-
-    func run(_ executable: String, _ args: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = Bundle.main.bundleURL.appendingPathComponent(executable)
-        process.arguments = args
-        process.environment = offlineEnvironment()
-        // Standard error goes to a file, so that a long log cannot fill a pipe and block the process.
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errURL) }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let err = try Data(contentsOf: errURL)
-        return Result(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                      stderr: String(decoding: err, as: UTF8.self))
-    }
+    func run(_ executable: String, _ args: [String]) throws -> CommandResult { try runCommand(executable, args) }
 
     func temporaryDirectory() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-train-\(UUID().uuidString)")
