@@ -78,16 +78,7 @@ enum Codec: Equatable {
 func snappyDecompress(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>) throws -> Int {
     let damaged = Malformed("damaged SNAPPY data")
     var p = 0
-    var length: UInt64 = 0
-    var shift: UInt64 = 0
-    while true {
-        guard p < input.count, shift < 35 else { throw damaged }
-        let b = input[p]
-        p += 1
-        length |= UInt64(b & 0x7F) << shift
-        if b & 0x80 == 0 { break }
-        shift += 7
-    }
+    guard let length = readULEB128(input, &p, end: input.count, maxBytes: 5) else { throw damaged }
     guard length <= UInt64(out.count) else {
         throw Malformed("SNAPPY data claims \(length) bytes, more than the \(out.count) stated")
     }

@@ -70,16 +70,26 @@ struct ByteCursor {
     }
 
     mutating func varint() throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            guard shift < 64 else { throw Malformed("the \(what) holds a variable-length integer longer than 10 bytes") }
-            result |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-        }
+        if let value = readULEB128(bytes, &position, end: end) { return value }
+        try need(1)   // throws when the bytes ended first
+        throw Malformed("the \(what) holds a variable-length integer longer than 10 bytes")
     }
+}
+
+/// An unsigned LEB128 integer (7 bits a byte, least significant first, as Thrift, Parquet and Snappy write them)
+/// at `bytes[position..<end]`, moving `position` past it; nil when the bytes end first or it runs past `maxBytes`.
+@inline(__always)
+func readULEB128<Bytes: RandomAccessCollection>(_ bytes: Bytes, _ position: inout Int, end: Int, maxBytes: Int = 10)
+    -> UInt64? where Bytes.Element == UInt8, Bytes.Index == Int {
+    var result: UInt64 = 0
+    for k in 0..<maxBytes {
+        guard position < end else { return nil }
+        let b = bytes[position]
+        position += 1
+        result |= UInt64(b & 0x7F) << UInt64(7 * k)
+        if b & 0x80 == 0 { return result }
+    }
+    return nil
 }
 
 @inline(__always) func loadUInt32(_ bytes: [UInt8], _ at: Int) -> UInt32 {

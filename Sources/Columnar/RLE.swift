@@ -42,16 +42,7 @@ struct HybridDecoder {
 
     private mutating func startRun() throws {
         let damaged = Malformed("run-length encoded data ends before all its values")
-        var header: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < end, shift < 64 else { throw damaged }
-            let b = bytes[position]
-            position += 1
-            header |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { break }
-            shift += 7
-        }
+        guard let header = readULEB128(bytes, &position, end: end) else { throw damaged }
         if header & 1 == 0 {
             let count = header >> 1
             let width = (bitWidth + 7) / 8
@@ -94,16 +85,8 @@ enum DeltaBinaryPacked {
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ position: inout Int, end: Int, limit: Int) throws -> [Int64] {
         let damaged = Malformed("damaged DELTA_BINARY_PACKED data")
         func varint() throws -> UInt64 {
-            var result: UInt64 = 0
-            var shift: UInt64 = 0
-            while true {
-                guard position < end, shift < 64 else { throw damaged }
-                let b = bytes[position]
-                position += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b & 0x80 == 0 { return result }
-                shift += 7
-            }
+            guard let value = readULEB128(bytes, &position, end: end) else { throw damaged }
+            return value
         }
         func zigzag() throws -> Int64 {
             let v = try varint()
