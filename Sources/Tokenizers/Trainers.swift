@@ -12,6 +12,19 @@ public struct TrainerOptions {
     public init(vocabSize: Int, minFrequency: Int = 2, specialTokens: [String] = [], limitAlphabet: Int? = nil) {
         self.vocabSize = vocabSize; self.minFrequency = minFrequency; self.specialTokens = specialTokens; self.limitAlphabet = limitAlphabet
     }
+
+    /// The largest vocabulary size a trainer takes.
+    public static let maxVocabSize = 1_000_000
+
+    /// Throws `TokenizerError.training` when `vocabSize` is not above the number of special tokens (no room for a
+    /// learned token) or is above `maxVocabSize`. (A byte-level BPE vocabulary holds its 256 byte tokens whatever
+    /// the size asked for.) Every trainer checks this first.
+    public func validate() throws {
+        guard vocabSize > specialTokens.count && vocabSize <= Self.maxVocabSize else {
+            throw TokenizerError.training("the vocabulary size must be more than the \(specialTokens.count) special tokens and at "
+                                          + "most \(Self.maxVocabSize), got \(vocabSize)")
+        }
+    }
 }
 
 /// Counts the words produced by a tokenizer's normalizer and pre-tokenizer over text files.
@@ -159,10 +172,14 @@ public struct ByteLevelBPETrainer {
         self.options = options; self.addPrefixSpace = addPrefixSpace
     }
 
-    public func train(files: [URL]) throws -> Tokenizer { try train(texts: readTexts(files)) }
+    public func train(files: [URL]) throws -> Tokenizer {
+        try options.validate()
+        return try train(texts: readTexts(files))
+    }
 
     /// Trains on texts (each may hold several lines).
     public func train<Texts: Sequence>(texts: Texts) throws -> Tokenizer where Texts.Element == String {
+        try options.validate()
         let pre = JSONValue.obj([("type", .string("ByteLevel")), ("add_prefix_space", .bool(addPrefixSpace)),
                                  ("trim_offsets", .bool(true)), ("use_regex", .bool(true))])
         let skeleton = try Tokenizer(jsonValue: .obj([("pre_tokenizer", pre),
@@ -201,10 +218,14 @@ public struct WordPieceTrainer {
         self.options = options; self.lowercase = lowercase; self.unkToken = unkToken; self.prefix = prefix
     }
 
-    public func train(files: [URL]) throws -> Tokenizer { try train(texts: readTexts(files)) }
+    public func train(files: [URL]) throws -> Tokenizer {
+        try options.validate()
+        return try train(texts: readTexts(files))
+    }
 
     /// Trains on texts (each may hold several lines).
     public func train<Texts: Sequence>(texts: Texts) throws -> Tokenizer where Texts.Element == String {
+        try options.validate()
         let norm = JSONValue.obj([("type", .string("BertNormalizer")), ("clean_text", .bool(true)),
                                   ("handle_chinese_chars", .bool(true)), ("strip_accents", .null), ("lowercase", .bool(lowercase))])
         let pre = JSONValue.obj([("type", .string("BertPreTokenizer"))])

@@ -19,6 +19,7 @@ public struct UnigramTrainer {
     }
 
     public func train(files: [URL]) throws -> Tokenizer {
+        try options.validate()
         let norm = JSONValue.obj([("type", .string("Sequence")), ("normalizers", .array([
             .obj([("type", .string("Nmt"))]), .obj([("type", .string("NFKC"))]),
             .obj([("type", .string("Replace")), ("pattern", .obj([("Regex", .string(" {2,}"))])), ("content", .string(" "))]),

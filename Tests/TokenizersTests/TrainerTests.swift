@@ -98,4 +98,31 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try ByteLevelBPETrainer(options: TrainerOptions(vocabSize: 300))
             .train(files: [URL(fileURLWithPath: "/nonexistent/corpus.txt")]))
     }
+
+    /// Every trainer refuses a vocabulary size with no room beyond the special tokens, or above the limit, naming
+    /// it; the sizes just inside the bounds train.
+    func testVocabularySizeBounds() throws {
+        let specials = ["<pad>", "<unk>", "<mask>"]
+        let trainers: [(String, (TrainerOptions, [String]) throws -> Tokenizer)] = [
+            ("bpe", { try ByteLevelBPETrainer(options: $0).train(texts: $1) }),
+            ("wordpiece", { try WordPieceTrainer(options: $0, unkToken: "<unk>").train(texts: $1) }),
+            ("unigram", { options, texts in
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-unigram-\(UUID().uuidString).txt")
+                try Data(texts.joined(separator: "\n").utf8).write(to: file)
+                defer { try? FileManager.default.removeItem(at: file) }
+                return try UnigramTrainer(options: options).train(files: [file])
+            }),
+        ]
+        let texts = ["a small corpus of words", "words of a corpus"]
+        for (name, train) in trainers {
+            for size in [Int.min, -1, 0, specials.count, TrainerOptions.maxVocabSize + 1, 1_000_000_000] {
+                XCTAssertThrowsError(try train(TrainerOptions(vocabSize: size, minFrequency: 1, specialTokens: specials), texts),
+                                     "\(name) \(size)") { error in
+                    XCTAssertTrue("\(error)".contains("got \(size)"), "\(error)")
+                    XCTAssertTrue("\(error)".contains("\(TrainerOptions.maxVocabSize)"), "\(error)")
+                }
+            }
+            XCTAssertNoThrow(try train(TrainerOptions(vocabSize: specials.count + 1, minFrequency: 1, specialTokens: specials), texts), name)
+        }
+    }
 }
