@@ -154,6 +154,38 @@ final class TextCorpusTests: XCTestCase {
         }
     }
 
+    /// A line (of a text, JSON-lines or CSV file) or a CSV record longer than the limit is refused naming its file and
+    /// line, whatever the read chunk; lines of exactly the limit are read. Seeded limits and chunk sizes, then the
+    /// documented limit itself.
+    func testALineLongerThanTheLimitIsRefusedNamingIt() throws {
+        let dir = try DataTestSupport.temporaryDirectory(self)
+        var g = SeededGenerator(seed: 4)
+        for trial in 0..<6 {
+            let limit = 24 + g.nextInt(below: 80), extra = 1 + g.nextInt(below: 3 * limit)
+            let fitting = String(repeating: "a", count: limit), long = String(repeating: "b", count: limit + extra)
+            let fittingJSON = "{\"text\": \"" + String(repeating: "a", count: limit - 12) + "\"}"
+            let record = "\"" + (0..<(limit / 4 + 1)).map { _ in "cccc" }.joined(separator: "\n") + "\""
+            let cases: [(String, String, Int)] = [
+                ("long.txt", "ok\n\(fitting)\r\n\(long)\nnever read\n", 3),
+                ("last.txt", "ok\n\(long)", 2),
+                ("long.jsonl", "\(fittingJSON)\n{\"text\": \"\(long)\"}\n", 2),
+                ("long.csv", "text\n\(fitting)\n\"\(long)\"\n", 3),
+                ("record.csv", "text\nok\n\(record)\n", 3),
+            ]
+            for (name, content, line) in cases {
+                let url = try DataTestSupport.write(content, to: "\(trial)/\(name)", in: dir)
+                var corpus = try TextCorpus(path: url)
+                (corpus.textLengthLimit, corpus.readChunkSize) = (limit, 1 + g.nextInt(below: 2 * limit))
+                assertBadFile([url.path + ":\(line):", "longer than \(limit) bytes"]) { _ = try corpus.readAll() }
+                var read: [Int] = []
+                try? corpus.forEachExample { read.append($0.line); return true }
+                XCTAssertEqual(read, Array(1..<line).filter { name.hasSuffix(".csv") ? $0 > 1 : true }, "\(name), limit \(limit)")
+            }
+        }
+        let long = try DataTestSupport.write("ok\n" + String(repeating: "x", count: TextCorpus.maxTextLength + 1), to: "4mib.txt", in: dir)
+        assertBadFile([long.path + ":2:", "longer than \(TextCorpus.maxTextLength) bytes"]) { _ = try TextCorpus(path: long).readAll() }
+    }
+
     func testMissingPathAndEmptyDirectory() throws {
         let dir = try DataTestSupport.temporaryDirectory(self)
         assertBadFile(["missing.txt", "no such file"]) { _ = try TextCorpus(path: dir.appendingPathComponent("missing.txt")) }

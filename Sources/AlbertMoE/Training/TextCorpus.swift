@@ -14,9 +14,10 @@ import Tokenizers
 //
 // A directory written by `datasets`' `save_to_disk` (state.json, or dataset_dict.json and one folder per split)
 // reads the Arrow files it lists. Blank lines, empty (or whitespace-only) texts and null values are skipped, like
-// the Hugging Face scripts do. Every problem is an `AlbertMoEError.badFile` that names the file and, when there is
-// one, the line (the first line of a multi-line CSV record), e.g.
-// `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
+// the Hugging Face scripts do. A text longer than `TextCorpus.maxTextLength` bytes (4 MiB: a line, a JSON or CSV
+// value, a Parquet or Arrow value) is refused, so that reading and tokenizing an example takes bounded memory.
+// Every problem is an `AlbertMoEError.badFile` that names the file and, when there is one, the line (the first line
+// of a multi-line CSV record), e.g. `data/train.jsonl:17: not valid JSON (column 9: expected ':')`.
 
 /// One text of a corpus and where it comes from.
 public struct TextExample: Equatable, Sendable {
@@ -93,6 +94,11 @@ public struct TextCorpus: Sendable {
     public let textColumn: String
     /// How many bytes each read takes (small values are for tests of the line splitting).
     var readChunkSize = 1 << 20
+    /// The longest text (and line) read, in UTF-8 bytes: 4 MiB. Tokenizing takes memory in proportion to a text's
+    /// length, so a longer one (a whole file on one line) is refused, naming its file and line, rather than read.
+    public static let maxTextLength = 4 << 20
+    /// `maxTextLength`, smaller in tests.
+    var textLengthLimit = maxTextLength
 
     /// Opens a file or a directory (`split` is the split of a `save_to_disk` DatasetDict directory). Throws when
     /// the path does not exist, a directory holds no files, or a `save_to_disk` directory is damaged.
@@ -178,39 +184,44 @@ public struct TextCorpus: Sendable {
         return out
     }
 
-    /// Calls `body(text, line)` for each non-empty text of one file, until it returns false.
+    /// Calls `body(text, line)` for each non-empty text of one file, until it returns false. A text longer than
+    /// `textLengthLimit` is an error.
     private func forEachText(in file: URL, _ body: (String, Int) throws -> Bool) throws {
+        let limit = textLengthLimit
+        func give(_ text: String, _ line: Int) throws -> Bool {
+            if isBlank(text) { return true }
+            guard text.utf8.count <= limit else { throw LineReader.tooLong(file, line: line, limit: limit, what: "text") }
+            return try body(text, line)
+        }
         let format = Format(file: file)
         if format == .parquet || format == .arrow {
             try Self.columnar {
                 let source: any TextColumnSource = format == .parquet ? try ParquetFile(path: file.path) : try ArrowFile(path: file.path)
-                try source.forEachString(column: textColumn) { row, text in
-                    isBlank(text) ? true : try body(text, row + 1)
-                }
+                try source.forEachString(column: textColumn) { row, text in try give(text, row + 1) }
             }
             return
         }
         guard format == .plainText else {
-            try Self.forEachRecord(in: file, columns: [textColumn], chunkSize: readChunkSize) { fields, line in
-                isBlank(fields[0]) ? true : try body(fields[0], line)
+            try Self.forEachRecord(in: file, columns: [textColumn], chunkSize: readChunkSize, maxLineLength: limit) { fields, line in
+                try give(fields[0], line)
             }
             return
         }
-        var reader = try LineReader(file: file, chunkSize: readChunkSize)
+        var reader = try LineReader(file: file, chunkSize: readChunkSize, maxLineLength: limit)
         defer { reader.close() }
         while let (text, line) = try reader.nextLine() {
-            if isBlank(text) { continue }
-            if try !body(text, line) { return }
+            if try !give(text, line) { return }
         }
     }
 
     /// Calls `body(values, line)` with the values of `columns`, in that order, for each record of a JSON-lines,
     /// CSV or TSV file (a CSV record that spans lines reports its first line), until it returns false. In JSON
     /// lines a column must be a string, or a number when it is one of `numericColumns`. Throws an `AlbertMoEError`
-    /// naming the file and line for anything malformed or missing.
+    /// naming the file and line for anything malformed or missing, and for a line or a CSV record longer than
+    /// `maxLineLength` bytes.
     static func forEachRecord(in file: URL, columns: [String], numericColumns: Set<String> = [], chunkSize: Int = 1 << 20,
-                              _ body: ([String], Int) throws -> Bool) throws {
-        var reader = try LineReader(file: file, chunkSize: chunkSize)
+                              maxLineLength: Int = maxTextLength, _ body: ([String], Int) throws -> Bool) throws {
+        var reader = try LineReader(file: file, chunkSize: chunkSize, maxLineLength: maxLineLength)
         defer { reader.close() }
         switch Format(file: file) {
         case .plainText, .parquet, .arrow:
@@ -227,8 +238,17 @@ public struct TextCorpus: Sendable {
             var parser = DelimitedRecordParser(delimiter: tsv ? UInt8(ascii: "\t") : UInt8(ascii: ","))
             var header: [String]? = nil
             var positions: [Int] = []
+            var recordLength = 0
             while let (text, line) = try reader.nextLine() {
-                guard let (fields, firstLine) = parser.feed(text, line: line) else { continue }
+                recordLength += text.utf8.count + 1
+                guard let (fields, firstLine) = parser.feed(text, line: line) else {
+                    if let open = parser.openRecordLine, recordLength > maxLineLength {
+                        throw LineReader.tooLong(file, line: open, limit: maxLineLength, what: "record")
+                    }
+                    if parser.openRecordLine == nil { recordLength = 0 }
+                    continue
+                }
+                recordLength = 0
                 guard let header else {
                     let names = fields.map { "'\($0)'" }.joined(separator: ", ")
                     for column in columns where !fields.contains(column) {
@@ -298,11 +318,13 @@ public struct TextCorpus: Sendable {
 func isBlank(_ text: String) -> Bool { text.allSatisfy(\.isWhitespace) }
 
 /// Reads a file line by line through a fixed-size buffer. Lines are split on "\n" (a "\r" before it is
-/// dropped), a UTF-8 byte-order mark at the start of the file is dropped, and each line must be valid UTF-8.
+/// dropped), a UTF-8 byte-order mark at the start of the file is dropped, and each line must be valid UTF-8 and at
+/// most `maxLineLength` bytes long (the buffer never holds more than that and a chunk).
 struct LineReader {
     private let file: URL
     private let handle: FileHandle
     private let chunkSize: Int
+    private let maxLineLength: Int
     private var buffer: [UInt8] = []
     /// Where the next line starts in `buffer`.
     private var start = 0
@@ -311,13 +333,20 @@ struct LineReader {
     private var atEnd = false
     private var lineNumber = 0
 
-    init(file: URL, chunkSize: Int) throws {
+    init(file: URL, chunkSize: Int, maxLineLength: Int) throws {
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
             throw AlbertMoEError.badFile(path: file.path, reason: "cannot open the file for reading")
         }
         self.file = file
         self.handle = handle
         self.chunkSize = max(1, chunkSize)
+        self.maxLineLength = maxLineLength
+    }
+
+    /// The error for a line or text of `file` longer than `limit` bytes.
+    static func tooLong(_ file: URL, line: Int, limit: Int, what: String) -> AlbertMoEError {
+        .badFile(path: file.path, line: line, reason: "a \(what) longer than \(limit) bytes, the longest read (tokenizing takes "
+                 + "memory in proportion to its length): split it into lines")
     }
 
     func close() { try? handle.close() }
@@ -326,12 +355,14 @@ struct LineReader {
     mutating func nextLine() throws -> (String, Int)? {
         while true {
             if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+                try checkLength(newline - start)
                 let line = try decode(buffer[start..<newline])
                 start = newline + 1
                 scanned = start
                 return line
             }
             scanned = buffer.count
+            try checkLength(buffer.count - start)
             if atEnd {
                 guard start < buffer.count else { return nil }
                 let line = try decode(buffer[start...])
@@ -339,6 +370,14 @@ struct LineReader {
                 return line
             }
             try refill()
+        }
+    }
+
+    /// Throws when the line being read, of at least `length` bytes (its "\r" included), is too long.
+    private func checkLength(_ length: Int) throws {
+        let carriageReturn = length > 0 && buffer[start + length - 1] == UInt8(ascii: "\r") ? 1 : 0
+        if length - carriageReturn > maxLineLength {
+            throw Self.tooLong(file, line: lineNumber + 1, limit: maxLineLength, what: "line")
         }
     }
 
