@@ -260,4 +260,95 @@ final class TrainerTests: XCTestCase {
         guard case .named(let named) = state.randomState else { return XCTFail("\(state.randomState)") }
         XCTAssertEqual(Set(named.keys), Set(resumed.model.randomState.keys))
     }
+
+    /// The partial directories that a killed run left (its unfinished writes of checkpoints and epoch models) are
+    /// removed by the next run in that output directory, and nothing else is: not other hidden entries, not the
+    /// partial directories of another output directory.
+    func testTheNextRunRemovesAKilledRunsPartialDirectories() throws {
+        let fm = FileManager.default
+        let (out, other) = (directory.appendingPathComponent("killed"), directory.appendingPathComponent("other"))
+        let partials = [".checkpoint-4.partial-\(UUID().uuidString)", ".epoch_1.partial-\(UUID().uuidString)"]
+        let unrelated = [".checkpoint-4.partial-mine", ".notes", "notes.partial-\(UUID().uuidString)"]
+        for (parent, names) in [(out, partials + unrelated), (other, partials)] {
+            for name in names {
+                try fm.createDirectory(at: parent.appendingPathComponent(name), withIntermediateDirectories: true)
+                try Data("x".utf8).write(to: parent.appendingPathComponent("\(name)/model.safetensors"))
+            }
+        }
+        _ = try makeTrainer("killed", maxSteps: 2).train()
+        let left = Set(try fm.contentsOfDirectory(atPath: out.path))
+        XCTAssertTrue(left.isDisjoint(with: partials), "\(left)")
+        XCTAssertTrue(left.isSuperset(of: unrelated), "\(left)")
+        XCTAssertEqual(Set(try fm.contentsOfDirectory(atPath: other.path)), Set(partials))
+    }
+
+    /// The figures of a run's logs that do not depend on the clock, one entry per logged step and kind, sorted:
+    /// metrics.jsonl's lines and the TensorBoard events of every event file.
+    func loggedFigures(_ output: String) throws -> (json: [String], tensorBoard: [String]) {
+        let logs = directory.appendingPathComponent("\(output)/logs")
+        let json = try String(contentsOf: logs.appendingPathComponent(MetricsLog.fileName), encoding: .utf8)
+            .split(separator: "\n").map { line -> String in
+                let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return object.filter { !["time", "train/tokens_per_s"].contains($0.key) }
+                    .sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            }
+        let files = try FileManager.default.contentsOfDirectory(at: logs, includingPropertiesForKeys: nil)
+            .filter { $0.lastPathComponent.hasPrefix("events.out.tfevents.") }
+        let events = try files.flatMap { try EventFileReader.read($0) }.filter { !$0.values.isEmpty }.map { event in
+            "step=\(event.step) " + event.values.filter { $0.tag != "train/tokens_per_s" }.map { "\($0.tag)=\($0.value)" }
+                .joined(separator: " ")
+        }
+        return (json.sorted(), events.sorted())
+    }
+
+    /// A run killed after its last checkpoint had logged steps that the resumed run trains and logs again: resuming
+    /// drops them, so that metrics.jsonl and the TensorBoard events hold each step once, as an uninterrupted run's do.
+    func testResumeDropsTheLogsOfTheStepsAfterTheCheckpoint() throws {
+        _ = try makeTrainer("straight", maxSteps: 10).train()
+        let killed = try makeTrainer("killed", maxSteps: 7, saveSteps: 4)   // logs up to step 7, its checkpoint is of step 4
+        XCTAssertEqual(killed.stepsPerEpoch.map { $0 > 7 }, true, "no epoch may end (with a checkpoint) before step 7")
+        _ = try killed.train()
+        let resumed = try makeTrainer("killed", maxSteps: 10)
+        try resumed.resume(from: directory.appendingPathComponent("killed/checkpoint-4"))
+        _ = try resumed.train()
+        let (expected, got) = (try loggedFigures("straight"), try loggedFigures("killed"))
+        XCTAssertEqual(got.json, expected.json)
+        XCTAssertEqual(got.tensorBoard, expected.tensorBoard)
+        XCTAssertFalse(expected.json.isEmpty || expected.tensorBoard.isEmpty)
+    }
+
+    /// When the final model cannot be written, the steps since the last checkpoint are not lost: they are kept in a
+    /// checkpoint of the last step (in the output directory, else under the fallback directory) that the error
+    /// names, and a run resumed from it ends as the uninterrupted run does.
+    func testAFailedFinalSaveKeepsTheTrainedState() throws {
+        let fm = FileManager.default
+        let straight = try makeTrainer("straight", maxSteps: 6)
+        _ = try straight.train()
+        // A directory in the way of model.safetensors: the final model cannot be written, a checkpoint can.
+        let blocker = directory.appendingPathComponent("blocked/\(ModelDirectory.weightsFile)")
+        try fm.createDirectory(at: blocker.appendingPathComponent("in-the-way"), withIntermediateDirectories: true)
+        // The output directory replaced by a file before the last step: nothing can be written there.
+        let rescue = directory.appendingPathComponent("rescue")
+        let gone = try makeTrainer("gone", maxSteps: 6, saveSteps: 4, configure: { $0.fallbackDirectory = rescue })
+        gone.hooks.willStep = { [options = gone.options] step in
+            guard step == 6 else { return }
+            try fm.removeItem(at: options.outputDirectory)
+            try Data("not a directory".utf8).write(to: options.outputDirectory)
+        }
+        let kept = [(try makeTrainer("blocked", maxSteps: 6, saveSteps: 4), directory.appendingPathComponent("blocked")),
+                    (gone, rescue)]
+        for (index, (trainer, parent)) in kept.enumerated() {
+            var message = ""
+            XCTAssertThrowsError(try trainer.train()) { message = "\($0)" }
+            let checkpoint = try XCTUnwrap(parent.path == rescue.path
+                ? fm.contentsOfDirectory(at: rescue, includingPropertiesForKeys: nil).first?.appendingPathComponent("checkpoint-6")
+                : parent.appendingPathComponent("checkpoint-6"))
+            XCTAssertTrue(message.contains("kept in \(checkpoint.path)"), message)
+            let resumed = try makeTrainer("resumed-\(index)", maxSteps: 6)
+            try resumed.resume(from: checkpoint)
+            _ = try resumed.train()
+            assertSameRun(resumed, as: straight, message)
+            XCTAssertTrue(fm.fileExists(atPath: directory.appendingPathComponent("resumed-\(index)/\(ModelDirectory.weightsFile)").path))
+        }
+    }
 }

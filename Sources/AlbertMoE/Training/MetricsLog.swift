@@ -15,7 +15,8 @@ import Tokenizers
 ///
 /// The JSON line is written to the file at once and the TensorBoard file is flushed after each call, so a
 /// crash loses nothing already logged. An existing `metrics.jsonl` is appended to, so a resumed run continues
-/// the same file (TensorBoard gets a new event file, which it reads after the older ones). I/O errors never
+/// the same file (TensorBoard gets a new event file, which it reads after the older ones);
+/// `discardRecords(after:in:)` first drops what the stopped run logged after the step it resumes from. I/O errors never
 /// stop training: `log` does not throw; the first error is kept and thrown by the next `flush()` or `close()`.
 ///
 /// Not thread-safe: use one log from one thread.
@@ -91,6 +92,37 @@ public final class MetricsLog {
         defer { try? handle.close() }
         try tensorBoard?.close()
         try flush()
+        try handle.synchronize()
+    }
+
+    /// Drops from `directory`'s metrics.jsonl and TensorBoard event files what was logged after `step`: a run
+    /// resuming from a checkpoint of `step` logs the later steps again, which must not appear twice. Each file is cut
+    /// after its last record of a step up to `step` (records after it, and a record cut short by a crash, go), so
+    /// that the records of an earlier run in the same files stay. A directory or file that does not exist is fine.
+    public static func discardRecords(after step: Int, in directory: URL) throws {
+        let url = directory.appendingPathComponent(fileName)
+        if FileManager.default.fileExists(atPath: url.path) {
+            let data = try Data(contentsOf: url)
+            var keep = 0, start = 0
+            let bytes = [UInt8](data)
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? bytes.count
+                if case let .object(object)? = try? JSONValue.parse(Data(bytes[start..<end])),
+                   case let .number(logged)? = object["step"], logged <= Double(step) {
+                    keep = end
+                }
+                start = end
+            }
+            if keep < bytes.count { try truncate(url, at: keep) }
+        }
+        try TensorBoardWriter.discardEvents(after: step, in: directory)
+    }
+
+    /// Cuts a file to its first `length` bytes.
+    static func truncate(_ url: URL, at length: Int) throws {
+        let handle = try FileHandle(forUpdating: url)
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(length))
         try handle.synchronize()
     }
 

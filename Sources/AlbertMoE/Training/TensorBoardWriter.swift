@@ -37,7 +37,7 @@ public final class TensorBoardWriter {
         let pid = ProcessInfo.processInfo.processIdentifier
         var url: URL
         repeat {
-            let name = "events.out.tfevents.\(seconds).\(host).\(pid).\(EventFileCounter.next())"
+            let name = "\(Self.fileNamePrefix)\(seconds).\(host).\(pid).\(EventFileCounter.next())"
             url = directory.appendingPathComponent(name)
         } while manager.fileExists(atPath: url.path)
         guard manager.createFile(atPath: url.path, contents: nil) else {
@@ -100,6 +100,29 @@ public final class TensorBoardWriter {
         }
         try flush()
         try handle.synchronize()
+    }
+
+    /// The prefix of the event files' names.
+    static let fileNamePrefix = "events.out.tfevents."
+
+    /// Cuts each event file in `directory` after its last event of a step up to `step` (the file-version record,
+    /// of step 0, always stays), dropping the later events and a record cut short by a crash: see
+    /// `MetricsLog.discardRecords(after:in:)`.
+    public static func discardEvents(after step: Int, in directory: URL) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix(fileNamePrefix) {
+            let url = directory.appendingPathComponent(name)
+            let bytes = [UInt8](try Data(contentsOf: url))
+            var keep = 0, offset = 0
+            while offset + 16 <= bytes.count {
+                let length = bytes[offset..<(offset + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                guard length <= UInt64(bytes.count - offset - 16) else { break }
+                let data = offset + 12, end = data + Int(length) + 4
+                if ProtobufReader.varintField(2, in: bytes[data..<(end - 4)]).map({ $0 <= Int64(step) }) ?? true { keep = end }
+                offset = end
+            }
+            if keep < bytes.count { try MetricsLog.truncate(url, at: keep) }
+        }
     }
 
     private func writePending() throws {
@@ -168,6 +191,42 @@ enum CRC32C {
 /// The bytes of an integer, least significant first.
 func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     (0..<(T.bitWidth / 8)).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+}
+
+/// Reads one field of a protobuf message: just what `discardEvents` needs.
+enum ProtobufReader {
+    /// The last value of varint field `field` in `message` (as protobuf reads a repeated scalar), nil when the field
+    /// is absent or the message malformed.
+    static func varintField(_ field: Int, in message: ArraySlice<UInt8>) -> Int64? {
+        var i = message.startIndex
+        func varint() -> UInt64? {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while i < message.endIndex, shift < 64 {
+                let byte = message[i]
+                i += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        var found: Int64?
+        while i < message.endIndex {
+            guard let key = varint() else { return nil }
+            switch key & 7 {
+            case 0:
+                guard let value = varint() else { return nil }
+                if Int(key >> 3) == field { found = Int64(bitPattern: value) }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let length = varint(), length <= UInt64(message.endIndex - i) else { return nil }
+                i += Int(length)
+            default: return nil
+            }
+        }
+        return i == message.endIndex ? found : nil
+    }
 }
 
 /// A minimal protobuf encoder: just the field kinds that `Event` and `Summary` need.

@@ -27,6 +27,9 @@ public struct TrainingOptions {
     /// Writes the model (config, weights, tokenizer) to `epoch_N/` every this many epochs and when training ends
     /// (N is then the epoch it ended in), as the Python package's `--save_every` does; nil: never.
     public var saveEveryEpochs: Int? = nil
+    /// Where the trained state goes when the end of a run can write neither the final model nor a checkpoint
+    /// in `outputDirectory` (a full or failing disk): a `checkpoint-STEP/` in a new directory under this one.
+    public var fallbackDirectory = FileManager.default.temporaryDirectory
 
     public init(outputDirectory: URL, loggingDirectory: URL? = nil) {
         self.outputDirectory = outputDirectory
@@ -247,7 +250,10 @@ public final class Trainer {
 
     /// Trains until the run is finished or cancelled. Writes checkpoints as the options say (and one when
     /// cancelled), and the final model (with its tokenizer) into the output directory when the run completes.
+    /// First removes the partial directories that a killed run left in the output directory. When the final model
+    /// cannot be written, the trained state is kept in a checkpoint, which the error names.
     public func train() throws -> TrainingSummary {
+        try removePartialDirectories()
         log = try MetricsLog(directory: options.loggingDirectory)
         defer {
             try? log?.close()
@@ -271,10 +277,14 @@ public final class Trainer {
         }
         if state.batchInEpoch > 0 { try validate() }   // stopped inside an epoch: validate once more
         let lastEpoch = state.batchInEpoch > 0 ? state.epoch + 1 : state.epoch
-        if options.saveEveryEpochs != nil, lastEpoch > 0, lastEpochSaved != lastEpoch {
-            try overhead { try saveEpochModel(lastEpoch) }
+        do {
+            if options.saveEveryEpochs != nil, lastEpoch > 0, lastEpochSaved != lastEpoch {
+                try overhead { try saveEpochModel(lastEpoch) }
+            }
+            try saveFinalModel()
+        } catch {
+            throw keepTrainedState(after: error)
         }
-        try saveFinalModel()
         return summary(interrupted: false, start, tokensAtStart)
     }
 
@@ -411,7 +421,16 @@ public final class Trainer {
     /// checkpoints beyond the limit are removed.
     @discardableResult
     public func saveCheckpoint() throws -> URL {
-        let final = try writeDirectory("checkpoint-\(state.globalStep)", what: "checkpoint") { partial in
+        let final = try writeCheckpoint(in: options.outputDirectory)
+        lastCheckpoint = final
+        try removeOldCheckpoints()
+        hooks.didSaveCheckpoint(final)
+        return final
+    }
+
+    /// Writes `checkpoint-STEP/` into `parent`.
+    private func writeCheckpoint(in parent: URL) throws -> URL {
+        try writeDirectory("checkpoint-\(state.globalStep)", in: parent, what: "checkpoint") { partial in
             try model.save(to: partial)
             try tokenizer.saveFiles(to: partial)
             try optimizer.saveState(to: partial.appendingPathComponent(Self.optimizerFile))
@@ -420,17 +439,39 @@ public final class Trainer {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state).write(to: partial.appendingPathComponent(Self.stateFile), options: .atomic)
         }
-        lastCheckpoint = final
-        try removeOldCheckpoints()
-        hooks.didSaveCheckpoint(final)
-        return final
+    }
+
+    /// The error to throw when the final saves failed with `error`, after making sure that the steps trained since
+    /// the last checkpoint are not lost: a checkpoint of this step already written, else a new one in the output
+    /// directory, else one under `options.fallbackDirectory`. The error names where the trained state is.
+    private func keepTrainedState(after error: Error) -> AlbertMoEError {
+        var failures = ["\(error)"]
+        var kept = lastCheckpoint.flatMap { $0.lastPathComponent == "checkpoint-\(state.globalStep)" ? $0 : nil }
+        if kept == nil {
+            do { kept = try saveCheckpoint() } catch { failures.append("\(error)") }
+        }
+        if kept == nil {
+            let rescue = options.fallbackDirectory.appendingPathComponent("albertmoe-\(options.outputDirectory.lastPathComponent)-"
+                                                                         + UUID().uuidString)
+            do {
+                kept = try writeCheckpoint(in: rescue)
+                lastCheckpoint = kept
+            } catch { failures.append("\(error)") }
+        }
+        let what = "the final model could not be written (\(failures.joined(separator: "; ")))"
+        guard let kept else {
+            let older = lastCheckpoint.map { "; the last checkpoint is \($0.path)" } ?? ""
+            return .cannotContinue("\(what): the steps since the last checkpoint are lost\(older)")
+        }
+        return .cannotContinue("\(what). The trained state of step \(state.globalStep) is kept in \(kept.path): resume from it "
+                               + "(--resume_from_checkpoint \(kept.path)) to write the model")
     }
 
     /// Writes `epoch_N/`, a model directory (config, weights, tokenizer) that every command taking a model loads,
     /// with the weights as pytorch_model.bin too, for the Python package.
     @discardableResult
     public func saveEpochModel(_ epoch: Int) throws -> URL {
-        let url = try writeDirectory("epoch_\(epoch)", what: "the model of epoch \(epoch)") { partial in
+        let url = try writeDirectory("epoch_\(epoch)", in: options.outputDirectory, what: "the model of epoch \(epoch)") { partial in
             try model.save(to: partial)
             try ModelDirectory.writePyTorch(model, config: model.config, to: partial)
             try tokenizer.saveFiles(to: partial)
@@ -439,12 +480,12 @@ public final class Trainer {
         return url
     }
 
-    /// Writes `name/` in the output directory atomically: `fill` assembles it in a hidden directory, which is then
-    /// renamed into place (replacing an older one of that name).
-    private func writeDirectory(_ name: String, what: String, _ fill: (URL) throws -> Void) throws -> URL {
+    /// Writes `name/` in `parent` atomically: `fill` assembles it in a hidden directory (see `isPartialDirectory`),
+    /// which is then renamed into place (replacing an older one of that name).
+    private func writeDirectory(_ name: String, in parent: URL, what: String, _ fill: (URL) throws -> Void) throws -> URL {
         let fm = FileManager.default
-        let final = options.outputDirectory.appendingPathComponent(name)
-        let partial = options.outputDirectory.appendingPathComponent(".\(name).partial-\(UUID().uuidString)")
+        let final = parent.appendingPathComponent(name)
+        let partial = parent.appendingPathComponent(".\(name)\(Self.partialMarker)\(UUID().uuidString)")
         do {
             try fm.createDirectory(at: partial, withIntermediateDirectories: true)
             try fill(partial)
@@ -455,6 +496,27 @@ public final class Trainer {
             throw AlbertMoEError.badFile(path: final.path, reason: "cannot write \(what): \(error)")
         }
         return final
+    }
+
+    private static let partialMarker = ".partial-"
+
+    /// Whether `name` is that of a directory being assembled by `writeDirectory`: `.NAME.partial-UUID`.
+    static func isPartialDirectory(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let marker = name.range(of: partialMarker, options: .backwards) else { return false }
+        return UUID(uuidString: String(name[marker.upperBound...])) != nil
+    }
+
+    /// Removes the partial directories in the output directory: those of a run killed while writing (a run that
+    /// is not killed removes its own).
+    private func removePartialDirectories() throws {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: options.outputDirectory.path)) ?? []
+        for name in names where Self.isPartialDirectory(name) {
+            let url = options.outputDirectory.appendingPathComponent(name)
+            do { try fm.removeItem(at: url) } catch {
+                throw AlbertMoEError.badFile(path: url.path, reason: "cannot remove this unfinished write of a killed run: \(error)")
+            }
+        }
     }
 
     /// The checkpoints in the output directory, oldest first.
@@ -479,7 +541,8 @@ public final class Trainer {
     }
 
     /// Continues from a checkpoint written by `saveCheckpoint()`: weights, optimizer state, data position and
-    /// dropout generators, so the run goes on exactly as if it had never stopped.
+    /// dropout generators, so the run goes on exactly as if it had never stopped. The logs of the steps after the
+    /// checkpoint's (a run killed after it logged them) are dropped, as this run logs them again.
     public func resume(from checkpoint: URL) throws {
         let stateURL = checkpoint.appendingPathComponent(Self.stateFile)
         guard FileManager.default.fileExists(atPath: stateURL.path) else {
@@ -528,6 +591,10 @@ public final class Trainer {
         stream?.cancel()
         stream = nil
         lastCheckpoint = checkpoint
+        do { try MetricsLog.discardRecords(after: saved.globalStep, in: options.loggingDirectory) } catch {
+            throw AlbertMoEError.badFile(path: options.loggingDirectory.path, reason: "cannot drop the logs of the steps after "
+                                         + "step \(saved.globalStep), which this run trains again: \(error)")
+        }
     }
 }
 
