@@ -1,1 +1,3 @@
-AlbertMoECommand.main()
+import AlbertMoECommands
+
+AlbertMoECommand.main(CommandLineArguments.current)

@@ -53,7 +53,8 @@ public struct TrainTokenizer: ParsableCommand {
     enum Kind: String, ExpressibleByArgument, CaseIterable { case bpe, wordpiece, unigram }
 
     @Option(help: "bpe (byte-level), wordpiece or unigram.") var model: Kind
-    @Option(name: .customLong("vocab_size"), help: "The vocabulary size to reach.") var vocabSize: Int
+    @Option(name: .customLong("vocab_size"), help: ArgumentHelp("The vocabulary size to reach: more than the special tokens, at most "
+                                                                      + "\(TrainerOptions.maxVocabSize).")) var vocabSize: Int
     @Option(name: .customLong("min_frequency"), help: "Pairs or words seen fewer times are left out.") var minFrequency = 2
     @Option(name: .customLong("special_tokens"), parsing: .upToNextOption,
             help: "Special tokens, first ids (default: the usual ones of --model, with their roles).")
@@ -66,7 +67,7 @@ public struct TrainTokenizer: ParsableCommand {
     @Argument(help: "Text files to train on.") var files: [String]
 
     public func validate() throws {
-        guard vocabSize > 0 else { throw ValidationError("--vocab_size must be positive, got \(vocabSize)") }
+        do { try trainerOptions.validate() } catch { throw ValidationError("--vocab_size: \(error)") }
         guard minFrequency >= 0 else { throw ValidationError("--min_frequency must not be negative") }
         guard !files.isEmpty else { throw ValidationError("give at least one text file to train on") }
         for f in files where !FileManager.default.isReadableFile(atPath: f) {
@@ -75,10 +76,15 @@ public struct TrainTokenizer: ParsableCommand {
         _ = try namedRoles()
     }
 
+    /// The trainers' options these flags give.
+    private var trainerOptions: TrainerOptions {
+        TrainerOptions(vocabSize: vocabSize, minFrequency: minFrequency,
+                       specialTokens: specialTokens.isEmpty ? defaultSpecialTokens.map(\.1) : specialTokens)
+    }
+
     public func run() throws {
         let defaults = specialTokens.isEmpty ? defaultSpecialTokens : []
-        let options = TrainerOptions(vocabSize: vocabSize, minFrequency: minFrequency,
-                                     specialTokens: specialTokens.isEmpty ? defaults.map(\.1) : specialTokens)
+        let options = trainerOptions
         let urls = files.map { URL(fileURLWithPath: $0) }
         let tok: Tokenizer
         switch model {

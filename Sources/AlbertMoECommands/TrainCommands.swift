@@ -112,6 +112,7 @@ struct TrainingJob {
         let trainData = try loader(corpus, split: split, validation: false)
         let validationData = try validationCorpus.map { try loader($0, split: nil, validation: true) }
             ?? split.map { try loader(corpus, split: $0, validation: true) }
+        if validationCorpus != nil { try validationData?.check() }   // streaming, it would be read at the first validation
 
         var trainingOptions = TrainingOptions(outputDirectory: outputURL,
                                               loggingDirectory: o.loggingDir.map { URL(fileURLWithPath: $0) })
@@ -201,6 +202,10 @@ struct TrainingJob {
         if let resumeFrom {
             return try Tokenizer.load(from: resumeFrom.appendingPathComponent(Trainer.tokenizerFile))
         }
+        let roles: [(SpecialTokens.Role, String)] = task == .clm ? [(.pad, "<pad>"), (.eos, "<|endoftext|>")]
+            : [(.pad, "[PAD]"), (.unk, "[UNK]"), (.cls, "[CLS]"), (.sep, "[SEP]"), (.mask, "[MASK]")]
+        let trainerOptions = TrainerOptions(vocabSize: options.tokenizerVocabSize, minFrequency: 2, specialTokens: roles.map(\.1))
+        do { try trainerOptions.validate() } catch { throw ValidationError("--tokenizer_vocab_size: \(error)") }
         say("Training a \(task == .clm ? "byte-level BPE" : "WordPiece") tokenizer of \(options.tokenizerVocabSize) tokens on the corpus...")
         var texts: [String] = [], bytes = 0
         try corpus.forEachExample { example in
@@ -210,9 +215,6 @@ struct TrainingJob {
             // A sample of 64 MB is plenty to learn a vocabulary.
             return bytes < 64 << 20 && (options.maxSamples.map { texts.count < $0 } ?? true)
         }
-        let roles: [(SpecialTokens.Role, String)] = task == .clm ? [(.pad, "<pad>"), (.eos, "<|endoftext|>")]
-            : [(.pad, "[PAD]"), (.unk, "[UNK]"), (.cls, "[CLS]"), (.sep, "[SEP]"), (.mask, "[MASK]")]
-        let trainerOptions = TrainerOptions(vocabSize: options.tokenizerVocabSize, minFrequency: 2, specialTokens: roles.map(\.1))
         let tokenizer = task == .clm ? try ByteLevelBPETrainer(options: trainerOptions).train(texts: texts)
             : try WordPieceTrainer(options: trainerOptions).train(texts: texts)
         try tokenizer.declareSpecialTokens(Dictionary(uniqueKeysWithValues: roles))

@@ -1,6 +1,7 @@
 import AlbertMoE
 import ArgumentParser
 import Foundation
+import Tokenizers
 
 /// Every option of the training commands (`train-clm`, `train-mlm`, `albertmoe train`), under the Python
 /// package's snake_case names and defaults, plus this package's additions. Reusable in a user's own command
@@ -35,7 +36,8 @@ public struct TrainingArguments: ParsableArguments {
             help: ArgumentHelp("A tokenizer.json, a SentencePiece .model, a model directory, or a Hugging Face model name "
                                + "(default: train one on the corpus)."))
     public var tokenizerName: String?
-    @Option(name: .customLong("tokenizer_vocab_size"), help: "Vocabulary size of a tokenizer trained on the corpus.")
+    @Option(name: .customLong("tokenizer_vocab_size"), help: ArgumentHelp("Vocabulary size of a tokenizer trained on the corpus: more than its special tokens, at "
+                                     + "most \(TrainerOptions.maxVocabSize)."))
     public var tokenizerVocabSize: Int = 8000
     @Flag(name: .customLong("streaming"), help: "Read the corpus lazily (memory does not grow with its size).")
     public var streaming = false
@@ -147,7 +149,6 @@ public struct TrainingArguments: ParsableArguments {
         try positive(saveEvery, "save_every")
         try positive(gradientAccumulationSteps, "gradient_accumulation_steps")
         try positive(loggingSteps, "logging_steps")
-        try positive(tokenizerVocabSize, "tokenizer_vocab_size")
         if let maxSteps { try positive(maxSteps, "max_steps") }
         try positive(saveSteps, "save_steps")
         if let saveTotalLimit { try positive(saveTotalLimit, "save_total_limit") }
@@ -156,6 +157,14 @@ public struct TrainingArguments: ParsableArguments {
         guard warmupSteps >= 0 else { throw ValidationError("--warmup_steps must be >= 0, got \(warmupSteps)") }
         guard validationSplitPercentage >= 0 && validationSplitPercentage < 100 else {
             throw ValidationError("--validation_split_percentage must be in [0, 100), got \(validationSplitPercentage)")
+        }
+        guard !textColumn.isEmpty else { throw ValidationError("--text_column must name a column, got an empty name") }
+        // Each optimizer checks its own settings' ranges; a flag it does not use must still be a number.
+        let floats: [(String, Float?)] = [("learning_rate", learningRate), ("min_lr", minLR), ("max_lr", maxLR), ("eps", eps),
+                                          ("beta1", beta1), ("beta2", beta2), ("weight_decay", weightDecay),
+                                          ("momentum", momentum), ("temperature", temperature), ("top_p", topP)]
+        for case let (flag, value?) in floats where !value.isFinite {
+            throw ValidationError("--\(flag) must be a finite number, got \(value)")
         }
         if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
             throw ValidationError("--max_grad_norm must be a positive number, got \(maxGradNorm)")

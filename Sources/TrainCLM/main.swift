@@ -1,3 +1,3 @@
 import AlbertMoECommands
 
-TrainCLM.main()
+TrainCLM.main(CommandLineArguments.current)

@@ -1,3 +1,3 @@
 import AlbertMoECommands
 
-TrainMLM.main()
+TrainMLM.main(CommandLineArguments.current)

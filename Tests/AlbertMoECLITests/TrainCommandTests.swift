@@ -345,9 +345,48 @@ final class TrainCommandTests: XCTestCase {
         let bad = dir.appendingPathComponent("bad.jsonl")
         try Data("{\"text\": \"fine\"}\n{\"text\": broken}\n".utf8).write(to: bad)
         try expectFailure(["--dataset", bad.path] + tinyModel, mentioning: "bad.jsonl:2")
+        // Streaming reads the validation file only at the first validation: it is checked before training.
+        try expectFailure(["--dataset", data.path, "--streaming", "--validation_file", bad.path] + tinyModel, mentioning: "bad.jsonl:2")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/logs"), "training started")
         try expectFailure(["--dataset", data.path, "--tokenizer_name", "albert-base-v2"] + tinyModel, mentioning: "albert-base-v2")
         try expectFailure(["--dataset", data.path, "--resume_from_checkpoint", dir.path] + tinyModel, mentioning: "not a checkpoint")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
+    }
+
+    /// Flag values out of their range are refused by the flag's name with the value, before training; a negative
+    /// number is a flag's value (not taken for an option), for every command.
+    func testFlagValuesAreRefusedByName() throws {
+        let dir = try temporaryDirectory()
+        let data = try corpus(in: dir, lines: 20)
+        let out = dir.appendingPathComponent("m").path
+        let cases: [([String], [String])] = [
+            (["--batch_size", "-1"], ["--batch_size must be at least 1, got -1"]),
+            (["--warmup_steps", "-3"], ["--warmup_steps must be >= 0, got -3"]),
+            (["--eval_tasks", "foo"], ["--eval_tasks", "got foo"]),
+            (["--text_column", ""], ["--text_column"]),
+            (["--momentum", "nan"], ["--momentum must be a finite number, got nan"]),
+            (["--max_lr", "inf"], ["--max_lr must be a finite number, got inf"]),
+            (["--learning_rate", "-inf"], ["--learning_rate must be a finite number, got -inf"]),
+            (["--beta2", "-nan"], ["--beta2 must be a finite number"]),
+            (["--tokenizer_vocab_size", "1"], ["--tokenizer_vocab_size", "got 1", "1000000"]),
+            (["--tokenizer_vocab_size", "1000000000"], ["--tokenizer_vocab_size", "got 1000000000"]),
+            (["--tokenizer_vocab_size", "-7"], ["--tokenizer_vocab_size", "got -7"]),
+        ]
+        for (flags, needles) in cases {
+            for (executable, command) in [("train-clm", [String]()), ("albertmoe", ["train", "--task_type", "clm"])] {
+                let r = try run(executable, command + ["--mode", "pretrain", "--dataset", data.path, "--model_path", out]
+                                                    + tinyModel + flags)
+                XCTAssertNotEqual(r.status, 0, "\(flags)")
+                for needle in needles { XCTAssertTrue(r.stderr.contains(needle), "\(flags): expected \(needle) in \(r.stderr)") }
+                XCTAssertFalse(r.stderr.contains("Missing value"), r.stderr)
+            }
+        }
+        for (size, needle) in [("1000000000", "got 1000000000"), ("-5", "got -5"), ("5", "more than the 5 special tokens")] {
+            let r = try run("albertmoe", ["train-tokenizer", "--model", "bpe", "--vocab_size", size, "--output", out, data.path])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("--vocab_size") && r.stderr.contains(needle), r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
     /// A `save_to_disk` DatasetDict as --dataset (its train split, streamed) and as --validation_file (its

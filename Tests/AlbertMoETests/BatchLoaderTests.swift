@@ -244,6 +244,9 @@ final class BatchLoaderTests: XCTestCase {
         }
         XCTAssertEqual(delivered, 9, "the full batches of the 39 good lines come first")
         XCTAssertThrowsError(try stream.next(), "the error stays")
+        // check() meets it before any batch is asked for; a good corpus passes.
+        XCTAssertThrowsError(try streaming.check()) { error in XCTAssertTrue("\(error)".contains("bad.jsonl:40:"), "\(error)") }
+        XCTAssertNoThrow(try makeLoader(try self.corpus(self), .init(batchSize: 4, maxLength: 8, streaming: true)).check())
         // In memory: the loader's init throws it.
         XCTAssertThrowsError(try makeLoader(corpus, .init(batchSize: 4, maxLength: 8))) { error in
             XCTAssertTrue("\(error)".contains("bad.jsonl:40:"), "\(error)")

@@ -106,6 +106,19 @@ public final class BatchLoader {
         }
     }
 
+    /// Streaming: reads and tokenizes the whole corpus once, keeping nothing, so that its data errors (and a corpus
+    /// that gives no sequence) are thrown now rather than by `BatchStream.next()` in the middle of a run, as for a
+    /// validation set that is read only at the first validation. Non-streaming, `init` has done this.
+    public func check() throws {
+        guard configuration.streaming else { return }
+        var sawSequence = false
+        try sequencer.forEachSequence(workers: ProcessInfo.processInfo.activeProcessorCount) { _ in
+            sawSequence = true
+            return true
+        }
+        guard sawSequence else { throw AlbertMoEError.badFile(path: corpus.path.path, reason: sequencer.noSequencesReason) }
+    }
+
     /// Non-streaming: how many sequences (blocks when packing) an epoch visits; nil when streaming.
     public var sequenceCount: Int? { sequences?.count }
 
