@@ -1,3 +1,4 @@
+import AlbertMoECommands
 import Foundation
 import Tokenizers
 import XCTest
@@ -53,6 +54,14 @@ final class CommandLineTests: XCTestCase {
             XCTAssertNotEqual(bad.status, 0)
             for word in words { XCTAssertTrue(bad.stderr.contains(word), bad.stderr) }
         }
+    }
+
+    /// Only a negative number right after an option is attached to it; words after `--` stay as they are.
+    func testNegativeNumbersAfterAnOptionAreItsValue() {
+        XCTAssertEqual(CommandLineArguments.attachingNegativeValues(
+            ["train", "--a", "-1", "--b", "x", "-2", "--c", "-0.5e3", "--d", "-inf", "--e=-4", "--f", "-x", "-1", "--", "--g", "-3"]),
+            ["train", "--a=-1", "--b", "x", "-2", "--c=-0.5e3", "--d=-inf", "--e=-4", "--f", "-x", "-1", "--", "--g", "-3"])
+        XCTAssertEqual(CommandLineArguments.attachingNegativeValues(["--a"]), ["--a"])
     }
 
     func testMistakesAreNamed() throws {
