@@ -42,8 +42,11 @@ struct LoadBench: ParsableCommand {
         let summary = try waitFor { () async throws -> LoadSummary in
             let pool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60),
                                                                concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
+            // A connection refused is retried until the connect timeout: 2 s, so that a server that is not there
+            // is reported soon.
             let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                    configuration: HTTPClient.Configuration(connectionPool: pool))
+                                    configuration: HTTPClient.Configuration(timeout: .init(connect: .seconds(2)),
+                                                                            connectionPool: pool))
             let load = Load(client: client, endpoint: endpoint, body: body, timeout: timeout)
             if warmup > 0 { _ = await load.run(clients: clients, duration: warmup) }
             let summary = await load.run(clients: clients, duration: duration)
