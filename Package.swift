@@ -42,6 +42,7 @@ let package = Package(
         ]),
         .executableTarget(name: "AlbertMoECLI", dependencies: [
             "AlbertMoECommands", "AlbertMoEServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .executableTarget(name: "TrainCLM", dependencies: ["AlbertMoECommands"]),
         .executableTarget(name: "TrainMLM", dependencies: ["AlbertMoECommands"]),

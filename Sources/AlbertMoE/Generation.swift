@@ -163,13 +163,18 @@ public final class GenerationSession {
         if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
-    /// Runs `ids` after the cached tokens (without a cache, the whole sequence), in evaluation mode: the logits of the
-    /// token that follows.
-    private func run(_ ids: [Int32]) throws -> [Float] {
+    /// Runs `body` with `model` in evaluation mode, leaving its mode as it was.
+    private static func evaluating<T>(_ model: AlbertForCausalLM, _ body: () throws -> T) rethrows -> T {
         let wasTraining = model.isTraining
         if wasTraining { model.eval() }
         defer { if wasTraining { model.train() } }
-        return try model.nextTokenLogits(ids, cache: cache)
+        return try body()
+    }
+
+    /// Runs `ids` after the cached tokens (without a cache, the whole sequence), in evaluation mode: the logits of the
+    /// token that follows.
+    private func run(_ ids: [Int32]) throws -> [Float] {
+        try Self.evaluating(model) { try model.nextTokenLogits(ids, cache: cache) }
     }
 
     /// Makes the next token, or returns nil once the generation has ended (`finishReason` is then set; it is set
@@ -177,6 +182,43 @@ public final class GenerationSession {
     public func next() throws -> Int32? {
         guard finishReason == nil else { return nil }
         if let last = generated.last { logits = try run(cache == nil ? history : [last]) }
+        return sample()
+    }
+
+    /// Whether the next token needs a one-position forward that can join a batch: the session has a cache, has
+    /// made its first token (which comes from the prompt's logits) and has not ended. Routing that drops tokens
+    /// for lack of expert capacity depends on the batch, so such a model decodes alone.
+    private var batchable: Bool {
+        cache != nil && model.config.dropless && finishReason == nil && !generated.isEmpty
+    }
+
+    /// Advances each of `sessions` (sessions of one model, each given once) by one token, as `next()` does: the
+    /// one-position forwards of those with a key/value cache run as one batched forward, each row against its own
+    /// cache (`AlbertForCausalLM.nextTokenLogits(batch:)`), and each session samples from its row with its own
+    /// sampler, so that the tokens are those of `next()`. Sessions without a cache (or that cannot share a batch,
+    /// see `batchable`) run alone. Returns, in order, each session's token (nil for one that had ended) or the error
+    /// it met; when the batched forward fails, its sessions run one at a time, so a failure stays with its own.
+    public static func next(_ sessions: [GenerationSession]) -> [Result<Int32?, Error>] {
+        precondition(Set(sessions.map(ObjectIdentifier.init)).count == sessions.count,
+                     "GenerationSession.next: a session is given twice")
+        var results = [Result<Int32?, Error>?](repeating: nil, count: sessions.count)
+        let batched = sessions.indices.filter { sessions[$0].batchable }
+        if let first = batched.first, batched.count > 1 {
+            let model = sessions[first].model
+            precondition(batched.allSatisfy { sessions[$0].model === model }, "GenerationSession.next: sessions of different models")
+            let rows = batched.map { (token: sessions[$0].generated.last!, cache: sessions[$0].cache!) }
+            if let logits = try? evaluating(model, { try model.nextTokenLogits(batch: rows) }) {
+                for (i, row) in zip(batched, logits) {
+                    sessions[i].logits = row
+                    results[i] = .success(sessions[i].sample())
+                }
+            }
+        }
+        return sessions.indices.map { i in results[i] ?? Result { try sessions[i].next() } }
+    }
+
+    /// Samples the next token from `logits` and notes it, and why the generation ends if it does.
+    private func sample() -> Int32 {
         let token = sampler.next(logits, history: history)
         generated.append(token)
         history.append(token)

@@ -7,5 +7,5 @@ struct AlbertMoECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "albertmoe",
         abstract: "Command-line tools for AlbertMoE: ALBERT models with Mixture-of-Experts feed-forward layers.",
-        subcommands: [Train.self, Embed.self, Serve.self, Bench.self, Tokenize.self, TrainTokenizer.self, Convert.self])
+        subcommands: [Train.self, Embed.self, Serve.self, Bench.self, LoadBench.self, Tokenize.self, TrainTokenizer.self, Convert.self])
 }

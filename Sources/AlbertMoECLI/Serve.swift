@@ -27,6 +27,8 @@ struct Serve: ParsableCommand {
     var maxBodyBytes: Int = 1 << 20
     @Option(name: .customLong("max_tokens_limit"), help: "The largest max_tokens a completion may ask for.")
     var maxTokensLimit: Int = 2048
+    @Option(name: .customLong("max_batch_size"), help: "The most completions decoded together in one batched step.")
+    var maxBatchSize: Int = 64
     @OptionGroup(title: "Model") var sizes: ModelArguments
 
     func validate() throws {
@@ -35,12 +37,13 @@ struct Serve: ParsableCommand {
         guard maxTokensLimit >= 1 else {
             throw ValidationError("--max_tokens_limit must be at least 1, got \(maxTokensLimit)")
         }
+        guard maxBatchSize >= 1 else { throw ValidationError("--max_batch_size must be at least 1, got \(maxBatchSize)") }
         if let modelName, modelName.isEmpty { throw ValidationError("--model_name must not be empty") }
     }
 
     func run() throws {
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
-                                                maxTokensLimit: maxTokensLimit, modelName: modelName,
+                                                maxTokensLimit: maxTokensLimit, maxBatchSize: maxBatchSize, modelName: modelName,
                                                 loadOptions: sizes.loadOptions)
         let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         let server: InferenceServer
@@ -71,14 +74,17 @@ private final class Flag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
-/// Runs `body` in a task and blocks the calling thread until it ends: the command line's entry point is synchronous.
-private func waitFor(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let outcome = Mutex<Error?>(nil)
+/// Runs `body` in a task and blocks the calling thread until it ends, returning its result: the command line's entry
+/// point is synchronous.
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = Mutex<Result<T, Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
-        do { try await body() } catch { outcome.withLock { $0 = error } }
+        let result: Result<T, Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        outcome.withLock { $0 = result }
         done.signal()
     }
     done.wait()
-    if let error = outcome.withLock({ $0 }) { throw error }
+    return try outcome.withLock { $0! }.get()
 }

@@ -56,7 +56,7 @@ struct CompletionRequest {
     }
 }
 
-/// One completion, advanced one token at a time with `step()` so that requests can take turns on the model: a
+/// One completion, advanced one token at a time by `step(_:)`, together with the other completions in flight: a
 /// `GenerationSession` (so a seed gives the same tokens as `AlbertForCausalLM.generate`) that stops at the
 /// tokenizer's end-of-text token, and also at stop strings, turning the tokens into text pieces. Use it on the model
 /// worker only.
@@ -100,9 +100,16 @@ final class CompletionGenerator: @unchecked Sendable {
         text = CompletionText(stops: request.stops)
     }
 
-    /// Makes the next token (the first call runs the prompt) and the text it adds.
-    func step() throws -> Step {
-        _ = try session.next()
+    /// Makes the next token of each of `generators` (distinct ones), their one-position forwards batched (see
+    /// `GenerationSession.next(_:)`), and the text each adds: in order, each one's step or the error it met.
+    static func step(_ generators: [CompletionGenerator]) -> [Result<Step, Error>] {
+        zip(generators, GenerationSession.next(generators.map(\.session))).map { generator, token in
+            token.flatMap { _ in Result { try generator.newText() } }
+        }
+    }
+
+    /// The text the last token adds, and the finish reason once the generation is over.
+    private func newText() throws -> Step {
         let reason = session.finishReason
         let content = reason == .stopToken ? session.generated.dropLast() : session.generated[...]
         let all = try tokenizer.decode(content.map { Int($0) }, skipSpecialTokens: true)

@@ -9,7 +9,9 @@ import Tokenizers
 /// - `POST /v1/completions` (causal models): `{prompt, max_tokens, temperature, top_p, top_k, repetition_penalty,
 ///   seed, stop, stream}`; with `"stream": true` the answer is server-sent events, one chunk per new piece of text,
 ///   a last chunk with the finish reason, then `data: [DONE]`.
-/// - `POST /v1/embeddings` (any model): `{input: string or [string]}`, unit-length mean-pooled vectors.
+/// - `POST /v1/embeddings` (any model): `{input: string or [string], encoding_format}`, unit-length mean-pooled
+///   vectors, as arrays of numbers (`encoding_format` "float", the default) or as base64 of their little-endian
+///   float32 bytes ("base64").
 /// - `POST /v1/fill-mask` (masked models): `{text (or inputs), top_k}` →
 ///   `{model, predictions: [{position, candidates: [{token, token_id, probability}]}]}`, one prediction per mask
 ///   token of the text, in order, `position` being the mask's index among the text's tokens, candidates best first.
@@ -19,7 +21,9 @@ import Tokenizers
 /// type or value, a prompt too long for the model), 404 for an unknown route or an endpoint the model cannot serve,
 /// 405 for a known route with another method, 413 for a body over the limit, 500 for a failure of the server.
 ///
-/// Model work runs on a serial worker, one forward step at a time, so concurrent requests take turns token by token.
+/// Model work runs on a serial worker, one job at a time. The completions in flight are decoded together: each step
+/// is one batched forward over all of them (up to `ServerConfiguration.maxBatchSize`), each with its own cache,
+/// position and sampling; a new prompt runs on its own when its request comes, and joins the next step.
 public final class InferenceServer: Sendable {
     /// The settings the server was made with.
     public let configuration: ServerConfiguration
@@ -30,6 +34,8 @@ public final class InferenceServer: Sendable {
 
     let served: ServedModel
     let worker = ModelWorker()
+    /// Decodes the completions in flight together.
+    let scheduler: CompletionScheduler
     /// When the model was loaded (Unix time), for /v1/models.
     let created = Int(Date().timeIntervalSince1970)
 
@@ -46,6 +52,7 @@ public final class InferenceServer: Sendable {
         var notices: [String] = []
         served = try ServedModel(directory: modelDirectory, options: configuration.loadOptions) { notices.append($0) }
         self.notices = notices
+        scheduler = CompletionScheduler(worker: worker, maxBatchSize: configuration.maxBatchSize)
         modelName = configuration.modelName ?? modelDirectory.standardizedFileURL.lastPathComponent
     }
 
@@ -145,25 +152,21 @@ public final class InferenceServer: Sendable {
             CompletionBody(id: id, created: created, model: model,
                            choices: [.init(text: text, index: 0, finishReason: finishReason)], usage: usage)
         }
+        let steps = scheduler.steps(of: generator)
         if settings.stream {
-            let worker = self.worker
             let events = ResponseBody { writer in
-                while true {
-                    let step: CompletionGenerator.Step
-                    do {
-                        step = try await worker.run { try generator.step() }
-                    } catch {
-                        let failure = APIError(status: 500, message: "generation failed: \(error)", type: "server_error")
-                        try await writer.write(serverSentEvent(try JSONBody.encode(ErrorBody(failure))))
-                        break
+                do {
+                    for try await step in steps {
+                        if !step.text.isEmpty {
+                            try await writer.write(serverSentEvent(try JSONBody.encode(body(step.text, nil, usage: nil))))
+                        }
+                        if let reason = step.finishReason {
+                            try await writer.write(serverSentEvent(try JSONBody.encode(body("", reason, usage: nil))))
+                        }
                     }
-                    if !step.text.isEmpty {
-                        try await writer.write(serverSentEvent(try JSONBody.encode(body(step.text, nil, usage: nil))))
-                    }
-                    if let reason = step.finishReason {
-                        try await writer.write(serverSentEvent(try JSONBody.encode(body("", reason, usage: nil))))
-                        break
-                    }
+                } catch {
+                    let failure = APIError(status: 500, message: "generation failed: \(error)", type: "server_error")
+                    try await writer.write(serverSentEvent(try JSONBody.encode(ErrorBody(failure))))
                 }
                 try await writer.write(serverSentEvent(Data("[DONE]".utf8)))
                 try await writer.finish(nil)
@@ -172,11 +175,11 @@ public final class InferenceServer: Sendable {
                             body: events)
         }
         var text = "", finishReason: String?
-        while finishReason == nil {
-            let step = try await worker.run { try generator.step() }
+        for try await step in steps {
             text += step.text
             finishReason = step.finishReason
         }
+        try Task.checkCancellation()
         let (prompt, completion) = try await worker.run { (generator.promptTokens, generator.completionTokens) }
         let usage = Usage(promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion)
         return try jsonResponse(body(text, finishReason, usage: usage))
@@ -185,6 +188,10 @@ public final class InferenceServer: Sendable {
     private func embeddings(_ request: Request) async throws -> Response {
         let fields = try await readFields(request)
         guard let inputs = try fields.strings("input") else { throw APIError.invalid("input is required", param: "input") }
+        let format = try fields.string("encoding_format") ?? "float"
+        guard let encoding = EmbeddingsBody.Encoding(rawValue: format) else {
+            throw APIError.invalid("encoding_format must be \"float\" or \"base64\", got \"\(format)\"", param: "encoding_format")
+        }
         let encoder = served.encoder
         // Batches of 32 texts, each its own job, so that a long list does not hold up the other requests.
         var vectors: [[Float]] = [], tokens = 0
@@ -203,7 +210,9 @@ public final class InferenceServer: Sendable {
             vectors += batchVectors
             tokens += batchTokens
         }
-        let data = vectors.enumerated().map { EmbeddingsBody.Item(index: $0.offset, embedding: $0.element) }
+        let data = vectors.enumerated().map {
+            EmbeddingsBody.Item(index: $0.offset, embedding: EmbeddingsBody.Vector($0.element, encoding: encoding))
+        }
         return try jsonResponse(EmbeddingsBody(data: data, model: modelName,
                                                usage: Usage(promptTokens: tokens, completionTokens: nil, totalTokens: tokens)))
     }

@@ -3,8 +3,9 @@ import Dispatch
 /// Runs model and tokenizer work one job at a time on a serial queue of its own, so that it never blocks the
 /// server's event loops and the models (which are not made for concurrent forwards) see one caller at a time.
 ///
-/// Jobs are small: one forward step of a generation, one batch of embeddings, one fill-mask. Requests take turns
-/// job by job in arrival order, so a long generation does not hold up the others.
+/// Jobs are small: one prompt, one decoding step of the completions in flight (`CompletionScheduler`), one batch
+/// of embeddings, one fill-mask. Requests take turns job by job in arrival order, so a long generation does not
+/// hold up the others.
 final class ModelWorker: Sendable {
     private let queue = DispatchQueue(label: "albertmoe.server.model", qos: .userInitiated)
 

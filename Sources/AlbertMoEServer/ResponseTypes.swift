@@ -65,10 +65,42 @@ struct CompletionBody: Encodable {
 
 /// A `/v1/embeddings` answer.
 struct EmbeddingsBody: Encodable {
+    /// How the vectors are written (the request's `encoding_format`).
+    enum Encoding: String {
+        /// A JSON array of numbers.
+        case float
+        /// The little-endian float32 bytes in base64, as OpenAI writes them.
+        case base64
+    }
+
+    /// A vector as its encoding writes it.
+    enum Vector: Encodable {
+        case float([Float])
+        case base64(String)
+
+        init(_ vector: [Float], encoding: Encoding) {
+            switch encoding {
+            case .float: self = .float(vector)
+            case .base64:
+                var bytes = Data(capacity: 4 * vector.count)
+                for x in vector { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+                self = .base64(bytes.base64EncodedString())
+            }
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .float(let vector): try c.encode(vector)
+            case .base64(let text): try c.encode(text)
+            }
+        }
+    }
+
     struct Item: Encodable {
         let object = "embedding"
         let index: Int
-        let embedding: [Float]
+        let embedding: Vector
         enum CodingKeys: String, CodingKey { case object, index, embedding }
     }
     let object = "list"

@@ -325,6 +325,32 @@ final class InferenceServerTests: XCTestCase {
         XCTAssertEqual((masked["data"] as? [[String: Any]])?.count, 1)
     }
 
+    /// `encoding_format: "base64"` gives each vector as base64 of its little-endian float32 bytes, the same vector
+    /// as "float" (the default) gives; another value is a 400 naming the field.
+    func testEmbeddingsInBase64() throws {
+        let input = #""input": ["the cat sat on the mat", "a dog", ""]"#
+        let floats = try post("/v1/embeddings", "{\(input)}")["data"] as? [[String: Any]]
+        let expected = try XCTUnwrap(floats).map { try XCTUnwrap(($0["embedding"] as? [NSNumber])?.map(\.floatValue)) }
+        let explicit = try post("/v1/embeddings", #"{\#(input), "encoding_format": "float"}"#)["data"] as? [[String: Any]]
+        XCTAssertEqual(try XCTUnwrap(explicit).map { ($0["embedding"] as? [NSNumber])?.map(\.floatValue) }, expected)
+        let encoded = try XCTUnwrap(try post("/v1/embeddings", #"{\#(input), "encoding_format": "base64"}"#)["data"] as? [[String: Any]])
+        XCTAssertEqual(encoded.map { $0["index"] as? Int }, [0, 1, 2])
+        for (item, vector) in zip(encoded, expected) {
+            let bytes = try XCTUnwrap(Data(base64Encoded: try XCTUnwrap(item["embedding"] as? String)))
+            XCTAssertEqual(bytes.count, 4 * vector.count)
+            let decoded = stride(from: 0, to: bytes.count, by: 4).map { i in
+                Float(bitPattern: bytes[i ..< i + 4].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            }
+            XCTAssertEqual(decoded, vector)
+        }
+        for bad in [#""binary""#, "1", #""Base64""#] {
+            let body = try post("/v1/embeddings", #"{"input": "a", "encoding_format": \#(bad)}"#, status: 400)
+            let error = try errorOf(body)
+            XCTAssertEqual(error.param, "encoding_format")
+            XCTAssertTrue(error.message.contains("encoding_format"), error.message)
+        }
+    }
+
     func testFillMask() throws {
         let body = try post("/v1/fill-mask", #"{"text": "the [MASK] sat on the [MASK]", "top_k": 3}"#, port: f.maskedPort)
         XCTAssertEqual(body["model"] as? String, "tiny-masked")
@@ -497,6 +523,64 @@ final class InferenceServerTests: XCTestCase {
         }
         XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
         XCTAssertEqual(failures.list, [])
+    }
+
+    /// Continuous batching: 14 requests at once (greedy and seeded sampling, different prompts and lengths, streamed
+    /// and whole, on a server that decodes at most 4 together) get the answers the same requests get one at a time,
+    /// while other clients hang up mid-answer; the steps did batch, up to the cap, and every completion leaves.
+    func testConcurrentCompletionsAreBatchedAndAnswerAsAlone() throws {
+        var settings = ServerConfiguration(host: "127.0.0.1", port: 0, maxTokensLimit: 40, maxBatchSize: 4)
+        settings.modelName = "batched"
+        let server = try InferenceServer(modelDirectory: f.causalDirectory, configuration: settings)
+        let port = try blocking { try await server.start() }
+        defer { try? blocking { await server.stop() } }
+        let prompts = ["the cat", "a dog", "the bird sang", "dogs and", "café", "the tall grass", "a"]
+        let requests = prompts.enumerated().flatMap { i, prompt in
+            [#"{"prompt": "\#(prompt)", "max_tokens": \#(6 + 3 * i), "temperature": 0, "stream": \#(i % 2 == 0)}"#,
+             #"{"prompt": "\#(prompt)", "max_tokens": \#(20 - 2 * i), "temperature": 1.2, "top_k": 20, "seed": \#(i), "stream": \#(i % 3 == 0)}"#]
+        }
+        @Sendable func answer(_ json: String) throws -> String {
+            let answer = try RawHTTPClient.post(port: port, "/v1/completions", json)
+            guard answer.status == 200 else { return "status \(answer.status): \(answer.text)" }
+            if answer.headers["content-type"] == "text/event-stream" { return answer.events.joined(separator: "|") }
+            let choice = (try answer.json()["choices"] as? [[String: Any]])?.first
+            return "\(choice?["text"] ?? "none") \(choice?["finish_reason"] ?? "none")"
+        }
+        // Ids and creation times differ from answer to answer: compare what is left.
+        @Sendable func content(_ answer: String) -> String {
+            answer.replacing(/"id":"cmpl-[0-9a-f]+"/, with: "").replacing(/"created":[0-9]+/, with: "")
+        }
+        let alone = try requests.map { content(try answer($0)) }
+        XCTAssertEqual(server.scheduler.largestBatch, 1)
+
+        let failures = Failures()
+        let check = failures.check
+        let group = DispatchGroup()
+        for (i, request) in requests.enumerated() {
+            group.enter()
+            Thread {
+                do { check(content(try answer(request)) == alone[i], "request \(i): \(request)") } catch {
+                    check(false, "request \(i): \(error)")
+                }
+                group.leave()
+            }.start()
+        }
+        for i in 0..<3 {
+            let json = #"{"prompt": "the cat", "max_tokens": 40, "temperature": 1, "stream": \#(i != 1)}"#
+            let raw = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(json.utf8.count)\r\n\r\n" + json
+            try RawHTTPClient.hangUpEarly(port: port, Data(raw.utf8))
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(failures.list, [])
+        XCTAssertGreaterThan(server.scheduler.largestBatch, 1, "the requests were decoded together")
+        XCTAssertLessThanOrEqual(server.scheduler.largestBatch, 4, "at most maxBatchSize at once")
+        let deadline = Date().addingTimeInterval(10)
+        while server.scheduler.activeCount > 0 && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(server.scheduler.activeCount, 0, "finished and abandoned completions leave the batch")
+        XCTAssertThrowsError(try InferenceServer(modelDirectory: f.causalDirectory,
+                                                 configuration: ServerConfiguration(maxBatchSize: 0))) { error in
+            XCTAssertTrue("\(error)".contains("maxBatchSize"), "\(error)")
+        }
     }
 
     func testModelWorkerRunsOneJobAtATime() throws {

@@ -337,6 +337,28 @@ final class BehaviourTests: XCTestCase {
         XCTAssertEqual(o.clmLoss.item, crossEntropy(sliced, targets).item, accuracy: 1e-6)
     }
 
+    /// A RoPE model with a context of a billion positions decodes: its cache grows as tokens come (past its first
+    /// allocation), with the logits, bit for bit, of the same weights with a small context.
+    func testCacheGrowsUpToAHugeContext() throws {
+        var small = tinyConfig("rope")
+        small.maxPositionEmbeddings = 200
+        var huge = small
+        huge.maxPositionEmbeddings = 1_000_000_000
+        let (a, b) = (AlbertForCausalLM(small, seed: 8), AlbertForCausalLM(huge, seed: 8))
+        a.eval()
+        b.eval()
+        let (cacheA, cacheB) = (KVCache(config: small), KVCache(config: huge))
+        var token: [Int32] = [4, 9, 13]
+        for step in 0..<150 {
+            let (la, lb) = (try a.nextTokenLogits(token, cache: cacheA), try b.nextTokenLogits(token, cache: cacheB))
+            XCTAssertEqual(la, lb, "step \(step)")
+            token = [Int32(la.indices.max { la[$0] < la[$1] }!)]
+        }
+        XCTAssertEqual(cacheB.count, 152)
+        XCTAssertEqual(cacheB.buffers[0].allocated, 256)
+        XCTAssertEqual(try b.generate([1, 2, 3], options: .greedy(maxNewTokens: 80)), try a.generate([1, 2, 3], options: .greedy(maxNewTokens: 80)))
+    }
+
     /// Decoding with the key/value cache gives the logits of running the whole sequence, position by position,
     /// and the same greedy tokens.
     func testCachedDecodingMatchesFullForward() throws {

@@ -188,3 +188,120 @@ final class FillMaskTests: XCTestCase {
         XCTAssertThrowsError(try model.fillMask("the cat", tokenizer: plain))
     }
 }
+
+/// Decoding several sequences in one batched forward gives what decoding each alone gives.
+final class BatchedDecodingTests: XCTestCase {
+    /// Over seeded random small models (RoPE and absolute positions, head counts, passes) and batches of sequences
+    /// with prompts of different lengths that join at different steps and run for different numbers of tokens: each
+    /// batched step's logits are those of the same sequence decoded alone (to 1e-5), and so are its greedy tokens.
+    func testBatchedStepMatchesSingleSequences() throws {
+        var g = SeededGenerator(seed: 314)
+        for trial in 0..<10 {
+            var config = tinyConfig(trial % 2 == 0 ? "rope" : "absolute", dropout: 0.1)
+            config.vocabSize = 30 + g.nextInt(below: 80)
+            config.numAttentionHeads = [1, 2, 4][g.nextInt(below: 3)]
+            config.numHiddenLayers = 1 + g.nextInt(below: 3)
+            config.maxPositionEmbeddings = 40
+            let model = AlbertForCausalLM(config, seed: g.next())
+            model.eval()
+            let count = 1 + g.nextInt(below: 7)
+            let prompts = (0..<count).map { _ in (0..<(1 + g.nextInt(below: 14))).map { _ in Int32(g.nextInt(below: config.vocabSize)) } }
+            let joins = (0..<count).map { _ in g.nextInt(below: 6) }
+            let lengths = (0..<count).map { _ in 1 + g.nextInt(below: 12) }
+            let (batched, alone) = (prompts.map { _ in KVCache(config: config) }, prompts.map { _ in KVCache(config: config) })
+            var next = [Int32](repeating: 0, count: count), made = [Int](repeating: 0, count: count)
+            func argmax(_ l: [Float]) -> Int32 { Int32(l.indices.max { l[$0] < l[$1] }!) }
+            for step in 0..<(joins.max()! + lengths.max()! + 1) {
+                let active = (0..<count).filter { joins[$0] < step && made[$0] < lengths[$0] }
+                let rows = try model.nextTokenLogits(batch: active.map { (token: next[$0], cache: batched[$0]) })
+                for (i, row) in zip(active, rows) {
+                    let expected = try model.nextTokenLogits([next[i]], cache: alone[i])
+                    let what = "trial \(trial) sequence \(i) step \(step) of \(active.count)"
+                    XCTAssertLessThan(zip(row, expected).map { abs($0 - $1) }.max()!, 1e-5, what)
+                    XCTAssertEqual(argmax(row), argmax(expected), what)
+                    XCTAssertEqual(batched[i].count, alone[i].count, what)
+                    next[i] = argmax(expected)
+                    made[i] += 1
+                }
+                for i in 0..<count where joins[i] == step {   // prefilled on their own as they join
+                    let first = try model.nextTokenLogits(prompts[i], cache: batched[i])
+                    XCTAssertEqual(first, try model.nextTokenLogits(prompts[i], cache: alone[i]))
+                    next[i] = argmax(first)
+                }
+            }
+            XCTAssertEqual(made, lengths, "trial \(trial)")
+        }
+    }
+
+    /// A batched step refuses, caching nothing, a cache given twice, a token outside the vocabulary, a full cache and
+    /// a cache of several sequences, naming what is wrong.
+    func testBatchedStepRefusesBadRows() throws {
+        var config = tinyConfig()
+        config.maxPositionEmbeddings = 6
+        let model = AlbertForCausalLM(config, seed: 1)
+        model.eval()
+        let (a, b, full) = (KVCache(config: config), KVCache(config: config), KVCache(config: config))
+        _ = try model.nextTokenLogits([1, 2], cache: a)
+        _ = try model.nextTokenLogits([3], cache: b)
+        _ = try model.nextTokenLogits([1, 2, 3, 4, 5, 6], cache: full)
+        let bad: [(String, [(token: Int32, cache: KVCache)])] = [
+            ("twice", [(4, a), (5, a)]), ("outside the model's vocabulary", [(4, a), (50, b)]),
+            ("max_position_embeddings", [(4, a), (5, full)]), ("one sequence each", [(4, a), (5, KVCache(config: config, batch: 2))]),
+        ]
+        for (reason, rows) in bad {
+            XCTAssertThrowsError(try model.nextTokenLogits(batch: rows)) { error in
+                XCTAssertTrue("\(error)".contains(reason), "\(reason): \(error)")
+            }
+            XCTAssertEqual([a.count, b.count, full.count], [2, 1, 6], "\(reason): nothing is cached")
+        }
+        XCTAssertEqual(try model.nextTokenLogits(batch: []), [])
+    }
+
+    /// `GenerationSession.next(_:)` over sessions that start at different steps, with their own sampling settings
+    /// (greedy and seeded sampling, top-k, top-p, repetition penalty), stop tokens and lengths: each session makes
+    /// the tokens and ends for the reason it does alone, on a causal model (batched) and on a bidirectional one
+    /// (one at a time); a session that has ended gives nil.
+    func testSessionsAdvancedTogetherMakeTheirOwnTokens() throws {
+        var g = SeededGenerator(seed: 99)
+        for trial in 0..<6 {
+            var config = tinyConfig(trial % 3 == 0 ? "absolute" : "rope", dropout: 0.2)
+            config.vocabSize = 40 + g.nextInt(below: 60)
+            config.maxPositionEmbeddings = 24
+            let model = AlbertForCausalLM(config, seed: g.next(), bidirectional: trial == 5)
+            let count = 2 + g.nextInt(below: 6)
+            let requests = (0..<count).map { _ -> ([Int32], SamplingOptions, Int) in
+                let prompt = (0..<(1 + g.nextInt(below: 8))).map { _ in Int32(g.nextInt(below: config.vocabSize)) }
+                var options = SamplingOptions(maxNewTokens: 1 + g.nextInt(below: 14), temperature: [0, 0.8, 1.3][g.nextInt(below: 3)],
+                                              topK: [nil, 5][g.nextInt(below: 2)], topP: [1, 0.9][g.nextInt(below: 2)],
+                                              repetitionPenalty: [1, 1.2][g.nextInt(below: 2)], seed: g.next())
+                if g.nextInt(below: 3) == 0 { options.stopTokens = [Int32(g.nextInt(below: config.vocabSize))] }
+                return (prompt, options, g.nextInt(below: 5))
+            }
+            let expected = try requests.map { prompt, options, _ -> ([Int32], FinishReason?) in
+                let session = try GenerationSession(model: model, prompt: prompt, options: options, overflow: .keepNewest)
+                while try session.next() != nil {}
+                return (session.generated, session.finishReason)
+            }
+            var sessions: [GenerationSession?] = Array(repeating: nil, count: count)
+            var tokens = [[Int32]](repeating: [], count: count)
+            for step in 0..<40 {
+                for (i, request) in requests.enumerated() where request.2 == step {
+                    sessions[i] = try GenerationSession(model: model, prompt: request.0, options: request.1, overflow: .keepNewest)
+                }
+                let joined = sessions.indices.filter { sessions[$0] != nil }
+                for (i, result) in zip(joined, GenerationSession.next(joined.map { sessions[$0]! })) {
+                    if let token = try result.get() {
+                        tokens[i].append(token)
+                    } else {
+                        XCTAssertNotNil(sessions[i]!.finishReason, "trial \(trial) session \(i)")
+                    }
+                }
+            }
+            for i in 0..<count {
+                XCTAssertEqual(tokens[i], expected[i].0, "trial \(trial) session \(i)")
+                XCTAssertEqual(sessions[i]?.finishReason, expected[i].1, "trial \(trial) session \(i)")
+            }
+            XCTAssertTrue(model.isTraining, "the model's mode is left as it was")
+        }
+    }
+}

@@ -32,6 +32,30 @@ final class NNOpTests: XCTestCase {
         XCTAssertEqual(run(), single)
     }
 
+    /// A key/value buffer that starts small and doubles gives the bits of one allocated for its whole capacity up
+    /// front, over seeded random head shapes and chunks of positions (causal and not), and its storage never passes
+    /// twice what was filled (nor the capacity).
+    func testGrowingKeyValueBufferMatchesPreallocated() {
+        var g = SeededGenerator(seed: 41)
+        for trial in 0..<12 {
+            let (b, h, d) = (1 + g.nextInt(below: 2), 1 + g.nextInt(below: 3), 2 * (1 + g.nextInt(below: 4)))
+            let capacity = 20 + g.nextInt(below: 120), causal = g.nextInt(below: 2) == 0
+            let growing = KeyValueBuffer(batch: b, heads: h, headDim: d, capacity: capacity, initialPositions: 1 + g.nextInt(below: 8))
+            let preallocated = KeyValueBuffer(batch: b, heads: h, headDim: d, capacity: capacity, initialPositions: capacity)
+            while growing.count < capacity {
+                let t = min(1 + g.nextInt(below: growing.count == 0 ? 12 : 3), capacity - growing.count)
+                let qkv = randn([3, b, h, t, d], seed: g.next())
+                XCTAssertEqual(growing.attend(qkv, causal: causal).scalars, preallocated.attend(qkv, causal: causal).scalars,
+                               "trial \(trial) at \(growing.count)")
+                XCTAssertLessThanOrEqual(growing.allocated, min(capacity, max(2 * growing.count, 8)), "trial \(trial)")
+            }
+            XCTAssertEqual(growing.allocated, capacity)
+        }
+        let huge = KeyValueBuffer(batch: 1, heads: 2, headDim: 4, capacity: 1_000_000_000)
+        _ = huge.attend(randn([3, 1, 2, 5, 4], seed: 1), causal: true)
+        XCTAssertEqual(huge.allocated, 64, "a buffer allocates as positions come, not its whole capacity")
+    }
+
     func testFusedAttentionMatchesComposition() {
         for (t, tq, d, causal, masked) in [(13, 13, 8, false, false), (13, 13, 8, true, true), (70, 70, 16, true, false),
                                            (70, 3, 16, true, true), (130, 130, 64, false, true), (9, 1, 8, true, false)] {

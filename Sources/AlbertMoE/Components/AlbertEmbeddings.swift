@@ -31,13 +31,22 @@ public final class AlbertEmbeddings: Module {
         return c
     }
 
-    /// ids [B, T] -> [B, T, H].
-    public func callAsFunction(_ ids: IntTensor, tokenTypeIDs: IntTensor? = nil, positionOffset: Int = 0) -> Tensor {
+    /// ids [B, T] -> [B, T, H]. The tokens of row b sit at positions positionOffsets[b] ..< positionOffsets[b] + T;
+    /// one offset is every row's.
+    public func callAsFunction(_ ids: IntTensor, tokenTypeIDs: IntTensor? = nil, positionOffsets: [Int] = [0]) -> Tensor {
+        let (b, t) = (ids.shape[0], ids.shape[1])
+        precondition(positionOffsets.count == 1 || positionOffsets.count == b,
+                     "AlbertEmbeddings: \(positionOffsets.count) position offsets for \(b) rows")
         let types = tokenTypeIDs ?? IntTensor.full(ids.shape, 0)
         let e = wordEmbeddings(ids) + tokenTypeEmbeddings(types)       // [B, T, E]
         var h = embeddingHiddenMappingIn(e)                            // [B, T, H]
         if let positionEmbeddings {
-            h = h + positionEmbeddings(length: ids.shape[1], positionOffset: positionOffset)   // + [T, H]
+            if let offset = positionOffsets.first, positionOffsets.count == 1 {
+                h = h + positionEmbeddings(IntTensor((offset..<(offset + t)).map { Int32($0) }, shape: [t]))   // + [T, H]
+            } else {
+                let positions = positionOffsets.flatMap { offset in (offset..<(offset + t)).map { Int32($0) } }
+                h = h + positionEmbeddings(IntTensor(positions, shape: [b, t]))                               // + [B, T, H]
+            }
         }
         return dropout(norm(h))
     }

@@ -24,10 +24,10 @@ public final class AlbertLayer: Module {
          ("dropout1", dropout1), ("dropout2", dropout2)]
     }
 
-    /// x [B, T, H] -> ([B, T, H], the MoE's extras). With a cache, x follows the cached tokens (see
+    /// x [B, T, H] -> ([B, T, H], the MoE's extras). With caches, x follows the cached tokens (see
     /// `MultiHeadAttention`).
-    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil, cache: KeyValueBuffer? = nil) -> (Tensor, MoEOutput) {
-        let a = norm1(x + dropout1(attention(x, keyMask: keyMask, cache: cache)))
+    public func callAsFunction(_ x: Tensor, keyMask: Tensor? = nil, caches: [KeyValueBuffer] = []) -> (Tensor, MoEOutput) {
+        let a = norm1(x + dropout1(attention(x, keyMask: keyMask, caches: caches)))
         let moe = ffn(a)
         return (norm2(a + dropout2(moe.output)), moe)
     }

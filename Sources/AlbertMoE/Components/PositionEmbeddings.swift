@@ -27,8 +27,6 @@ public final class AbsolutePositionalEmbedding: Module {
 
     public override var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 
-    /// The embeddings of positions offset ..< offset + length: [length, H].
-    public func callAsFunction(length: Int, positionOffset: Int = 0) -> Tensor {
-        embedding(weight, IntTensor((positionOffset..<(positionOffset + length)).map { Int32($0) }, shape: [length]))
-    }
+    /// The embeddings of `positions` [...]: [..., H].
+    public func callAsFunction(_ positions: IntTensor) -> Tensor { embedding(weight, positions) }
 }

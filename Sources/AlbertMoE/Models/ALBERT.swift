@@ -34,8 +34,8 @@ public final class ALBERT: Module {
 
     public override var children: [(String, Module)] { [("embeddings", embeddings), ("shared_layer", sharedLayer)] }
 
-    /// Checks ids, masks and lengths against the config (and the cache's room), naming what is wrong.
-    func checkInputs(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, cache: KVCache?) throws {
+    /// Checks ids, masks and lengths against the config (and the caches' room), naming what is wrong.
+    func checkInputs(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, caches: [KVCache]) throws {
         func bad(_ field: String, _ reason: String) -> AlbertMoEError { .invalidValue(field: field, reason: reason) }
         guard ids.rank == 2, ids.shape[0] > 0, ids.shape[1] > 0 else {
             throw bad("input_ids", "input ids must be [batch, length] with both positive, got \(ids.shape)")
@@ -43,12 +43,16 @@ public final class ALBERT: Module {
         if let id = ids.scalars.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
             throw bad("input_ids", "input id \(id) is outside the model's vocabulary [0, \(config.vocabSize))")
         }
-        if let cache, cache.batch != ids.shape[0] || attentionMask != nil {
-            throw bad("input_ids", "a key/value cache for \(cache.batch) sequence(s) takes ids [\(cache.batch), T] "
+        let cached = caches.reduce(0) { $0 + $1.batch }
+        if !caches.isEmpty, cached != ids.shape[0] || attentionMask != nil {
+            throw bad("input_ids", "a key/value cache for \(cached) sequence(s) takes ids [\(cached), T] "
                       + "and no attention mask, got ids of shape \(ids.shape)" + (attentionMask != nil ? " and a mask" : ""))
         }
-        let end = (cache?.count ?? 0) + ids.shape[1]
-        if config.positionEmbeddingType == "absolute" || cache != nil, end > config.maxPositionEmbeddings {
+        if Set(caches.map(ObjectIdentifier.init)).count != caches.count {
+            throw bad("input_ids", "each sequence needs a key/value cache of its own: one cache is given twice")
+        }
+        let end = (caches.map(\.count).max() ?? 0) + ids.shape[1]
+        if config.positionEmbeddingType == "absolute" || !caches.isEmpty, end > config.maxPositionEmbeddings {
             throw bad("input_ids", "the sequence would reach \(end) positions, beyond max_position_embeddings "
                       + "\(config.maxPositionEmbeddings)")
         }
@@ -70,16 +74,28 @@ public final class ALBERT: Module {
     /// Throws, naming the field, when an id, mask or length does not fit the config.
     public func callAsFunction(_ ids: IntTensor, attentionMask: IntTensor? = nil, tokenTypeIDs: IntTensor? = nil,
                                cache: KVCache? = nil) throws -> EncoderOutput {
-        try checkInputs(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs, cache: cache)
-        precondition(cache == nil || !GradMode.isEnabled, "incremental decoding records no graph: call it inside withNoGrad")
-        let offset = cache?.count ?? 0
-        let keyMask = attentionMask?.toFloat()                                        // [B, T]
-        var x = embeddings(ids, tokenTypeIDs: tokenTypeIDs, positionOffset: offset)   // [B, T, H]
+        try encode(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs, caches: cache.map { [$0] } ?? [])
+    }
+
+    /// Incremental decoding of several sequences at once, each with its own cache and length: the caches take the
+    /// rows of ids [B, T] in order, each as many as its batch (one row for a cache of one sequence), and each row's
+    /// tokens follow its cache's tokens, which they see. Call inside `withNoGrad` on a model in eval mode. Throws,
+    /// naming the field, when an id or length does not fit, or when a cache is given twice; nothing is cached then.
+    public func callAsFunction(_ ids: IntTensor, caches: [KVCache]) throws -> EncoderOutput {
+        try encode(ids, attentionMask: nil, tokenTypeIDs: nil, caches: caches)
+    }
+
+    private func encode(_ ids: IntTensor, attentionMask: IntTensor?, tokenTypeIDs: IntTensor?, caches: [KVCache]) throws -> EncoderOutput {
+        try checkInputs(ids, attentionMask: attentionMask, tokenTypeIDs: tokenTypeIDs, caches: caches)
+        precondition(caches.isEmpty || !GradMode.isEnabled, "incremental decoding records no graph: call it inside withNoGrad")
+        let offsets = caches.isEmpty ? [0] : caches.flatMap { Array(repeating: $0.count, count: $0.batch) }
+        let keyMask = attentionMask?.toFloat()                                          // [B, T]
+        var x = embeddings(ids, tokenTypeIDs: tokenTypeIDs, positionOffsets: offsets)   // [B, T, H]
         var auxLosses: [Tensor] = [], zLosses: [Tensor] = []
         var load = [Float](repeating: 0, count: config.numExperts)
         var dropped = 0
         for pass in 0..<config.numHiddenLayers {
-            let (y, moe) = sharedLayer(x, keyMask: keyMask, cache: cache?.buffers[pass])
+            let (y, moe) = sharedLayer(x, keyMask: keyMask, caches: caches.map { $0.buffers[pass] })
             x = y
             auxLosses.append(moe.auxLoss)
             if let z = moe.routerZLoss { zLosses.append(z) }

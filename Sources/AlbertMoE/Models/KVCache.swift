@@ -36,3 +36,25 @@ extension AlbertForCausalLM {
         }
     }
 }
+
+extension AlbertForCausalLM {
+    /// One decoding step of several sequences in one forward: each entry's token follows the tokens its cache (of
+    /// one sequence) holds. The embeddings, projections, norms, experts and head run on all rows at once; attention
+    /// runs per row against its own cache at its own position. Returns each entry's logits [V] of the token that
+    /// follows, as `nextTokenLogits(_:cache:)` would one at a time. Throws, caching nothing, when a token is outside
+    /// the vocabulary, a cache is full or holds more than one sequence, or a cache is given twice.
+    public func nextTokenLogits(batch: [(token: Int32, cache: KVCache)]) throws -> [[Float]] {
+        guard !batch.isEmpty else { return [] }
+        if let cache = batch.first(where: { $0.cache.batch != 1 })?.cache {
+            throw AlbertMoEError.invalidValue(field: "cache", reason: "a batched decoding step takes caches of one "
+                                              + "sequence each, got one for \(cache.batch)")
+        }
+        return try withNoGrad {
+            let ids = IntTensor(batch.map(\.token), shape: [batch.count, 1])
+            let hidden = try albert(ids, caches: batch.map(\.cache)).hiddenStates        // [B, 1, H]
+            let all = logits(hidden).scalars                                           // [B, 1, V]
+            let v = config.vocabSize
+            return (0..<batch.count).map { Array(all[$0 * v ..< ($0 + 1) * v]) }
+        }
+    }
+}

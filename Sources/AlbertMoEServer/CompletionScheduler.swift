@@ -1,0 +1,106 @@
+import Synchronization
+
+/// Runs the completions in flight together (continuous batching): each decoding step is one `ModelWorker` job that
+/// advances every active completion, up to `maxBatchSize` of them, by one token in one batched forward, and hands
+/// each its new text. A completion joins once its prompt has run (its own job) and leaves when it finishes, fails
+/// or its client stops listening, without holding up the others. Beyond `maxBatchSize`, the completions left out of
+/// a step go first in the next. Other model work (embeddings, mask filling, prompts) runs between the steps.
+final class CompletionScheduler: Sendable {
+    typealias Steps = AsyncThrowingStream<CompletionGenerator.Step, Error>
+
+    private struct Entry: Sendable {
+        let id: Int
+        let generator: CompletionGenerator
+        let continuation: Steps.Continuation
+    }
+
+    private struct State {
+        /// The active completions, in the order they take their turns.
+        var entries: [Entry] = []
+        var nextID = 0
+        /// Whether a task is running steps.
+        var running = false
+        /// The most completions one step has advanced.
+        var largestBatch = 0
+    }
+
+    /// The most completions one step advances.
+    let maxBatchSize: Int
+    private let worker: ModelWorker
+    private let state = Mutex(State())
+
+    init(worker: ModelWorker, maxBatchSize: Int) {
+        precondition(maxBatchSize >= 1, "CompletionScheduler: the batch size must be positive")
+        self.worker = worker
+        self.maxBatchSize = maxBatchSize
+    }
+
+    /// The steps of `generator` (whose prompt has run), as they are made: the stream ends after the step that gives
+    /// a finish reason, or with the error that stopped the generation. Dropping the stream (or cancelling the task
+    /// iterating it) takes the completion out of the batch.
+    func steps(of generator: CompletionGenerator) -> Steps {
+        let (stream, continuation) = Steps.makeStream()
+        let id = state.withLock { s in
+            defer { s.nextID += 1 }
+            return s.nextID
+        }
+        continuation.onTermination = { [weak self] _ in self?.remove(id) }
+        let start = state.withLock { s in
+            s.entries.append(Entry(id: id, generator: generator, continuation: continuation))
+            defer { s.running = true }
+            return !s.running
+        }
+        if start { Task { await self.run() } }
+        return stream
+    }
+
+    /// Completions the scheduler is advancing now.
+    var activeCount: Int { state.withLock { $0.entries.count } }
+    /// The most completions one step has advanced so far.
+    var largestBatch: Int { state.withLock { $0.largestBatch } }
+
+    private func remove(_ id: Int) {
+        state.withLock { $0.entries.removeAll { $0.id == id } }
+    }
+
+    /// The completions of the next step (those left out move to the front of the queue), or nil when none is left
+    /// (the loop then ends; the next completion to join starts another).
+    private func nextBatch() -> [Entry]? {
+        state.withLock { s in
+            guard !s.entries.isEmpty else {
+                s.running = false
+                return nil
+            }
+            let batch = Array(s.entries.prefix(maxBatchSize))
+            s.largestBatch = max(s.largestBatch, batch.count)
+            s.entries = Array(s.entries.dropFirst(batch.count)) + batch
+            return batch
+        }
+    }
+
+    /// Runs steps until no completion is left.
+    private func run() async {
+        while let batch = nextBatch() {
+            let generators = batch.map(\.generator)
+            let results: [Result<CompletionGenerator.Step, Error>]
+            do {
+                results = try await worker.run { CompletionGenerator.step(generators) }
+            } catch {
+                results = batch.map { _ in .failure(error) }
+            }
+            for (entry, result) in zip(batch, results) {
+                switch result {
+                case .success(let step):
+                    entry.continuation.yield(step)
+                    if step.finishReason != nil {
+                        remove(entry.id)
+                        entry.continuation.finish()
+                    }
+                case .failure(let error):
+                    remove(entry.id)
+                    entry.continuation.finish(throwing: error)
+                }
+            }
+        }
+    }
+}
