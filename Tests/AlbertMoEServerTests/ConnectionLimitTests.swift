@@ -175,7 +175,7 @@ final class ConnectionLimitTests: XCTestCase {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         limit.rlim_cur = limit.rlim_max
         setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let connections = min(3000, Int(clamping: limit.rlim_cur) / 2 - 100)
+        let connections = min(2000, Int(clamping: limit.rlim_cur) / 2 - 100)
         let port = try server { $0.maxConnections = connections + 10 }
         var open: [Int32] = []
         defer { open.forEach { close($0) } }
