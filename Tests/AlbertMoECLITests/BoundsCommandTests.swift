@@ -1,4 +1,5 @@
 import AlbertMoE
+import AlbertMoECommands
 import Foundation
 import Tokenizers
 import XCTest
@@ -91,5 +92,22 @@ final class BoundsCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 64, r.stderr)
         XCTAssertTrue(r.stderr.contains("embeddings.embedding_hidden_mapping_in.weight") && r.stderr.contains("nan"), r.stderr)
         XCTAssertFalse(r.stdout.contains("nan"), r.stdout)
+    }
+
+    func testServeFlagsOfTheConnectionLimitsAreChecked() throws {
+        for (flag, value) in [("header_timeout", "0"), ("body_timeout", "-1"), ("idle_timeout", "100000"), ("max_connections", "0")] {
+            try expectFailure("albertmoe", ["serve", "--model", "any", "--\(flag)=\(value)"], naming: ["--\(flag)", value])
+        }
+    }
+
+    func testTheOpenFileLimitIsRaisedToTheHardLimit() throws {
+        var limit = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        let hard = limit.rlim_max
+        limit.rlim_cur = min(256, hard)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        XCTAssertEqual(OpenFileLimit.raiseToHardLimit(), Int(clamping: hard))
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        XCTAssertEqual(limit.rlim_cur, hard)
     }
 }
