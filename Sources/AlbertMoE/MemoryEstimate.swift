@@ -100,26 +100,34 @@ public struct AvailableMemory: Equatable, Sendable {
         self.source = source
     }
 
-    /// Read from /proc/meminfo and /sys/fs/cgroup (memory.max less memory.current); nil when neither can be read.
+    /// Read from /proc/meminfo and /sys/fs/cgroup (memory.max, memory.current and memory.stat); nil when neither can
+    /// be read.
     public static func current() -> AvailableMemory? {
         func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
         return parse(meminfo: read("/proc/meminfo"), cgroupMax: read("/sys/fs/cgroup/memory.max"),
-                     cgroupCurrent: read("/sys/fs/cgroup/memory.current"))
+                     cgroupCurrent: read("/sys/fs/cgroup/memory.current"), cgroupStat: read("/sys/fs/cgroup/memory.stat"))
     }
 
-    /// The lower of MemAvailable (`meminfo`, in kB) and the cgroup's limit less its usage (`cgroupMax` is "max" when
-    /// there is no limit).
-    public static func parse(meminfo: String?, cgroupMax: String?, cgroupCurrent: String?) -> AvailableMemory? {
-        var best: AvailableMemory?
-        if let line = meminfo?.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-           let kB = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
-            best = AvailableMemory(bytes: kB * 1024, source: "MemAvailable in /proc/meminfo")
+    /// The lower of MemAvailable (`meminfo`, in kB) and what the cgroup's limit leaves (`cgroupMax` is "max" when there
+    /// is no limit): the limit less the usage, not counting the page cache (the `file` line of `cgroupStat`), which the
+    /// kernel reclaims when memory is needed.
+    public static func parse(meminfo: String?, cgroupMax: String?, cgroupCurrent: String?,
+                             cgroupStat: String? = nil) -> AvailableMemory? {
+        func value(_ text: String?, key: String) -> Int? {
+            text?.split(separator: "\n").first { $0.hasPrefix(key) }.flatMap { line in
+                line.dropFirst(key.count).split(separator: " ").first.flatMap { Int($0) }
+            }
         }
-        if let limit = cgroupMax.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
-            let used = cgroupCurrent.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        func number(_ text: String?) -> Int? { text.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+        var best = value(meminfo, key: "MemAvailable:").map {
+            AvailableMemory(bytes: $0 * 1024, source: "MemAvailable in /proc/meminfo")
+        }
+        if let limit = number(cgroupMax) {
+            let used = max((number(cgroupCurrent) ?? 0) - (value(cgroupStat, key: "file ") ?? 0), 0)
             let left = max(limit - used, 0)
             if best.map({ left < $0.bytes }) ?? true {
-                best = AvailableMemory(bytes: left, source: "the cgroup limit /sys/fs/cgroup/memory.max (\(limit) bytes, \(used) in use)")
+                best = AvailableMemory(bytes: left, source: "the cgroup limit /sys/fs/cgroup/memory.max, \(limit) bytes with "
+                                       + "\(used) in use")
             }
         }
         return best

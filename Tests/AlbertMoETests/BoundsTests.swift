@@ -151,6 +151,10 @@ final class BoundsTests: XCTestCase {
         XCTAssertEqual(AvailableMemory.parse(meminfo: meminfo, cgroupMax: "99999999999999", cgroupCurrent: nil)?.bytes,
                        8_000_000 * 1024)
         XCTAssertEqual(AvailableMemory.parse(meminfo: nil, cgroupMax: "1000", cgroupCurrent: "10")?.bytes, 990)
+        // The page cache is reclaimed when needed: it is not counted as used.
+        XCTAssertEqual(AvailableMemory.parse(meminfo: meminfo, cgroupMax: "4294967296", cgroupCurrent: "4000000000",
+                                             cgroupStat: "anon 1000000000\nfile 3000000000\nkernel 1000\n")?.bytes,
+                       4_294_967_296 - 1_000_000_000)
         XCTAssertNil(AvailableMemory.parse(meminfo: nil, cgroupMax: nil, cgroupCurrent: nil))
         XCTAssertNotNil(AvailableMemory.current())
     }
