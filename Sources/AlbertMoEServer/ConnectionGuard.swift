@@ -202,7 +202,19 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
         let head = "HTTP/1.1 \(status) \(reason)\r\ncontent-type: application/json\r\ncontent-length: \(body.count)\r\n"
             + "connection: close\r\n\r\n"
         let bytes = ByteBuffer(bytes: Data(head.utf8) + body)
-        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        // Only the sending side is shut at once: closing a socket whose client is still sending would reset the
+        // connection, and the client could lose the answer. What it sends is read and dropped until it hangs up, or
+        // for a second at most.
+        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: nil) }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { context.close(promise: nil) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if phase == .closing, let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)   // the client hung up after its answer
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     static func seconds(_ amount: TimeAmount) -> String {

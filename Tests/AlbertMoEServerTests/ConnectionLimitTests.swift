@@ -155,10 +155,14 @@ final class ConnectionLimitTests: XCTestCase {
             XCTAssertTrue(try readHead(fd).hasPrefix("HTTP/1.1 200"))   // accepted, and kept alive
             open.append(fd)
         }
-        let refused = try RawHTTPClient.request(port: port, "GET", "/health")
-        XCTAssertEqual(refused.status, 503, refused.text)
-        XCTAssertEqual(refused.headers["connection"], "close")
-        XCTAssertTrue(try XCTUnwrap((refused.json()["error"] as? [String: Any])?["message"] as? String).contains("3 connections"))
+        // Each one more gets its answer (not a reset connection), with a body or without.
+        for i in 0 ..< 20 {
+            let refused = i % 2 == 0 ? try RawHTTPClient.request(port: port, "GET", "/health")
+                : try RawHTTPClient.post(port: port, "/v1/embeddings", "{\"input\": \"" + String(repeating: "cat ", count: 500) + "\"}")
+            XCTAssertEqual(refused.status, 503, refused.text)
+            XCTAssertEqual(refused.headers["connection"], "close")
+            XCTAssertTrue(try XCTUnwrap((refused.json()["error"] as? [String: Any])?["message"] as? String).contains("3 connections"))
+        }
 
         close(open.removeLast())
         var status = 0
