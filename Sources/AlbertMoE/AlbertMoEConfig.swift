@@ -68,22 +68,35 @@ public struct AlbertMoEConfig: Codable, Equatable {
     /// Size of one attention head.
     public var headDim: Int { hiddenSize / max(numAttentionHeads, 1) }
 
-    /// Throws an `AlbertMoEError.invalidValue` naming the first field whose value is invalid, alone or with another.
+    /// The largest value of each size a real model has, with room to spare: a size beyond it is a mistake (a typo, a
+    /// byte count given for a count of units) that would otherwise try to allocate terabytes or loop for days.
+    /// vocab_size 4,194,304 (2^22; the largest published vocabularies hold about 256k tokens), embedding_size and
+    /// hidden_size 65,536, intermediate_size 262,144, num_hidden_layers 1,024, num_attention_heads 1,024,
+    /// max_position_embeddings 1,048,576 (2^20), type_vocab_size 1,024, num_experts 4,096, expert_capacity 16,777,216.
+    public static let sizeLimits: [(field: String, limit: Int)] = [
+        ("vocab_size", 1 << 22), ("embedding_size", 1 << 16), ("hidden_size", 1 << 16), ("num_hidden_layers", 1024),
+        ("num_attention_heads", 1024), ("intermediate_size", 1 << 18), ("max_position_embeddings", 1 << 20),
+        ("type_vocab_size", 1024), ("num_experts", 4096), ("expert_capacity", 1 << 24),
+    ]
+
+    /// Throws an `AlbertMoEError.invalidValue` naming `field` when `value` is not between 1 and the field's entry in
+    /// `sizeLimits` (`name`, when given, is how the message names it: a command-line flag, say).
+    public static func checkSize(_ value: Int, field: String, name: String? = nil) throws {
+        let limit = sizeLimits.first { $0.field == field }?.limit ?? Int.max
+        guard value > 0 else { throw AlbertMoEError.invalidValue(field: name ?? field, reason: "must be positive, got \(value)") }
+        guard value <= limit else {
+            throw AlbertMoEError.invalidValue(field: name ?? field, reason: "must be at most \(limit) (more than any real "
+                                              + "model has), got \(value)")
+        }
+    }
+
+    /// Throws an `AlbertMoEError.invalidValue` naming the first field whose value is invalid, alone or with another:
+    /// every size must be positive and within `sizeLimits`.
     public func validate() throws {
         func fail(_ field: String, _ reason: String) -> AlbertMoEError { .invalidValue(field: field, reason: reason) }
-        func positive(_ value: Int, _ field: String) throws {
-            guard value > 0 else { throw fail(field, "must be positive, got \(value)") }
-        }
-        try positive(vocabSize, "vocab_size")
-        try positive(embeddingSize, "embedding_size")
-        try positive(hiddenSize, "hidden_size")
-        try positive(numHiddenLayers, "num_hidden_layers")
-        try positive(numAttentionHeads, "num_attention_heads")
-        try positive(intermediateSize, "intermediate_size")
-        try positive(maxPositionEmbeddings, "max_position_embeddings")
-        try positive(typeVocabSize, "type_vocab_size")
-        try positive(numExperts, "num_experts")
-        try positive(expertCapacity, "expert_capacity")
+        let sizes = [vocabSize, embeddingSize, hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize,
+                     maxPositionEmbeddings, typeVocabSize, numExperts, expertCapacity]
+        for (value, bound) in zip(sizes, Self.sizeLimits) { try Self.checkSize(value, field: bound.field) }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail("num_attention_heads", "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }

@@ -89,7 +89,14 @@ public enum ModelDirectory {
 
     /// Loads weights into a model, strictly, adapting the encoder prefix: a checkpoint may hold the encoder
     /// with or without "albert.", whichever the model does not use. A mismatch names `file`, where they were read.
+    /// A tensor holding NaN or infinity is an error naming it (such a model computes no numbers).
     static func load(_ weights: [String: Tensor], into model: Module, encoderPrefixed: Bool, file: URL) throws {
+        for name in weights.keys.sorted() {
+            guard let i = weights[name]!.firstNonFiniteIndex else { continue }
+            let t = weights[name]!
+            throw AlbertMoEError.badFile(path: file.path, reason: "tensor \(name) \(t.shape) holds \(t.pointer[i]) at element \(i): "
+                                         + "the weights must be finite numbers")
+        }
         let encoderNames = ["embeddings.", "shared_layer."]
         var adapted: [String: Tensor] = [:]
         for (name, t) in weights {
@@ -154,7 +161,7 @@ extension ModelDirectory {
     /// reading its weights once.
     public static func loadModel(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
                                  notice: (String) -> Void = { _ in }) throws -> LoadedModel {
-        let contents = try contents(of: directory, sizes: options.sizes)
+        let contents = try contents(of: directory, options: options)
         switch contents.architecture {
         case "AlbertForCausalLM":
             return .causal(try loadLM(contents, directory: directory, options: options, notice: notice) {
@@ -177,7 +184,7 @@ extension AlbertForCausalLM {
     /// `options.sizes` gives what its weights do not); `options.bidirectional` runs it without the causal mask.
     public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
                             notice: (String) -> Void = { _ in }) throws -> AlbertForCausalLM {
-        let contents = try ModelDirectory.contents(of: directory, sizes: options.sizes)
+        let contents = try ModelDirectory.contents(of: directory, options: options)
         return try ModelDirectory.loadLM(contents, directory: directory, options: options, notice: notice) {
             AlbertForCausalLM($0, bidirectional: options.bidirectional)
         }
@@ -189,7 +196,7 @@ extension AlbertForMaskedLM {
     /// `options.sizes` gives what its weights do not).
     public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
                             notice: (String) -> Void = { _ in }) throws -> AlbertForMaskedLM {
-        let contents = try ModelDirectory.contents(of: directory, sizes: options.sizes)
+        let contents = try ModelDirectory.contents(of: directory, options: options)
         return try ModelDirectory.loadLM(contents, directory: directory, options: options, notice: notice) { AlbertForMaskedLM($0) }
     }
 }
@@ -205,7 +212,7 @@ extension SentenceAlbert {
     /// model's encoder keeps its causal attention unless `options.bidirectional`.
     public static func load(from directory: URL, options: ModelLoadOptions = ModelLoadOptions(),
                             notice: (String) -> Void = { _ in }) throws -> SentenceAlbert {
-        try load(try ModelDirectory.contents(of: directory, sizes: options.sizes), directory: directory, options: options,
+        try load(try ModelDirectory.contents(of: directory, options: options), directory: directory, options: options,
                  notice: notice)
     }
 

@@ -43,10 +43,14 @@ public struct ModelLoadOptions: Equatable, Sendable {
     /// Runs a causal model without its causal mask, as the Python package runs its causal models (which it
     /// trained that way); generation then recomputes the whole sequence for each token.
     public var bidirectional: Bool
+    /// What the model is loaded for: the config is checked against the memory this needs before the weights are read
+    /// (for a directory without config.json, before the model is built from the weights read).
+    public var workload: ModelWorkload
 
-    public init(sizes: ModelSizes = ModelSizes(), bidirectional: Bool = false) {
+    public init(sizes: ModelSizes = ModelSizes(), bidirectional: Bool = false, workload: ModelWorkload = .load) {
         self.sizes = sizes
         self.bidirectional = bidirectional
+        self.workload = workload
     }
 }
 
@@ -70,9 +74,10 @@ extension ModelDirectory {
     }
 
     /// Reads a model directory: config.json and the weights, or, without config.json, the weights and a config
-    /// made from them and `sizes` (see `referenceConfig`).
+    /// made from them and `options.sizes` (see `referenceConfig`), checked against the memory `options.workload` needs.
     /// The RoPE-fallback tables of the Python package's weights are left out: they are no parameters here.
-    static func contents(of directory: URL, sizes: ModelSizes) throws -> ModelContents {
+    static func contents(of directory: URL, options: ModelLoadOptions) throws -> ModelContents {
+        let sizes = options.sizes
         let reference = !hasConfig(directory)
         let config: AlbertMoEConfig, architecture: String?, notices: [String]
         let file: URL
@@ -81,8 +86,10 @@ extension ModelDirectory {
             file = try referenceWeightsURL(in: directory)
             weights = try readWeightsFile(file)
             (config, architecture, notices) = try referenceConfig(weights: weights, sizes: sizes, file: file)
+            try config.checkMemory(for: options.workload)
         } else {
             (config, architecture) = try readConfig(directory)
+            try config.checkMemory(for: options.workload)
             notices = []
             file = try weightsURL(in: directory)
             weights = try readWeightsFile(file)

@@ -29,6 +29,16 @@ struct Serve: ParsableCommand {
     var maxTokensLimit: Int = 2048
     @Option(name: .customLong("max_batch_size"), help: "The most completions decoded together in one batched step.")
     var maxBatchSize: Int = 64
+    @Option(name: .customLong("header_timeout"),
+            help: "Seconds a request's head may take once its first bytes arrived (then 408 and the connection closes).")
+    var headerTimeout: Double = 10
+    @Option(name: .customLong("body_timeout"),
+            help: "Seconds a request's body may take once its head arrived (then 408 and the connection closes).")
+    var bodyTimeout: Double = 30
+    @Option(name: .customLong("idle_timeout"), help: "Seconds a connection may stay open without a request in progress.")
+    var idleTimeout: Double = 60
+    @Option(name: .customLong("max_connections"), help: "Connections open at once; past it a new one is answered 503 and closed.")
+    var maxConnections: Int = 10_000
     @OptionGroup(title: "Model") var sizes: ModelArguments
 
     func validate() throws {
@@ -39,12 +49,30 @@ struct Serve: ParsableCommand {
         }
         guard maxBatchSize >= 1 else { throw ValidationError("--max_batch_size must be at least 1, got \(maxBatchSize)") }
         if let modelName, modelName.isEmpty { throw ValidationError("--model_name must not be empty") }
+        for (value, flag) in [(headerTimeout, "header_timeout"), (bodyTimeout, "body_timeout"), (idleTimeout, "idle_timeout")] {
+            guard value > 0 && value <= 86_400 else {
+                throw ValidationError("--\(flag) must be more than 0 and at most 86400 seconds, got \(value)")
+            }
+        }
+        guard maxConnections >= 1 else { throw ValidationError("--max_connections must be at least 1, got \(maxConnections)") }
     }
 
     func run() throws {
+        // Each connection takes a descriptor: the soft limit (often 1024) would stop the server long before its own.
+        var connections = maxConnections
+        if let descriptors = OpenFileLimit.raiseToHardLimit(), descriptors - 64 < connections {
+            connections = max(descriptors - 64, 1)
+            FileHandle.standardError.write(Data(("--max_connections \(maxConnections): the process may open \(descriptors) files; "
+                                                 + "serving at most \(connections) connections\n").utf8))
+        }
+        // Up to --max_batch_size completions decode together, each prompt and its new tokens filling at most the
+        // model's positions.
+        let workload = ModelWorkload.generation(sequences: maxBatchSize, tokens: .max, tokensField: "max_position_embeddings")
         let configuration = ServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes,
                                                 maxTokensLimit: maxTokensLimit, maxBatchSize: maxBatchSize, modelName: modelName,
-                                                loadOptions: sizes.loadOptions)
+                                                loadOptions: sizes.loadOptions(for: workload),
+                                                headerTimeout: .seconds(headerTimeout), bodyTimeout: .seconds(bodyTimeout),
+                                                idleTimeout: .seconds(idleTimeout), maxConnections: connections)
         let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         let server: InferenceServer
         do { server = try InferenceServer(modelDirectory: directory, configuration: configuration) } catch {

@@ -102,6 +102,9 @@ public struct Bench: ParsableCommand {
             result.append(("generate_cached_tokens_per_s", round1(Double(cachedTokens.count) / seconds)))
         }
         result.append(("peak_rss_mb", round1(peakResidentMB())))
+        if let bad = result.first(where: { ($0.1 as? Double).map { !$0.isFinite } ?? false }) {
+            throw ValidationError("\(bad.0) is \(bad.1), which JSON cannot hold: the timer measured no time")
+        }
         print("{" + result.map { "\"\($0.0)\": \(jsonValue($0.1))" }.joined(separator: ", ") + "}")
     }
 

@@ -30,7 +30,8 @@ public struct Embed: ParsableCommand {
         let encoder: SentenceAlbert
         let directory = try HubNames(token: hubToken).modelDirectory(model, flag: "model")
         do {
-            encoder = try SentenceAlbert.load(from: directory, options: sizes.loadOptions) { notice in
+            let workload = ModelWorkload.inference(batchSize: batchSize, sequenceLength: maxLength, logits: false)
+            encoder = try SentenceAlbert.load(from: directory, options: sizes.loadOptions(for: workload)) { notice in
                 FileHandle.standardError.write(Data((notice + "\n").utf8))
             }
         } catch {
@@ -49,6 +50,11 @@ public struct Embed: ParsableCommand {
         }
         if lines.last == "" { lines.removeLast() }
         let embeddings = try encoder.encode(lines, batchSize: batchSize)
+        // JSON has no NaN or infinity, and such an embedding is no answer in either format.
+        if let line = embeddings.firstIndex(where: { $0.contains { !$0.isFinite } }) {
+            throw ValidationError("the embedding of input line \(line + 1) holds \(embeddings[line].first { !$0.isFinite }!): "
+                                  + "the model computes no numbers for it")
+        }
         let out: Data
         if let output, output.hasSuffix(".npy") {
             out = NumPy.float32Array(embeddings.flatMap { $0 }, shape: [embeddings.count, encoder.config.hiddenSize])

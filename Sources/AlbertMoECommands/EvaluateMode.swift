@@ -27,7 +27,8 @@ extension TrainingJob {
         if let (corpus, split) = try heldOut() {
             switch task {
             case .clm:
-                let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions, notice: say)
+                let workload = ModelWorkload.inference(batchSize: 1, sequenceLength: o.maxLength)
+                let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions(for: workload), notice: say)
                 var texts: [String] = []
                 try corpus.forEachExample { example in
                     if split?.isValidation(index: example.index) ?? true { texts.append(example.text) }
@@ -37,7 +38,8 @@ extension TrainingJob {
                 records.append(EvaluationRecord(task: "perplexity", mainScore: r.perplexity,
                                                 scores: [("perplexity", r.perplexity), ("loss", r.loss), ("tokens", Double(r.tokens))]))
             case .mlm:
-                let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions, notice: say)
+                let workload = ModelWorkload.inference(batchSize: o.batchSize, sequenceLength: o.maxLength)
+                let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions(for: workload), notice: say)
                 let configuration = BatchLoader.Configuration(batchSize: o.batchSize, maxLength: o.maxLength, shuffle: false,
                                                               seed: o.seed, maxSamples: o.maxSamples, split: split,
                                                               side: .validation)
@@ -50,7 +52,8 @@ extension TrainingJob {
         }
         let pairFiles = (o.stsFile.map { [$0] } ?? []) + o.customTasks
         if !pairFiles.isEmpty {
-            let encoder = try SentenceAlbert.load(from: directory, options: o.model.loadOptions, notice: say)
+            let workload = ModelWorkload.inference(batchSize: o.batchSize, sequenceLength: o.maxLength, logits: false)
+            let encoder = try SentenceAlbert.load(from: directory, options: o.model.loadOptions(for: workload), notice: say)
             for file in pairFiles {
                 let pairs = try SentencePairs.read(URL(fileURLWithPath: file))
                 let s = try SentenceSimilarity.evaluate(encoder, pairs: pairs, batchSize: o.batchSize)
@@ -89,6 +92,12 @@ extension TrainingJob {
     }
 
     private func write(_ records: [EvaluationRecord], to url: URL) throws {
+        // JSON has no NaN or infinity: a score that is none is an error, never written.
+        for r in records {
+            for (name, value) in [("main_score", r.mainScore)] + r.scores where !value.isFinite {
+                throw ValidationError("\(r.task): the \(name) is \(value), which eval_results.json cannot hold")
+            }
+        }
         let results: [[String: Any]] = records.map { r in
             ["task": r.task, "main_score": r.mainScore,
              "scores": Dictionary(r.scores.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })]

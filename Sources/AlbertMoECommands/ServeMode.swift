@@ -19,7 +19,8 @@ extension TrainingJob {
         let answer: (String) throws -> String
         switch task {
         case .clm:
-            let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions, notice: say)
+            let workload = ModelWorkload.generation(tokens: o.genMaxLength, tokensField: "gen_max_length")
+            let model = try AlbertForCausalLM.load(from: directory, options: o.model.loadOptions(for: workload), notice: say)
             answer = { prompt in
                 // The text streams to standard output as the tokens are made.
                 _ = try complete(prompt, model: model, tokenizer: tokenizer) { piece in
@@ -28,7 +29,9 @@ extension TrainingJob {
                 return ""
             }
         case .mlm:
-            let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions, notice: say)
+            // A text of any length up to the model's limit.
+            let workload = ModelWorkload.inference(batchSize: 1, sequenceLength: .max, lengthField: "max_position_embeddings")
+            let model = try AlbertForMaskedLM.load(from: directory, options: o.model.loadOptions(for: workload), notice: say)
             answer = { text in
                 let fills = try model.fillMask(text, tokenizer: tokenizer, topK: 5)
                 return fills.enumerated().map { n, fill in

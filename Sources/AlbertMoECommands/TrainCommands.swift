@@ -88,10 +88,7 @@ struct TrainingJob {
         guard vocabSize >= tokenizer.vocabSize else {
             throw ValidationError("--vocab_size \(vocabSize) is smaller than the tokenizer's vocabulary (\(tokenizer.vocabSize) tokens)")
         }
-        let config: AlbertMoEConfig
-        do { config = try o.modelConfig(vocabSize: vocabSize, padTokenID: Int(padID)) } catch {
-            throw ValidationError("\(error)")
-        }
+        let config = try o.checkTrainingMemory(vocabSize: vocabSize, padTokenID: Int(padID))
         let model: AlbertLMModel = task == .clm ? AlbertForCausalLM(config, seed: o.seed) : AlbertForMaskedLM(config, seed: o.seed)
 
         let collator: Collator

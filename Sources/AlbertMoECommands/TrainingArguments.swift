@@ -177,6 +177,27 @@ public struct TrainingArguments: ParsableArguments {
             throw ValidationError("--max_length \(maxLength) is above --max_position_embeddings \(model.maxPositionEmbeddings): "
                                   + "the model has no position beyond it")
         }
+        if mode == "pretrain" || mode == "all" {
+            // The vocabulary is the tokenizer's, not known yet: the size it is trained to stands in until then.
+            try checkTrainingMemory(vocabSize: model.vocabSize ?? tokenizerVocabSize, padTokenID: 0)
+        }
+    }
+
+    /// What training holds per weight besides the weight and its gradient: Adam's two moments, SGD's momentum.
+    var trainingWorkload: ModelWorkload {
+        .training(batchSize: batchSize, sequenceLength: maxLength, optimizerStates: optimizer == "sgd" ? 1 : 2)
+    }
+
+    /// The config of the model to train, checked against its bounds and against the memory training it needs.
+    @discardableResult
+    func checkTrainingMemory(vocabSize: Int, padTokenID: Int) throws -> AlbertMoEConfig {
+        do {
+            let config = try modelConfig(vocabSize: vocabSize, padTokenID: padTokenID)
+            try config.checkMemory(for: trainingWorkload)
+            return config
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     /// The task of a command made for `task` (train-clm, train-mlm): --task_type may repeat it, not contradict it.
@@ -200,8 +221,17 @@ public struct TrainingArguments: ParsableArguments {
 public struct ModelArguments: ParsableArguments {
     public init() {}
 
+    /// Each size given must be within `AlbertMoEConfig.sizeLimits`, before anything is built or read.
     public func validate() throws {
-        if let vocabSize, vocabSize < 1 { throw ValidationError("--vocab_size must be at least 1, got \(vocabSize)") }
+        let given: [(Int?, String)] = [
+            (vocabSize, "vocab_size"), (embeddingSizeFlag, "embedding_size"), (hiddenSizeFlag, "hidden_size"),
+            (numHiddenLayersFlag, "num_hidden_layers"), (numAttentionHeadsFlag, "num_attention_heads"),
+            (intermediateSizeFlag, "intermediate_size"), (maxPositionEmbeddingsFlag, "max_position_embeddings"),
+            (numExpertsFlag, "num_experts"), (topKExpertsFlag, "top_k_experts"), (expertCapacity, "expert_capacity"),
+        ]
+        for case let (value?, field) in given {
+            do { try AlbertMoEConfig.checkSize(value, field: field, name: "--" + field) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     @Option(name: .customLong("vocab_size"),
@@ -252,6 +282,13 @@ public struct ModelArguments: ParsableArguments {
                                            numAttentionHeads: numAttentionHeadsFlag, numHiddenLayers: numHiddenLayersFlag,
                                            topKExperts: topKExpertsFlag, auxLossCoefficient: auxLossCoefficientFlag),
                          bidirectional: attention == .bidirectional)
+    }
+
+    /// `loadOptions` for a model loaded to do `workload` (checked against the memory it needs before the weights are read).
+    public func loadOptions(for workload: ModelWorkload) -> ModelLoadOptions {
+        var options = loadOptions
+        options.workload = workload
+        return options
     }
 
     /// The model configuration these options describe, checked (an invalid combination names its field).

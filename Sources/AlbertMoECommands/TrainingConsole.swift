@@ -110,3 +110,20 @@ enum Interrupts {
         return try body()
     }
 }
+
+/// The process's limit on open file descriptors, which bounds the connections a server can hold.
+public enum OpenFileLimit {
+    /// Raises the soft RLIMIT_NOFILE to the hard limit and returns the soft limit now in force (nil when it cannot
+    /// be read).
+    @discardableResult
+    public static func raiseToHardLimit() -> Int? {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)   // RLIM_INFINITY (all ones) clamps to Int.max
+    }
+}

@@ -102,9 +102,12 @@ public final class InferenceServer: Sendable {
     }
 
     /// The Hummingbird application serving the routes, which reports its port to `onListening`.
+    /// Each connection is held to the configuration's timeouts and connection limit (see `ConnectionGuard`).
     private func makeApplication(onListening: @escaping @Sendable (Int) -> Void) -> some ApplicationProtocol {
-        Application(
+        let limits = ConnectionLimits(configuration)
+        return Application(
             router: makeRouter(),
+            server: .guardedHTTP1(limits),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "albertmoe"),
             onServerRunning: { [weak self] channel in

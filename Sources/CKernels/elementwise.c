@@ -1,4 +1,4 @@
-// Elementwise kernels: exact GELU and its backward, sum of squares, Adam/AdamW updates.
+// Elementwise kernels: exact GELU and its backward, the finiteness check, sum of squares, Adam/AdamW updates.
 #include "ckernels.h"
 #include "vecmath.h"
 
@@ -124,6 +124,21 @@ void ak_gelu_forward(const float *x, float *y, long n) {
 void ak_gelu_backward(const float *x, const float *dy, float *dx, long n) {
     gelu_job_t j = {x, dy, dx};
     ak_parallel_ranges(n, ak_rows_grain(1), gelu_backward_task, &j);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Finiteness, a block at a time so that the test of each element vectorises.
+// ---------------------------------------------------------------------------------------------------------
+long ak_first_nonfinite(const float *x, long n) {
+    for (long start = 0; start < n; start += 4096) {
+        long end = start + 4096 < n ? start + 4096 : n;
+        int any = 0;
+        for (long i = start; i < end; i++) any |= !isfinite(x[i]);
+        if (any) {
+            for (long i = start; i < end; i++) if (!isfinite(x[i])) return i;
+        }
+    }
+    return -1;
 }
 
 // ---------------------------------------------------------------------------------------------------------

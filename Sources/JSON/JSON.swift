@@ -12,6 +12,18 @@ public struct JSONError: Error, CustomStringConvertible, Equatable, Sendable {
 }
 
 /// A parsed JSON value. Object key order is kept (`keys`), which matters for vocabularies.
+/// A NaN or an infinity where JSON text was to be written: JSON numbers are finite.
+public struct JSONNonFiniteNumber: Error, CustomStringConvertible, Equatable, Sendable {
+    /// Where the number is: `$` for the value itself, then `.key` and `[index]` steps.
+    public var path: String
+    public let value: Double
+    public init(path: String, value: Double) {
+        self.path = path
+        self.value = value
+    }
+    public var description: String { "\(path): \(value) is not a number JSON can hold" }
+}
+
 public enum JSONValue: Equatable {
     case null
     case bool(Bool)
@@ -46,20 +58,31 @@ public enum JSONValue: Equatable {
         }
     }
 
-    /// The value as JSON text: indented by `indent` spaces per level, or on one line when nil.
-    public func serialized(indent: Int? = 2) -> String {
+    /// The value as JSON text: indented by `indent` spaces per level, or on one line when nil. A NaN or an infinity,
+    /// which JSON cannot hold, is an error naming where it is: it is never written.
+    public func serialized(indent: Int? = 2) throws -> String {
         var out = ""
-        write(into: &out, level: 0, indent: indent)
+        do { try write(into: &out, level: 0, indent: indent) } catch var error as JSONNonFiniteNumber {
+            error.path = "$" + error.path
+            throw error
+        }
         return out
     }
 
-    private func write(into out: inout String, level: Int, indent: Int?) {
+    private func write(into out: inout String, level: Int, indent: Int?) throws {
         let nl = indent == nil ? "" : "\n"
         func pad(_ l: Int) -> String { indent.map { String(repeating: " ", count: $0 * l) } ?? "" }
+        func inside<T>(_ step: String, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch var error as JSONNonFiniteNumber {
+                error.path = step + error.path
+                throw error
+            }
+        }
         switch self {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
         case let .number(d):
+            guard d.isFinite else { throw JSONNonFiniteNumber(path: "", value: d) }
             if d == d.rounded(), abs(d) < 1e15 { out += String(Int64(d)) } else { out += "\(d)" }
         case let .string(s): JSONValue.writeString(s, into: &out)
         case let .array(a):
@@ -67,7 +90,7 @@ public enum JSONValue: Equatable {
             out += "[" + nl
             for (i, v) in a.enumerated() {
                 out += pad(level + 1)
-                v.write(into: &out, level: level + 1, indent: indent)
+                try inside("[\(i)]") { try v.write(into: &out, level: level + 1, indent: indent) }
                 if i + 1 < a.count { out += "," }
                 out += nl
             }
@@ -79,12 +102,19 @@ public enum JSONValue: Equatable {
                 out += pad(level + 1)
                 JSONValue.writeString(k, into: &out)
                 out += indent == nil ? ":" : ": "
-                v.write(into: &out, level: level + 1, indent: indent)
+                try inside(".\(k)") { try v.write(into: &out, level: level + 1, indent: indent) }
                 if i + 1 < o.pairs.count { out += "," }
                 out += nl
             }
             out += pad(level) + "}"
         }
+    }
+
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        writeString(s, into: &out)
+        return out
     }
 
     static func writeString(_ s: String, into out: inout String) {

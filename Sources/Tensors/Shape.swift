@@ -31,6 +31,19 @@ public enum Shape {
         return out
     }
 
+    /// The number of elements of `shape` (the product of its sizes); throws when a size is negative or the product
+    /// does not fit in an `Int`, so that sizes a user gave never trap on an arithmetic overflow.
+    public static func elementCount(_ shape: [Int]) throws -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw TensorError("negative dimension in shape \(shape)") }
+            let (product, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw TensorError("shape \(shape) has more elements than an Int can count") }
+            n = product
+        }
+        return n
+    }
+
     /// Normalises a possibly negative axis.
     public static func axis(_ axis: Int, rank: Int) throws -> Int {
         let a = axis < 0 ? axis + rank : axis

@@ -110,14 +110,7 @@ public final class Tensor {
         self.requiresGrad = false
     }
 
-    static func elementCount(_ shape: [Int]) -> Int {
-        var n = 1
-        for d in shape {
-            precondition(d >= 0, "Tensor: negative dimension in shape \(shape)")
-            n *= d
-        }
-        return n
-    }
+    static func elementCount(_ shape: [Int]) -> Int { Shape.check { try Shape.elementCount(shape) } }
 
     // MARK: Creation
 
@@ -196,6 +189,12 @@ public final class Tensor {
 
     /// All elements, row-major.
     public var scalars: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// The row-major position of the first NaN or infinity, or nil when every element is finite.
+    public var firstNonFiniteIndex: Int? {
+        let i = ak_first_nonfinite(pointer, count)
+        return i < 0 ? nil : i
+    }
 
     /// The value of a one-element tensor.
     public var item: Float {

@@ -55,7 +55,9 @@ extension Tokenizer {
         }
         o.set("truncation", truncation?.toJSON() ?? .null)
         o.set("padding", padding?.toJSON() ?? .null)
-        return JSONValue.object(o).serialized(indent: 2)
+        do { return try JSONValue.object(o).serialized(indent: 2) } catch {
+            throw TokenizerError.io("the tokenizer cannot be written as JSON: \(error)")
+        }
     }
 }
 

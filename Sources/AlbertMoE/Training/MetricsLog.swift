@@ -153,5 +153,5 @@ public final class MetricsLog {
     }
 
     /// A JSON string literal: quotes, backslashes and control characters escaped; other characters as UTF-8.
-    static func jsonString(_ text: String) -> String { JSONValue.string(text).serialized(indent: nil) }
+    static func jsonString(_ text: String) -> String { JSONValue.quoted(text) }
 }

@@ -98,6 +98,8 @@ void ak_rmsnorm_backward(const float *x, const float *w, const float *rstd, cons
 void ak_gelu_forward(const float *x, float *y, long n);
 /// dx = dy * (Phi(x) + x * phi(x)).
 void ak_gelu_backward(const float *x, const float *dy, float *dx, long n);
+/// The index of the first NaN or infinity among x[0..n), or -1 when all are finite.
+long ak_first_nonfinite(const float *x, long n);
 
 // ---------------------------------------------------------------------------------------------------------
 // RoPE over x laid out [B, T, nH, hd] (hd even, contiguous): the pair (x[2i], x[2i+1]) at token position
