@@ -178,7 +178,12 @@ public struct TrainingArguments: ParsableArguments {
                                   + "the model has no position beyond it")
         }
         if mode == "pretrain" || mode == "all" {
-            // The vocabulary is the tokenizer's, not known yet: the size it is trained to stands in until then.
+            // The vocabulary is the tokenizer's, not known yet: the size it is trained to stands in until then (its
+            // lower bound, room beyond the special tokens, is checked when the trainer is made).
+            if model.vocabSize == nil, !(1...TrainerOptions.maxVocabSize).contains(tokenizerVocabSize) {
+                throw ValidationError("--tokenizer_vocab_size must be between 1 and \(TrainerOptions.maxVocabSize), "
+                                      + "got \(tokenizerVocabSize)")
+            }
             try checkTrainingMemory(vocabSize: model.vocabSize ?? tokenizerVocabSize, padTokenID: 0)
         }
     }
