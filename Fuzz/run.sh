@@ -24,12 +24,13 @@ binary="$(swift build -c release --package-path "$here" --show-bin-path)/albertm
 failed=()
 for harness in "${harnesses[@]}"; do
     [ -d "$here/Corpus/$harness" ] || { echo "no harness '$harness' (harnesses: ${all[*]})" >&2; exit 2; }
-    mkdir -p "$work/corpus/$harness" "$work/findings/$harness" "$work/tmp"
+    mkdir -p "$work/corpus/$harness" "$work/findings/$harness" "$work/tmp/$harness"
     log="$work/$harness.log"
     echo "== $harness: ${seconds}s"
     # The first corpus folder receives the new inputs; the committed seeds are only read.
     # SWIFT_BACKTRACE: libFuzzer, not Swift's backtracer, reports a trap.
-    if FUZZ_HARNESS="$harness" SWIFT_BACKTRACE=enable=no TMPDIR="$work/tmp" ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" "$binary" \
+    if FUZZ_HARNESS="$harness" SWIFT_BACKTRACE=enable=no TMPDIR="$work/tmp/$harness" ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" \
+        LSAN_OPTIONS="suppressions=$here/lsan.supp:${LSAN_OPTIONS:-}" "$binary" \
         -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_LIMIT_MB:-2048}" \
         -print_final_stats=1 -artifact_prefix="$work/findings/$harness/" \
         "$work/corpus/$harness" "$here/Corpus/$harness" > "$log" 2>&1; then
@@ -40,7 +41,7 @@ for harness in "${harnesses[@]}"; do
         echo "!! $harness failed: the input is in $work/findings/$harness/ (log: $log)"
         failed+=("$harness")
     fi
-    rm -rf "$work/tmp"
+    rm -rf "$work/tmp/$harness"
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzzing found problems in: ${failed[*]}" >&2
