@@ -13,13 +13,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 seconds="${1:-20}"
 shift || true
 work="${FUZZ_WORK:-$here/.build/fuzz-work}"
-all=(safetensors pytorch config json tokenizer sentencepiece text-corpus parquet arrow save-to-disk server-request)
+all=(safetensors pytorch config json tokenizer tokenizer-files sentencepiece text-corpus parquet arrow save-to-disk server-request)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 
 swift build -c release --package-path "$here" --product albertmoe-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xcc -fsanitize=fuzzer-no-link,address
-binary="$(swift build -c release --package-path "$here" --show-bin-path)/albertmoe-fuzz"
+binary="$here/.build/release/albertmoe-fuzz"
 
 failed=()
 for harness in "${harnesses[@]}"; do

@@ -11,6 +11,7 @@ let harnesses: [String: Harness] = [
     "config": fuzzConfig,
     "json": fuzzJSON,
     "tokenizer": fuzzTokenizerJSON,
+    "tokenizer-files": fuzzTokenizerFiles,
     "sentencepiece": fuzzSentencePiece,
     "text-corpus": fuzzTextCorpus,
     "parquet": fuzzParquet,
@@ -28,7 +29,7 @@ func expecting<E: Error>(_ expected: E.Type, _ body: () throws -> Void) {
 
 /// A folder of this process's own, under the temporary directory, for harnesses that read files; emptied before
 /// each input.
-let scratchFolder = FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-fuzz-\(getpid())")
+var scratchFolder: URL { FileManager.default.temporaryDirectory.appendingPathComponent("albertmoe-fuzz-\(getpid())") }
 
 /// Empties the scratch folder and writes `files` (relative path, contents) into it; returns the folder.
 func writeScratch(_ files: [(String, Data)]) -> URL {
