@@ -189,12 +189,8 @@ public final class InferenceServer: Sendable {
     }
 
     private func embeddings(_ request: Request) async throws -> Response {
-        let fields = try await readFields(request)
-        guard let inputs = try fields.strings("input") else { throw APIError.invalid("input is required", param: "input") }
-        let format = try fields.string("encoding_format") ?? "float"
-        guard let encoding = EmbeddingsBody.Encoding(rawValue: format) else {
-            throw APIError.invalid("encoding_format must be \"float\" or \"base64\", got \"\(format)\"", param: "encoding_format")
-        }
+        let settings = try EmbeddingsRequest(try await readFields(request))
+        let (inputs, encoding) = (settings.inputs, settings.encoding)
         let encoder = served.encoder
         // Batches of 32 texts, each its own job, so that a long list does not hold up the other requests.
         var vectors: [[Float]] = [], tokens = 0
@@ -230,14 +226,8 @@ public final class InferenceServer: Sendable {
             throw APIError(status: 404, message: "the model \(modelName) is a \(served.kind.summary), which cannot "
                            + "fill masks: /v1/fill-mask needs a masked language model")
         }
-        let fields = try await readFields(request)
-        let param = fields.has("text") ? "text" : "inputs"
-        guard let text = try fields.string(param) else {
-            throw APIError.invalid("text is required (a string with one or more mask tokens)", param: "text")
-        }
-        guard !text.isEmpty else { throw APIError.invalid("\(param) must not be empty", param: param) }
-        let topK = try fields.int("top_k") ?? 5
-        guard topK >= 1 else { throw APIError.invalid("top_k must be at least 1, got \(topK)", param: "top_k") }
+        let settings = try FillMaskRequest(try await readFields(request))
+        let text = settings.text, param = settings.param, topK = settings.topK
         let tokenizer = served.tokenizer
         let fills = try await worker.run { () throws -> [MaskFill] in
             do {

@@ -153,3 +153,42 @@ struct RequestFields {
     /// Whether the field is present with a value other than null.
     func has(_ key: String) -> Bool { value(key) != nil }
 }
+
+/// The settings of a `/v1/embeddings` request, read and checked.
+struct EmbeddingsRequest {
+    /// The texts to embed (`input`: a string or an array of strings).
+    var inputs: [String]
+    /// How the vectors are written (`encoding_format`: "float", the default, or "base64").
+    var encoding: EmbeddingsBody.Encoding
+
+    init(_ fields: RequestFields) throws {
+        guard let inputs = try fields.strings("input") else { throw APIError.invalid("input is required", param: "input") }
+        self.inputs = inputs
+        let format = try fields.string("encoding_format") ?? "float"
+        guard let encoding = EmbeddingsBody.Encoding(rawValue: format) else {
+            throw APIError.invalid("encoding_format must be \"float\" or \"base64\", got \"\(format)\"", param: "encoding_format")
+        }
+        self.encoding = encoding
+    }
+}
+
+/// The settings of a `/v1/fill-mask` request, read and checked.
+struct FillMaskRequest {
+    /// The text with one or more mask tokens.
+    var text: String
+    /// The field the text came from (`text`, else `inputs`), named in errors.
+    var param: String
+    /// How many predictions to give per mask token (`top_k`, default 5).
+    var topK: Int
+
+    init(_ fields: RequestFields) throws {
+        param = fields.has("text") ? "text" : "inputs"
+        guard let text = try fields.string(param) else {
+            throw APIError.invalid("text is required (a string with one or more mask tokens)", param: "text")
+        }
+        guard !text.isEmpty else { throw APIError.invalid("\(param) must not be empty", param: param) }
+        self.text = text
+        topK = try fields.int("top_k") ?? 5
+        guard topK >= 1 else { throw APIError.invalid("top_k must be at least 1, got \(topK)", param: "top_k") }
+    }
+}

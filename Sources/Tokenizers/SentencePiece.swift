@@ -36,6 +36,9 @@ struct ProtoReader {
         return (field, wire)
     }
 
+    /// An int32 or enum field: protobuf writes negative values as ten-byte varints, and keeps their low 32 bits.
+    mutating func int32() throws -> Int { Int(Int32(truncatingIfNeeded: try varint())) }
+
     mutating func fixed32() throws -> UInt32 {
         guard pos + 4 <= end else { throw TokenizerError.malformedModel("truncated fixed32 at byte \(pos)") }
         let v = UInt32(bytes[pos]) | UInt32(bytes[pos + 1]) << 8 | UInt32(bytes[pos + 2]) << 16 | UInt32(bytes[pos + 3]) << 24
@@ -101,7 +104,7 @@ public struct SentencePieceModelProto {
             case (1, 2): piece = r.string(try r.lengthDelimited())
             case (2, 5): score = Float(bitPattern: try r.fixed32())
             case (3, 0):
-                let v = Int(try r.varint())
+                let v = try r.int32()
                 guard let t = PieceType(rawValue: v) else { throw TokenizerError.malformedModel("unknown piece type \(v)") }
                 type = t
             default: try r.skip(wire: w)
@@ -114,15 +117,14 @@ public struct SentencePieceModelProto {
         var r = ProtoReader(data, range: range)
         while !r.atEnd {
             let (f, w) = try r.tag()
-            func int() throws -> Int { Int(Int32(truncatingIfNeeded: try r.varint())) }
             switch (f, w) {
-            case (3, 0): modelType = try int()
+            case (3, 0): modelType = try r.int32()
             case (24, 0): treatWhitespaceAsSuffix = try r.varint() != 0
             case (35, 0): byteFallback = try r.varint() != 0
-            case (40, 0): unkId = try int()
-            case (41, 0): bosId = try int()
-            case (42, 0): eosId = try int()
-            case (43, 0): padId = try int()
+            case (40, 0): unkId = try r.int32()
+            case (41, 0): bosId = try r.int32()
+            case (42, 0): eosId = try r.int32()
+            case (43, 0): padId = try r.int32()
             case (44, 2): unkSurface = r.string(try r.lengthDelimited())
             default: try r.skip(wire: w)
             }

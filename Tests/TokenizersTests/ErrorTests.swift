@@ -136,6 +136,31 @@ final class ErrorTests: XCTestCase {
         XCTAssertThrowsError(try SentencePieceProcessor(modelData: Array(data.prefix(1000))))
     }
 
+    /// A piece's type is a protobuf enum (an int32, whose negative values take ten bytes): any varint there is a type
+    /// or a `malformedModel` error, never a trap. The first input is the one the fuzzer found.
+    func testSentencePiecePieceTypeOfAnyVarint() throws {
+        let found: [UInt8] = [0x0A, 0x0E, 0x18, 0x96, 0xFF, 0xFF, 0xFF, 0xFF, 0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0x29,
+                              0xFD, 0xFF, 0xFF]
+        XCTAssertThrowsError(try SentencePieceProcessor(modelData: found))
+        func varint(_ value: UInt64) -> [UInt8] {
+            var v = value, out: [UInt8] = []
+            repeat { out.append(UInt8(v & 0x7F) | (v >= 0x80 ? 0x80 : 0)); v >>= 7 } while v != 0
+            return out
+        }
+        for type: UInt64 in [0, 1, 2, 6, 7, 1 << 31, 1 << 32, 1 << 63, UInt64(bitPattern: -1), UInt64(bitPattern: -3)] {
+            let piece: [UInt8] = [0x0A, 0x01, 0x61, 0x18] + varint(type)
+            let model: [UInt8] = [0x0A, UInt8(piece.count)] + piece
+            do {
+                let proto = try SentencePieceModelProto(data: model)
+                XCTAssertEqual(proto.pieces.first.map { UInt64($0.type.rawValue) }, type)
+            } catch let error as TokenizerError {
+                guard case .malformedModel(let reason) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(reason.contains("unknown piece type"), reason)
+                XCTAssertFalse((1...6).contains(type), "type \(type): \(reason)")
+            }
+        }
+    }
+
     func testMissingFile() {
         XCTAssertThrowsError(try Tokenizer.load(from: URL(fileURLWithPath: "/nonexistent/tokenizer.json"))) { e in
             guard case .io = e as? TokenizerError else { return XCTFail("\(e)") }
