@@ -11,7 +11,6 @@ public struct JSONError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { "malformed JSON at byte \(offset): \(reason)" }
 }
 
-/// A parsed JSON value. Object key order is kept (`keys`), which matters for vocabularies.
 /// A NaN or an infinity where JSON text was to be written: JSON numbers are finite.
 public struct JSONNonFiniteNumber: Error, CustomStringConvertible, Equatable, Sendable {
     /// Where the number is: `$` for the value itself, then `.key` and `[index]` steps.
@@ -24,6 +23,7 @@ public struct JSONNonFiniteNumber: Error, CustomStringConvertible, Equatable, Se
     public var description: String { "\(path): \(value) is not a number JSON can hold" }
 }
 
+/// A parsed JSON value. Object key order is kept (`keys`), which matters for vocabularies.
 public enum JSONValue: Equatable {
     case null
     case bool(Bool)

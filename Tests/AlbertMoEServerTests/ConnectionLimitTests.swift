@@ -34,22 +34,7 @@ final class ConnectionLimitTests: XCTestCase {
 
     /// A socket connected to the server, with reads that give up after `timeout` seconds.
     func connect(_ port: Int, timeout: Int = 10) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClientError("socket() failed: errno \(errno)") }
-        var time = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard status == 0 else {
-            close(fd)
-            throw ClientError("connect() failed: errno \(errno)")
-        }
-        return fd
+        try RawHTTPClient.connected(port: port, timeout: timeout)
     }
 
     func send(_ fd: Int32, _ text: String) {

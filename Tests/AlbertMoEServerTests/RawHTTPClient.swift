@@ -85,7 +85,7 @@ enum RawHTTPClient {
     }
 
     /// A socket connected to 127.0.0.1:`port`, whose reads give up after `timeout` seconds.
-    private static func connected(port: Int, timeout: Int) throws -> Int32 {
+    static func connected(port: Int, timeout: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket() failed: errno \(errno)") }
         var time = timeval(tv_sec: timeout, tv_usec: 0)
