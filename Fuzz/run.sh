@@ -6,7 +6,8 @@
 # A crash, a trap, a leak, a timeout (FUZZ_TIMEOUT seconds for one input, default 10) or an input using more than
 # FUZZ_RSS_LIMIT_MB (default 2048) fails the run; the input that did it is kept in $FUZZ_WORK/findings/HARNESS/.
 # New inputs found while running go to $FUZZ_WORK/corpus/HARNESS/ (default Fuzz/.build/fuzz-work), never into the
-# committed corpus, and are fuzzed again by the next run. Reproduce a finding with
+# committed corpus, and are fuzzed again by the next run. FUZZ_SEED fixes libFuzzer's random seed (CI sets it, so
+# that a run explores the same inputs first each time). Reproduce a finding with
 #   FUZZ_HARNESS=HARNESS SWIFT_BACKTRACE=enable=no Fuzz/.build/release/albertmoe-fuzz FILE
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -31,7 +32,7 @@ for harness in "${harnesses[@]}"; do
     # SWIFT_BACKTRACE: libFuzzer, not Swift's backtracer, reports a trap.
     if FUZZ_HARNESS="$harness" SWIFT_BACKTRACE=enable=no TMPDIR="$work/tmp/$harness" ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" \
         LSAN_OPTIONS="suppressions=$here/lsan.supp:${LSAN_OPTIONS:-}" "$binary" \
-        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_LIMIT_MB:-2048}" \
+        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb="${FUZZ_RSS_LIMIT_MB:-2048}" ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
         -print_final_stats=1 -artifact_prefix="$work/findings/$harness/" \
         "$work/corpus/$harness" "$here/Corpus/$harness" > "$log" 2>&1; then
         grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true

@@ -254,6 +254,8 @@ struct JSONParser {
         if let d = JSONParser.rustNumber(UnsafeBufferPointer(rebasing: bytes[start..<pos])) { return d }
         let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         guard let d = Double(s) else { pos = start; throw fail("invalid number '\(s)'") }
+        // Past Double's range (1e400): serde_json refuses it, and no JSON output could hold it.
+        guard d.isFinite else { pos = start; throw fail("number out of range '\(s)'") }
         return d
     }
 

@@ -193,6 +193,22 @@ final class BoundsTests: XCTestCase {
         XCTAssertEqual(try JSONValue.obj([("a", .array([.number(1), .number(0.25)]))]).serialized(indent: nil), "{\"a\":[1,0.25]}")
     }
 
+    /// A number past Double's range is a parse error, as in serde_json, never an infinity that a writer would then
+    /// refuse (found by the json fuzz harness: `[1e388, -0, 0.1, 123000000000000000000043518700, "..."]`).
+    func testTheJSONReaderRefusesNumbersPastDoublesRange() throws {
+        for text in ["[1e388, -0, 0.1, 123000000000000000000043518700, \"\\\\/\\\"\\t\"]", "1e309", "-1e400", "{\"a\": 17.5e999}",
+                     "123456789012345678901234567890e300"] {
+            XCTAssertThrowsError(try JSONValue.parse(text), text) { error in
+                XCTAssertTrue(error is JSONError, "\(text): \(error)")
+                XCTAssertTrue("\(error)".contains("out of range"), "\(text): \(error)")
+            }
+        }
+        for (text, value) in [("1e308", 1e308), ("-1.7976931348623157e308", -1.7976931348623157e308), ("1e-400", 0)] {
+            XCTAssertEqual(try JSONValue.parse(text), .number(value), text)
+            XCTAssertNoThrow(try JSONValue.parse(text).serialized(), text)
+        }
+    }
+
     func testFirstNonFiniteIndexFindsTheFirst() {
         var g = SeededGenerator(seed: 3)
         for _ in 0 ..< 50 {
