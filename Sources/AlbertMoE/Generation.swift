@@ -113,12 +113,12 @@ public enum FinishReason: Equatable, Sendable {
     case contextFull
 }
 
-/// One generation, advanced one token per `next()`: with the key/value cache, the prompt runs once, when the session
-/// starts, then one position per token; a model without causal attention (the Python package's causal models, run
+/// One generation, advanced one token per `next()`: with the key/value cache, the prompt runs once, at the first
+/// `next()`, then one position per token; a model without causal attention (the Python package's causal models, run
 /// as they were trained) has no valid cache, and runs the whole sequence for each token. Tokens are sampled by a
-/// `LogitSampler` (the same seed gives the same tokens). It ends
-/// after a stop token, after `maxNewTokens` tokens, or when the context fills max_position_embeddings, and says which.
-/// The model runs in evaluation mode, whatever its mode between calls.
+/// `LogitSampler` (the same seed gives the same tokens). It ends after a stop token, after `maxNewTokens` tokens, or
+/// when the context fills max_position_embeddings, and says which. The model runs in evaluation mode, whatever its
+/// mode between calls.
 public final class GenerationSession {
     public let model: AlbertForCausalLM
     public let options: SamplingOptions
@@ -131,23 +131,29 @@ public final class GenerationSession {
     /// Nil when the model attends to later tokens: each step then runs the whole sequence.
     private let cache: KVCache?
     private var sampler: LogitSampler
-    /// The logits [V] of the token to sample next.
-    private var logits: [Float] = []
+    /// The logits [V] of the token to sample next, once the tokens before it have run.
+    private var logits: [Float]?
     /// The prompt and the tokens made, for the repetition penalty.
     private var history: [Int32]
 
-    /// Checks the options and runs the prompt: the model refuses an empty prompt or one with ids outside its
-    /// vocabulary; a prompt that, with `options.maxNewTokens` new tokens, would not fit max_position_embeddings is
-    /// an error or cut, as `overflow` says.
+    /// Checks the options and the prompt: an empty prompt, one with ids outside the model's vocabulary, and one that
+    /// with `options.maxNewTokens` new tokens would not fit max_position_embeddings are refused (the last is cut to
+    /// its newest tokens instead when `overflow` says so). The prompt runs at the first `next()`.
     public init(model: AlbertForCausalLM, prompt: [Int32], options: SamplingOptions, overflow: PromptOverflow = .error) throws {
         try options.validate()
+        func refuse(_ reason: String) -> AlbertMoEError { .invalidValue(field: "prompt", reason: reason) }
+        guard !prompt.isEmpty else { throw refuse("the prompt is empty: give at least one token") }
+        let vocabulary = model.config.vocabSize
+        if let id = prompt.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            throw refuse("input id \(id) is outside the model's vocabulary [0, \(vocabulary))")
+        }
         let room = model.config.maxPositionEmbeddings
         var kept = prompt
         if prompt.count + options.maxNewTokens > room {
             guard overflow == .keepNewest else {
                 let new = "\(options.maxNewTokens) new token" + (options.maxNewTokens == 1 ? "" : "s")
-                throw AlbertMoEError.invalidValue(field: "prompt", reason: "the prompt (\(prompt.count) tokens) and \(new) exceed "
-                    + "the model's context of \(room) tokens (max_position_embeddings): shorten the prompt or ask for fewer new tokens")
+                throw refuse("the prompt (\(prompt.count) tokens) and \(new) exceed the model's context of \(room) tokens "
+                             + "(max_position_embeddings): shorten the prompt or ask for fewer new tokens")
             }
             kept = Array(prompt.suffix(max(room - options.maxNewTokens, 1)))
         }
@@ -157,9 +163,6 @@ public final class GenerationSession {
         cache = model.albert.causal ? KVCache(config: model.config) : nil
         sampler = LogitSampler(options)
         history = kept
-        do { logits = try run(kept) } catch AlbertMoEError.invalidValue(_, let reason) {
-            throw AlbertMoEError.invalidValue(field: "prompt", reason: prompt.isEmpty ? "the prompt is empty: give at least one token" : reason)
-        }
         if options.maxNewTokens == 0 { finishReason = .maxTokens }
     }
 
@@ -171,55 +174,72 @@ public final class GenerationSession {
         return try body()
     }
 
-    /// Runs `ids` after the cached tokens (without a cache, the whole sequence), in evaluation mode: the logits of the
-    /// token that follows.
-    private func run(_ ids: [Int32]) throws -> [Float] {
-        try Self.evaluating(model) { try model.nextTokenLogits(ids, cache: cache) }
+    /// The tokens the model runs next: those its cache has not seen (the prompt, then the last token made), or the
+    /// whole sequence without a cache.
+    private var unseen: [Int32] {
+        guard let cache else { return history }
+        return Array(history[cache.count...])
     }
 
     /// Makes the next token, or returns nil once the generation has ended (`finishReason` is then set; it is set
     /// with the last token).
     public func next() throws -> Int32? {
         guard finishReason == nil else { return nil }
-        if let last = generated.last { logits = try run(cache == nil ? history : [last]) }
+        if logits == nil {
+            let ids = unseen
+            logits = try Self.evaluating(model) { try model.nextTokenLogits(ids, cache: cache) }
+        }
         return sample()
     }
 
-    /// Whether the next token needs a one-position forward that can join a batch: the session has a cache, has
-    /// made its first token (which comes from the prompt's logits) and has not ended. Routing that drops tokens
-    /// for lack of expert capacity depends on the batch, so such a model decodes alone.
+    /// Whether the forward before the next token can join a batch: the session has a cache, has not ended and has
+    /// tokens to run. Routing that drops tokens for lack of expert capacity depends on the batch, so such a model's
+    /// sessions run alone.
     private var batchable: Bool {
-        cache != nil && model.config.dropless && finishReason == nil && !generated.isEmpty
+        cache != nil && model.config.dropless && finishReason == nil && logits == nil
     }
 
     /// Advances each of `sessions` (sessions of one model, each given once) by one token, as `next()` does: the
-    /// one-position forwards of those with a key/value cache run as one batched forward, each row against its own
-    /// cache (`AlbertForCausalLM.nextTokenLogits(batch:)`), and each session samples from its row with its own
+    /// forwards of those with a key/value cache run batched, each row against its own cache
+    /// (`AlbertForCausalLM.nextTokenLogits(batch:)`): the new prompts together, padded to the longest of rows of
+    /// similar lengths, and the one-position steps together. Each session samples from its row with its own
     /// sampler, so that the tokens are those of `next()`. Sessions without a cache (or that cannot share a batch,
     /// see `batchable`) run alone. Returns, in order, each session's token (nil for one that had ended) or the error
-    /// it met; when the batched forward fails, its sessions run one at a time, so a failure stays with its own.
+    /// it met; when a batched forward fails, its sessions run one at a time, so a failure stays with its own.
     public static func next(_ sessions: [GenerationSession]) -> [Result<Int32?, Error>] {
         precondition(Set(sessions.map(ObjectIdentifier.init)).count == sessions.count,
                      "GenerationSession.next: a session is given twice")
-        var results = [Result<Int32?, Error>?](repeating: nil, count: sessions.count)
-        let batched = sessions.indices.filter { sessions[$0].batchable }
-        if let first = batched.first, batched.count > 1 {
-            let model = sessions[first].model
-            precondition(batched.allSatisfy { sessions[$0].model === model }, "GenerationSession.next: sessions of different models")
-            let rows = batched.map { (token: sessions[$0].generated.last!, cache: sessions[$0].cache!) }
+        for group in batches(of: sessions.filter(\.batchable)) where group.count > 1 {
+            let model = group[0].model
+            precondition(group.allSatisfy { $0.model === model }, "GenerationSession.next: sessions of different models")
+            let rows = group.map { (tokens: $0.unseen, cache: $0.cache!) }
             if let logits = try? evaluating(model, { try model.nextTokenLogits(batch: rows) }) {
-                for (i, row) in zip(batched, logits) {
-                    sessions[i].logits = row
-                    results[i] = .success(sessions[i].sample())
-                }
+                for (session, row) in zip(group, logits) { session.logits = row }
             }
         }
-        return sessions.indices.map { i in results[i] ?? Result { try sessions[i].next() } }
+        return sessions.map { session in Result { try session.next() } }
+    }
+
+    /// `sessions` in groups to run as one padded forward each: by the number of tokens to run, a group's longest
+    /// at most twice its shortest (so padding at most doubles the work) and within every member's cache.
+    private static func batches(of sessions: [GenerationSession]) -> [[GenerationSession]] {
+        var groups: [[GenerationSession]] = []
+        for (session, length) in sessions.map({ ($0, $0.unseen.count) }).sorted(by: { $0.1 < $1.1 }) {
+            if let group = groups.last, length <= 2 * group[0].unseen.count,
+               group.allSatisfy({ $0.cache!.count + length <= $0.cache!.capacity }),
+               session.cache!.count + length <= session.cache!.capacity {
+                groups[groups.count - 1].append(session)
+            } else {
+                groups.append([session])
+            }
+        }
+        return groups
     }
 
     /// Samples the next token from `logits` and notes it, and why the generation ends if it does.
     private func sample() -> Int32 {
-        let token = sampler.next(logits, history: history)
+        let token = sampler.next(logits!, history: history)
+        logits = nil
         generated.append(token)
         history.append(token)
         if options.stopTokens.contains(token) {

@@ -68,19 +68,19 @@ final class CompletionGenerator: @unchecked Sendable {
         var text: String
         /// "stop" or "length" once the generation is over, else nil.
         var finishReason: String?
+        /// Tokens sampled so far (the end-of-text token included).
+        var completionTokens: Int
     }
 
     let promptTokens: Int
-    /// Tokens sampled so far (the end-of-text token included).
-    var completionTokens: Int { session.generated.count }
 
     private let session: GenerationSession
     private let tokenizer: Tokenizer
     private var text: CompletionText
 
     /// Tokenizes the prompt (with the tokenizer's special tokens only for a model run without its causal mask, as the
-    /// Python package encodes its prompts) and starts the generation (which checks that the prompt and max_tokens fit
-    /// the model).
+    /// Python package encodes its prompts) and sets up the generation (which checks that the prompt and max_tokens fit
+    /// the model); the prompt runs at the first step.
     init(_ request: CompletionRequest, served: ServedModel) throws {
         guard let model = served.causal else { preconditionFailure("CompletionGenerator needs a causal model") }
         let prompt: [Int32]
@@ -100,8 +100,8 @@ final class CompletionGenerator: @unchecked Sendable {
         text = CompletionText(stops: request.stops)
     }
 
-    /// Makes the next token of each of `generators` (distinct ones), their one-position forwards batched (see
-    /// `GenerationSession.next(_:)`), and the text each adds: in order, each one's step or the error it met.
+    /// Makes the next token of each of `generators` (distinct ones), their forwards batched (the new prompts together,
+    /// the one-position steps together: see `GenerationSession.next(_:)`), and the text each adds: in order, each one's step or the error it met.
     static func step(_ generators: [CompletionGenerator]) -> [Result<Step, Error>] {
         zip(generators, GenerationSession.next(generators.map(\.session))).map { generator, token in
             token.flatMap { _ in Result { try generator.newText() } }
@@ -110,13 +110,13 @@ final class CompletionGenerator: @unchecked Sendable {
 
     /// The text the last token adds, and the finish reason once the generation is over.
     private func newText() throws -> Step {
-        let reason = session.finishReason
+        let reason = session.finishReason, count = session.generated.count
         let content = reason == .stopToken ? session.generated.dropLast() : session.generated[...]
         let all = try tokenizer.decode(content.map { Int($0) }, skipSpecialTokens: true)
-        if reason == .stopToken { return Step(text: text.finish(all), finishReason: "stop") }
+        if reason == .stopToken { return Step(text: text.finish(all), finishReason: "stop", completionTokens: count) }
         let (piece, stopped) = text.update(all)
-        if stopped { return Step(text: piece, finishReason: "stop") }
-        if reason != nil { return Step(text: piece + text.finish(all), finishReason: "length") }
-        return Step(text: piece, finishReason: nil)
+        if stopped { return Step(text: piece, finishReason: "stop", completionTokens: count) }
+        if reason != nil { return Step(text: piece + text.finish(all), finishReason: "length", completionTokens: count) }
+        return Step(text: piece, finishReason: nil, completionTokens: count)
     }
 }

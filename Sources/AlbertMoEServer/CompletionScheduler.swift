@@ -1,9 +1,10 @@
 import Synchronization
 
 /// Runs the completions in flight together (continuous batching): each decoding step is one `ModelWorker` job that
-/// advances every active completion, up to `maxBatchSize` of them, by one token in one batched forward, and hands
-/// each its new text. A completion joins once its prompt has run (its own job) and leaves when it finishes, fails
-/// or its client stops listening, without holding up the others. Beyond `maxBatchSize`, the completions left out of
+/// advances every active completion, up to `maxBatchSize` of them, by one token, and hands each its new text: the
+/// prompts of the completions that joined since the last step run as one batched forward, then the others' next
+/// positions as another. A completion leaves when it finishes, fails or its client stops listening, without
+/// holding up the others. Beyond `maxBatchSize`, the completions left out of
 /// a step go first in the next. Other model work (embeddings, mask filling, prompts) runs between the steps.
 final class CompletionScheduler: Sendable {
     typealias Steps = AsyncThrowingStream<CompletionGenerator.Step, Error>
@@ -35,7 +36,7 @@ final class CompletionScheduler: Sendable {
         self.maxBatchSize = maxBatchSize
     }
 
-    /// The steps of `generator` (whose prompt has run), as they are made: the stream ends after the step that gives
+    /// The steps of `generator`, as they are made: the stream ends after the step that gives
     /// a finish reason, or with the error that stopped the generation. Dropping the stream (or cancelling the task
     /// iterating it) takes the completion out of the batch.
     func steps(of generator: CompletionGenerator) -> Steps {

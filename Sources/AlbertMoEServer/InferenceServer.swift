@@ -177,13 +177,14 @@ public final class InferenceServer: Sendable {
             return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                             body: events)
         }
-        var text = "", finishReason: String?
+        var text = "", finishReason: String?, completion = 0
         for try await step in steps {
             text += step.text
             finishReason = step.finishReason
+            completion = step.completionTokens
         }
         try Task.checkCancellation()
-        let (prompt, completion) = try await worker.run { (generator.promptTokens, generator.completionTokens) }
+        let prompt = generator.promptTokens
         let usage = Usage(promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion)
         return try jsonResponse(body(text, finishReason, usage: usage))
     }

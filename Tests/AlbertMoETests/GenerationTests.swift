@@ -192,49 +192,56 @@ final class FillMaskTests: XCTestCase {
 /// Decoding several sequences in one batched forward gives what decoding each alone gives.
 final class BatchedDecodingTests: XCTestCase {
     /// Over seeded random small models (RoPE and absolute positions, head counts, passes) and batches of sequences
-    /// with prompts of different lengths that join at different steps and run for different numbers of tokens: each
-    /// batched step's logits are those of the same sequence decoded alone (to 1e-5), and so are its greedy tokens.
+    /// with prompts of 1 to 120 tokens that join at different steps, several at once, and run for different numbers
+    /// of tokens: the prompts that join together run as one forward padded to the longest (in some trials in the
+    /// same forward as the others' decoding steps), and each row's logits are those of the same sequence run alone
+    /// (to 1e-5), its cache holds its own tokens only, and its greedy tokens are those made alone.
     func testBatchedStepMatchesSingleSequences() throws {
         var g = SeededGenerator(seed: 314)
-        for trial in 0..<10 {
+        var padded = 0
+        for trial in 0..<12 {
             var config = tinyConfig(trial % 2 == 0 ? "rope" : "absolute", dropout: 0.1)
             config.vocabSize = 30 + g.nextInt(below: 80)
             config.numAttentionHeads = [1, 2, 4][g.nextInt(below: 3)]
             config.numHiddenLayers = 1 + g.nextInt(below: 3)
-            config.maxPositionEmbeddings = 40
+            config.maxPositionEmbeddings = 260   // room for a decoding row padded to a joining prompt
             let model = AlbertForCausalLM(config, seed: g.next())
             model.eval()
-            let count = 1 + g.nextInt(below: 7)
-            let prompts = (0..<count).map { _ in (0..<(1 + g.nextInt(below: 14))).map { _ in Int32(g.nextInt(below: config.vocabSize)) } }
-            let joins = (0..<count).map { _ in g.nextInt(below: 6) }
+            let count = 1 + g.nextInt(below: 8)
+            let longest = [14, 40, 120][trial % 3]
+            let prompts = (0..<count).map { _ in (0..<(1 + g.nextInt(below: longest))).map { _ in Int32(g.nextInt(below: config.vocabSize)) } }
+            let joins = (0..<count).map { _ in g.nextInt(below: 3) }
             let lengths = (0..<count).map { _ in 1 + g.nextInt(below: 12) }
+            let together = trial % 4 == 3   // the joining prompts run in the same forward as the decoding steps
             let (batched, alone) = (prompts.map { _ in KVCache(config: config) }, prompts.map { _ in KVCache(config: config) })
             var next = [Int32](repeating: 0, count: count), made = [Int](repeating: 0, count: count)
             func argmax(_ l: [Float]) -> Int32 { Int32(l.indices.max { l[$0] < l[$1] }!) }
-            for step in 0..<(joins.max()! + lengths.max()! + 1) {
+            for step in 0..<(joins.max()! + lengths.max()! + 2) {
                 let active = (0..<count).filter { joins[$0] < step && made[$0] < lengths[$0] }
-                let rows = try model.nextTokenLogits(batch: active.map { (token: next[$0], cache: batched[$0]) })
-                for (i, row) in zip(active, rows) {
-                    let expected = try model.nextTokenLogits([next[i]], cache: alone[i])
-                    let what = "trial \(trial) sequence \(i) step \(step) of \(active.count)"
+                let joining = (0..<count).filter { joins[$0] == step }
+                var rows = active.map { (tokens: [next[$0]], cache: batched[$0]) }
+                var joinRows = joining.map { (tokens: prompts[$0], cache: batched[$0]) }
+                if together { (rows, joinRows) = (rows + joinRows, []) }
+                let logits = try model.nextTokenLogits(batch: rows) + (try model.nextTokenLogits(batch: joinRows))
+                if Set(joining.map { prompts[$0].count }).count > 1 { padded += 1 }
+                for (i, row) in zip(active + joining, logits) {
+                    let expected = try model.nextTokenLogits(joins[i] == step ? prompts[i] : [next[i]], cache: alone[i])
+                    let what = "trial \(trial) sequence \(i) step \(step) of \(active.count) + \(joining.count) joining"
                     XCTAssertLessThan(zip(row, expected).map { abs($0 - $1) }.max()!, 1e-5, what)
                     XCTAssertEqual(argmax(row), argmax(expected), what)
                     XCTAssertEqual(batched[i].count, alone[i].count, what)
                     next[i] = argmax(expected)
-                    made[i] += 1
-                }
-                for i in 0..<count where joins[i] == step {   // prefilled on their own as they join
-                    let first = try model.nextTokenLogits(prompts[i], cache: batched[i])
-                    XCTAssertEqual(first, try model.nextTokenLogits(prompts[i], cache: alone[i]))
-                    next[i] = argmax(first)
+                    if joins[i] < step { made[i] += 1 }
                 }
             }
             XCTAssertEqual(made, lengths, "trial \(trial)")
         }
+        XCTAssertGreaterThan(padded, 3, "prompts of different lengths join together")
     }
 
-    /// A batched step refuses, caching nothing, a cache given twice, a token outside the vocabulary, a full cache and
-    /// a cache of several sequences, naming what is wrong.
+    /// A batched forward refuses, caching nothing, a cache given twice, a token outside the vocabulary, a row that
+    /// would pass its cache's capacity (or make the padding of another pass it), an empty row and a cache of several
+    /// sequences, naming what is wrong.
     func testBatchedStepRefusesBadRows() throws {
         var config = tinyConfig()
         config.maxPositionEmbeddings = 6
@@ -244,9 +251,10 @@ final class BatchedDecodingTests: XCTestCase {
         _ = try model.nextTokenLogits([1, 2], cache: a)
         _ = try model.nextTokenLogits([3], cache: b)
         _ = try model.nextTokenLogits([1, 2, 3, 4, 5, 6], cache: full)
-        let bad: [(String, [(token: Int32, cache: KVCache)])] = [
-            ("twice", [(4, a), (5, a)]), ("outside the model's vocabulary", [(4, a), (50, b)]),
-            ("max_position_embeddings", [(4, a), (5, full)]), ("one sequence each", [(4, a), (5, KVCache(config: config, batch: 2))]),
+        let bad: [(String, [(tokens: [Int32], cache: KVCache)])] = [
+            ("twice", [([4], a), ([5], a)]), ("outside the model's vocabulary", [([4], a), ([50], b)]),
+            ("max_position_embeddings", [([4], a), ([5], full)]), ("max_position_embeddings", [([4, 5, 6, 7, 8], a), ([5], b)]),
+            ("one sequence each", [([4], a), ([5], KVCache(config: config, batch: 2))]), ("at least one token", [([4], a), ([], b)]),
         ]
         for (reason, rows) in bad {
             XCTAssertThrowsError(try model.nextTokenLogits(batch: rows)) { error in
@@ -257,7 +265,8 @@ final class BatchedDecodingTests: XCTestCase {
         XCTAssertEqual(try model.nextTokenLogits(batch: []), [])
     }
 
-    /// `GenerationSession.next(_:)` over sessions that start at different steps, with their own sampling settings
+    /// `GenerationSession.next(_:)` over sessions that start at different steps (several at once, their prompts of 1 to
+    /// 56 tokens run together), with their own sampling settings
     /// (greedy and seeded sampling, top-k, top-p, repetition penalty), stop tokens and lengths: each session makes
     /// the tokens and ends for the reason it does alone, on a causal model (batched) and on a bidirectional one
     /// (one at a time); a session that has ended gives nil.
@@ -266,16 +275,17 @@ final class BatchedDecodingTests: XCTestCase {
         for trial in 0..<6 {
             var config = tinyConfig(trial % 3 == 0 ? "absolute" : "rope", dropout: 0.2)
             config.vocabSize = 40 + g.nextInt(below: 60)
-            config.maxPositionEmbeddings = 24
+            config.maxPositionEmbeddings = 72
             let model = AlbertForCausalLM(config, seed: g.next(), bidirectional: trial == 5)
             let count = 2 + g.nextInt(below: 6)
+            let longest = [8, 56][trial % 2]
             let requests = (0..<count).map { _ -> ([Int32], SamplingOptions, Int) in
-                let prompt = (0..<(1 + g.nextInt(below: 8))).map { _ in Int32(g.nextInt(below: config.vocabSize)) }
+                let prompt = (0..<(1 + g.nextInt(below: longest))).map { _ in Int32(g.nextInt(below: config.vocabSize)) }
                 var options = SamplingOptions(maxNewTokens: 1 + g.nextInt(below: 14), temperature: [0, 0.8, 1.3][g.nextInt(below: 3)],
                                               topK: [nil, 5][g.nextInt(below: 2)], topP: [1, 0.9][g.nextInt(below: 2)],
                                               repetitionPenalty: [1, 1.2][g.nextInt(below: 2)], seed: g.next())
                 if g.nextInt(below: 3) == 0 { options.stopTokens = [Int32(g.nextInt(below: config.vocabSize))] }
-                return (prompt, options, g.nextInt(below: 5))
+                return (prompt, options, g.nextInt(below: 3))
             }
             let expected = try requests.map { prompt, options, _ -> ([Int32], FinishReason?) in
                 let session = try GenerationSession(model: model, prompt: prompt, options: options, overflow: .keepNewest)

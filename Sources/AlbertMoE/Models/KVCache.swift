@@ -21,7 +21,10 @@ public final class KVCache {
     public var capacity: Int { buffers[0].capacity }
 
     /// Forgets the sequence.
-    public func reset() { buffers.forEach { $0.reset() } }
+    public func reset() { truncate(to: 0) }
+
+    /// Forgets the positions from `count` on.
+    public func truncate(to count: Int) { buffers.forEach { $0.truncate(to: count) } }
 }
 
 extension AlbertForCausalLM {
@@ -38,21 +41,34 @@ extension AlbertForCausalLM {
 }
 
 extension AlbertForCausalLM {
-    /// One decoding step of several sequences in one forward: each entry's token follows the tokens its cache (of
-    /// one sequence) holds. The embeddings, projections, norms, experts and head run on all rows at once; attention
-    /// runs per row against its own cache at its own position. Returns each entry's logits [V] of the token that
-    /// follows, as `nextTokenLogits(_:cache:)` would one at a time. Throws, caching nothing, when a token is outside
-    /// the vocabulary, a cache is full or holds more than one sequence, or a cache is given twice.
-    public func nextTokenLogits(batch: [(token: Int32, cache: KVCache)]) throws -> [[Float]] {
+    /// Runs several sequences in one forward, each entry's tokens after the tokens its cache (of one sequence) holds:
+    /// one token each for a decoding step, whole prompts (into empty caches) to start several generations at once.
+    /// Rows shorter than the longest are padded on the right, which a causal model's real tokens never see, and
+    /// each cache then keeps its own tokens only. The embeddings, projections, norms, experts and head run on all
+    /// rows at once; attention runs per row against its own cache at its own positions. Returns each entry's logits
+    /// [V] of the token after its last, as `nextTokenLogits(_:cache:)` would one at a time (for a model whose experts
+    /// drop nothing: capacity limits make routing depend on the batch). Throws, caching nothing, when an entry is
+    /// empty or holds a token outside the vocabulary, a padded row would pass a cache's capacity, a cache holds more
+    /// than one sequence, or a cache is given twice.
+    public func nextTokenLogits(batch: [(tokens: [Int32], cache: KVCache)]) throws -> [[Float]] {
         guard !batch.isEmpty else { return [] }
         if let cache = batch.first(where: { $0.cache.batch != 1 })?.cache {
-            throw AlbertMoEError.invalidValue(field: "cache", reason: "a batched decoding step takes caches of one "
+            throw AlbertMoEError.invalidValue(field: "cache", reason: "a batched forward takes caches of one "
                                               + "sequence each, got one for \(cache.batch)")
         }
+        guard batch.allSatisfy({ !$0.tokens.isEmpty }) else {
+            throw AlbertMoEError.invalidValue(field: "input_ids", reason: "each sequence of a batched forward needs at least one token")
+        }
+        let length = batch.map(\.tokens.count).max()!
+        // Padding repeats a row's last token: any id in the vocabulary does, since no real token sees it.
+        let padded = batch.flatMap { $0.tokens + Array(repeating: $0.tokens.last!, count: length - $0.tokens.count) }
         return try withNoGrad {
-            let ids = IntTensor(batch.map(\.token), shape: [batch.count, 1])
-            let hidden = try albert(ids, caches: batch.map(\.cache)).hiddenStates        // [B, 1, H]
-            let all = logits(hidden).scalars                                           // [B, 1, V]
+            let counts = batch.map(\.cache.count)
+            let hidden = try albert(IntTensor(padded, shape: [batch.count, length]), caches: batch.map(\.cache)).hiddenStates
+            for (entry, count) in zip(batch, counts) { entry.cache.truncate(to: count + entry.tokens.count) }
+            let last = batch.indices.map { $0 * length + batch[$0].tokens.count - 1 }
+            let rows = hidden.reshaped([batch.count * length, config.hiddenSize]).indexSelect(axis: 0, IntTensor(last, shape: [last.count]))
+            let all = logits(rows).scalars                                                   // [B, V]
             let v = config.vocabSize
             return (0..<batch.count).map { Array(all[$0 * v ..< ($0 + 1) * v]) }
         }

@@ -22,7 +22,13 @@ public final class KeyValueBuffer {
     }
 
     /// Forgets every position (the buffer can be reused for another sequence).
-    public func reset() { count = 0 }
+    public func reset() { truncate(to: 0) }
+
+    /// Forgets the positions from `count` on (those after a padded sequence's own tokens, say).
+    public func truncate(to count: Int) {
+        precondition(count >= 0 && count <= self.count, "KeyValueBuffer: cannot keep \(count) of \(self.count) positions")
+        self.count = count
+    }
 
     /// Makes room for `positions` positions: the storage doubles (capped at `capacity`) until it holds them, and
     /// the filled rows move into the new storage.
