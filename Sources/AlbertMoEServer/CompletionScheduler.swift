@@ -5,7 +5,9 @@ import Synchronization
 /// prompts of the completions that joined since the last step run as one batched forward, then the others' next
 /// positions as another. A completion leaves when it finishes, fails or its client stops listening, without
 /// holding up the others. Beyond `maxBatchSize`, the completions left out of
-/// a step go first in the next. Other model work (embeddings, mask filling, prompts) runs between the steps.
+/// a step go first in the next. Each step queues the next itself, straight from the worker's thread, so that steps
+/// follow each other without a hop through the server's tasks; other model work (embeddings, mask filling,
+/// tokenizing prompts) queued meanwhile runs between them.
 final class CompletionScheduler: Sendable {
     typealias Steps = AsyncThrowingStream<CompletionGenerator.Step, Error>
 
@@ -19,7 +21,7 @@ final class CompletionScheduler: Sendable {
         /// The active completions, in the order they take their turns.
         var entries: [Entry] = []
         var nextID = 0
-        /// Whether a task is running steps.
+        /// Whether a step is queued or running.
         var running = false
         /// The most completions one step has advanced.
         var largestBatch = 0
@@ -51,7 +53,7 @@ final class CompletionScheduler: Sendable {
             defer { s.running = true }
             return !s.running
         }
-        if start { Task { await self.run() } }
+        if start { queueStep() }
         return stream
     }
 
@@ -65,7 +67,7 @@ final class CompletionScheduler: Sendable {
     }
 
     /// The completions of the next step (those left out move to the front of the queue), or nil when none is left
-    /// (the loop then ends; the next completion to join starts another).
+    /// (steps then stop; the next completion to join starts them again).
     private func nextBatch() -> [Entry]? {
         state.withLock { s in
             guard !s.entries.isEmpty else {
@@ -79,29 +81,27 @@ final class CompletionScheduler: Sendable {
         }
     }
 
-    /// Runs steps until no completion is left.
-    private func run() async {
-        while let batch = nextBatch() {
-            let generators = batch.map(\.generator)
-            let results: [Result<CompletionGenerator.Step, Error>]
-            do {
-                results = try await worker.run { CompletionGenerator.step(generators) }
-            } catch {
-                results = batch.map { _ in .failure(error) }
-            }
-            for (entry, result) in zip(batch, results) {
-                switch result {
-                case .success(let step):
-                    entry.continuation.yield(step)
-                    if step.finishReason != nil {
-                        remove(entry.id)
-                        entry.continuation.finish()
-                    }
-                case .failure(let error):
+    private func queueStep() {
+        worker.enqueue { [self] in step() }
+    }
+
+    /// Advances the completions of the next batch by one token and hands each its step, then queues the next step
+    /// while a completion is left.
+    private func step() {
+        guard let batch = nextBatch() else { return }
+        for (entry, result) in zip(batch, CompletionGenerator.step(batch.map(\.generator))) {
+            switch result {
+            case .success(let step):
+                entry.continuation.yield(step)
+                if step.finishReason != nil {
                     remove(entry.id)
-                    entry.continuation.finish(throwing: error)
+                    entry.continuation.finish()
                 }
+            case .failure(let error):
+                remove(entry.id)
+                entry.continuation.finish(throwing: error)
             }
         }
+        queueStep()
     }
 }

@@ -9,6 +9,11 @@ import Dispatch
 final class ModelWorker: Sendable {
     private let queue = DispatchQueue(label: "albertmoe.server.model", qos: .userInitiated)
 
+    /// Queues `job` to run on the worker's queue, after the jobs queued before it.
+    func enqueue(_ job: @escaping @Sendable () -> Void) {
+        queue.async(execute: job)
+    }
+
     /// Runs `job` on the worker's queue and returns its result (or rethrows its error).
     func run<T: Sendable>(_ job: @escaping () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in

@@ -2,20 +2,20 @@ import JSON
 import Foundation
 
 /// Minimal protobuf wire-format reader (varint, fixed32, fixed64, length-delimited).
-struct ProtoReader {
-    let bytes: [UInt8]
-    var pos: Int
-    let end: Int
+package struct ProtoReader {
+    package let bytes: [UInt8]
+    package var pos: Int
+    package let end: Int
 
-    init(_ bytes: [UInt8], range: Range<Int>? = nil) {
+    package init(_ bytes: [UInt8], range: Range<Int>? = nil) {
         self.bytes = bytes
         pos = range?.lowerBound ?? 0
         end = range?.upperBound ?? bytes.count
     }
 
-    var atEnd: Bool { pos >= end }
+    package var atEnd: Bool { pos >= end }
 
-    mutating func varint() throws -> UInt64 {
+    package mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -29,7 +29,7 @@ struct ProtoReader {
     }
 
     /// Reads the next field: (field number, wire type).
-    mutating func tag() throws -> (Int, Int) {
+    package mutating func tag() throws -> (Int, Int) {
         let t = try varint()
         let field = Int(t >> 3), wire = Int(t & 7)
         if field == 0 { throw TokenizerError.malformedModel("invalid field number 0 at byte \(pos)") }
@@ -37,16 +37,16 @@ struct ProtoReader {
     }
 
     /// An int32 or enum field: protobuf writes negative values as ten-byte varints, and keeps their low 32 bits.
-    mutating func int32() throws -> Int { Int(Int32(truncatingIfNeeded: try varint())) }
+    package mutating func int32() throws -> Int { Int(Int32(truncatingIfNeeded: try varint())) }
 
-    mutating func fixed32() throws -> UInt32 {
+    package mutating func fixed32() throws -> UInt32 {
         guard pos + 4 <= end else { throw TokenizerError.malformedModel("truncated fixed32 at byte \(pos)") }
         let v = UInt32(bytes[pos]) | UInt32(bytes[pos + 1]) << 8 | UInt32(bytes[pos + 2]) << 16 | UInt32(bytes[pos + 3]) << 24
         pos += 4
         return v
     }
 
-    mutating func lengthDelimited() throws -> Range<Int> {
+    package mutating func lengthDelimited() throws -> Range<Int> {
         let n = try varint()
         guard n <= UInt64(end - pos) else { throw TokenizerError.malformedModel("length \(n) past end at byte \(pos)") }
         let r = pos..<(pos + Int(n))
@@ -54,7 +54,7 @@ struct ProtoReader {
         return r
     }
 
-    mutating func skip(wire: Int) throws {
+    package mutating func skip(wire: Int) throws {
         switch wire {
         case 0: _ = try varint()
         case 1: guard pos + 8 <= end else { throw TokenizerError.malformedModel("truncated fixed64") }; pos += 8

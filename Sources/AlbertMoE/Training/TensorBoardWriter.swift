@@ -1,4 +1,5 @@
 import Foundation
+import Tokenizers
 
 /// Writes scalar summaries to a TensorBoard event file, with no dependency beyond Foundation.
 ///
@@ -118,7 +119,7 @@ public final class TensorBoardWriter {
                 let length = bytes[offset..<(offset + 8)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
                 guard length <= UInt64(bytes.count - offset - 16) else { break }
                 let data = offset + 12, end = data + Int(length) + 4
-                if ProtobufReader.varintField(2, in: bytes[data..<(end - 4)]).map({ $0 <= Int64(step) }) ?? true { keep = end }
+                if lastVarintField(2, in: bytes, data..<(end - 4)).map({ $0 <= Int64(step) }) ?? true { keep = end }
                 offset = end
             }
             if keep < bytes.count { try MetricsLog.truncate(url, at: keep) }
@@ -193,40 +194,22 @@ func littleEndianBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     (0..<(T.bitWidth / 8)).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
 }
 
-/// Reads one field of a protobuf message: just what `discardEvents` needs.
-enum ProtobufReader {
-    /// The last value of varint field `field` in `message` (as protobuf reads a repeated scalar), nil when the field
-    /// is absent or the message malformed.
-    static func varintField(_ field: Int, in message: ArraySlice<UInt8>) -> Int64? {
-        var i = message.startIndex
-        func varint() -> UInt64? {
-            var value: UInt64 = 0, shift: UInt64 = 0
-            while i < message.endIndex, shift < 64 {
-                let byte = message[i]
-                i += 1
-                value |= UInt64(byte & 0x7F) << shift
-                if byte < 0x80 { return value }
-                shift += 7
-            }
-            return nil
+/// The last value of varint field `field` in the protobuf message at `range` of `bytes` (as protobuf reads a
+/// repeated scalar), nil when the field is absent or the message malformed.
+func lastVarintField(_ field: Int, in bytes: [UInt8], _ range: Range<Int>) -> Int64? {
+    var reader = ProtoReader(bytes, range: range)
+    var found: Int64?
+    do {
+        while !reader.atEnd {
+            let (number, wire) = try reader.tag()
+            guard wire == 0 else { try reader.skip(wire: wire); continue }
+            let value = try reader.varint()
+            if number == field { found = Int64(bitPattern: value) }
         }
-        var found: Int64?
-        while i < message.endIndex {
-            guard let key = varint() else { return nil }
-            switch key & 7 {
-            case 0:
-                guard let value = varint() else { return nil }
-                if Int(key >> 3) == field { found = Int64(bitPattern: value) }
-            case 1: i += 8
-            case 5: i += 4
-            case 2:
-                guard let length = varint(), length <= UInt64(message.endIndex - i) else { return nil }
-                i += Int(length)
-            default: return nil
-            }
-        }
-        return i == message.endIndex ? found : nil
+    } catch {
+        return nil
     }
+    return found
 }
 
 /// A minimal protobuf encoder: just the field kinds that `Event` and `Summary` need.
