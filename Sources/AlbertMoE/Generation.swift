@@ -143,10 +143,6 @@ public final class GenerationSession {
         try options.validate()
         func refuse(_ reason: String) -> AlbertMoEError { .invalidValue(field: "prompt", reason: reason) }
         guard !prompt.isEmpty else { throw refuse("the prompt is empty: give at least one token") }
-        let vocabulary = model.config.vocabSize
-        if let id = prompt.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-            throw refuse("input id \(id) is outside the model's vocabulary [0, \(vocabulary))")
-        }
         let room = model.config.maxPositionEmbeddings
         var kept = prompt
         if prompt.count + options.maxNewTokens > room {
@@ -156,6 +152,11 @@ public final class GenerationSession {
                              + "(max_position_embeddings): shorten the prompt or ask for fewer new tokens")
             }
             kept = Array(prompt.suffix(max(room - options.maxNewTokens, 1)))
+        }
+        do {
+            try model.albert.checkInputs(IntTensor(kept, shape: [1, kept.count]), attentionMask: nil, tokenTypeIDs: nil, caches: [])
+        } catch AlbertMoEError.invalidValue(_, let reason) {
+            throw refuse(reason)
         }
         self.model = model
         self.options = options
@@ -223,17 +224,16 @@ public final class GenerationSession {
     /// `sessions` in groups to run as one padded forward each: by the number of tokens to run, a group's longest
     /// at most twice its shortest (so padding at most doubles the work) and within every member's cache.
     private static func batches(of sessions: [GenerationSession]) -> [[GenerationSession]] {
-        var groups: [[GenerationSession]] = []
+        var groups: [(shortest: Int, members: [GenerationSession])] = []
         for (session, length) in sessions.map({ ($0, $0.unseen.count) }).sorted(by: { $0.1 < $1.1 }) {
-            if let group = groups.last, length <= 2 * group[0].unseen.count,
-               group.allSatisfy({ $0.cache!.count + length <= $0.cache!.capacity }),
-               session.cache!.count + length <= session.cache!.capacity {
-                groups[groups.count - 1].append(session)
+            let fits = { (member: GenerationSession) in member.cache!.count + length <= member.cache!.capacity }
+            if let group = groups.last, length <= 2 * group.shortest, fits(session), group.members.allSatisfy(fits) {
+                groups[groups.count - 1].members.append(session)
             } else {
-                groups.append([session])
+                groups.append((length, [session]))
             }
         }
-        return groups
+        return groups.map(\.members)
     }
 
     /// Samples the next token from `logits` and notes it, and why the generation ends if it does.
