@@ -4,10 +4,10 @@ import Synchronization
 /// advances every active completion, up to `maxBatchSize` of them, by one token, and hands each its new text: the
 /// prompts of the completions that joined since the last step run as one batched forward, then the others' next
 /// positions as another. A completion leaves when it finishes, fails or its client stops listening, without
-/// holding up the others. Beyond `maxBatchSize`, the completions left out of
-/// a step go first in the next. Each step queues the next itself, straight from the worker's thread, so that steps
-/// follow each other without a hop through the server's tasks; other model work (embeddings, mask filling,
-/// tokenizing prompts) queued meanwhile runs between them.
+/// holding up the others. Beyond `maxBatchSize`, the completions left out of a step go first in the next. Each step
+/// queues the next itself, straight from the worker's thread, so that steps follow each other without a hop through
+/// the server's tasks; other model work (embeddings, mask filling, tokenizing prompts) queued meanwhile runs between
+/// them.
 final class CompletionScheduler: Sendable {
     typealias Steps = AsyncThrowingStream<CompletionGenerator.Step, Error>
 
@@ -38,9 +38,9 @@ final class CompletionScheduler: Sendable {
         self.maxBatchSize = maxBatchSize
     }
 
-    /// The steps of `generator`, as they are made: the stream ends after the step that gives
-    /// a finish reason, or with the error that stopped the generation. Dropping the stream (or cancelling the task
-    /// iterating it) takes the completion out of the batch.
+    /// The steps of `generator`, as they are made: the stream ends after the step that gives a finish reason, or with
+    /// the error that stopped the generation. Dropping the stream (or cancelling the task iterating it) takes the
+    /// completion out of the batch.
     func steps(of generator: CompletionGenerator) -> Steps {
         let (stream, continuation) = Steps.makeStream()
         let id = state.withLock { s in

@@ -265,11 +265,11 @@ final class BatchedDecodingTests: XCTestCase {
         XCTAssertEqual(try model.nextTokenLogits(batch: []), [])
     }
 
-    /// `GenerationSession.next(_:)` over sessions that start at different steps (several at once, their prompts of 1 to
-    /// 56 tokens run together), with their own sampling settings
-    /// (greedy and seeded sampling, top-k, top-p, repetition penalty), stop tokens and lengths: each session makes
-    /// the tokens and ends for the reason it does alone, on a causal model (batched) and on a bidirectional one
-    /// (one at a time); a session that has ended gives nil.
+    /// `GenerationSession.next(_:)` over sessions that start at different steps (several at once, their prompts of 1
+    /// to 56 tokens run together), with their own sampling settings (greedy and seeded sampling, top-k, top-p,
+    /// repetition penalty), stop tokens and lengths: each session makes the tokens and ends for the reason it does
+    /// alone, on a causal model (batched) and on a bidirectional one (one at a time); a session that has ended gives
+    /// nil.
     func testSessionsAdvancedTogetherMakeTheirOwnTokens() throws {
         var g = SeededGenerator(seed: 99)
         for trial in 0..<6 {
